@@ -1,0 +1,3 @@
+from intdash.cli import main
+
+main()

@@ -1,0 +1,208 @@
+"""Settings: environment variables (``INTDASH_`` prefix, ``__`` between sections) over an
+optional TOML file over the defaults.
+
+The TOML file is ``$INTDASH_CONFIG`` when set, else ``config.toml`` in the intdash home.
+Every provider URL has the platform's real endpoint as its default and can be pointed at a
+local emulator.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from intdash.core.errors import ConfigError
+
+ENV_PREFIX = "INTDASH_"
+DEFAULT_SERVER_PORT = 8470
+DEFAULT_REDIRECT_URI = "http://localhost:8471/callback"
+
+
+def default_home() -> Path:
+    """The platform's user data folder for intdash."""
+    return platformdirs.user_data_path("intdash", appauthor=False)
+
+
+class XeroSettings(BaseModel):
+    """Xero's OAuth 2.0 app and endpoints."""
+
+    client_id: str = Field("", description="OAuth client id of the Xero app.")
+    client_secret: SecretStr = Field(
+        SecretStr(""), description="OAuth client secret (empty for a PKCE-only app)."
+    )
+    authorize_url: str = Field(
+        "https://login.xero.com/identity/connect/authorize", description="Authorisation endpoint."
+    )
+    token_url: str = Field(
+        "https://identity.xero.com/connect/token", description="Token and refresh endpoint."
+    )
+    api_url: str = Field(
+        "https://api.xero.com",
+        description="API base; /connections and /api.xro/2.0/... are appended.",
+    )
+    redirect_uri: str = Field(DEFAULT_REDIRECT_URI, description="Loopback redirect URI.")
+
+
+class MyobSettings(BaseModel):
+    """MYOB Business (AccountRight) API key and endpoints."""
+
+    client_id: str = Field("", description="API key (client id) of the MYOB app.")
+    client_secret: SecretStr = Field(SecretStr(""), description="API secret of the MYOB app.")
+    authorize_url: str = Field(
+        "https://secure.myob.com/oauth2/account/authorize", description="Authorisation endpoint."
+    )
+    token_url: str = Field(
+        "https://secure.myob.com/oauth2/v1/authorize", description="Token and refresh endpoint."
+    )
+    api_url: str = Field(
+        "https://api.myob.com", description="API base; /accountright/... is appended."
+    )
+    redirect_uri: str = Field(DEFAULT_REDIRECT_URI, description="Loopback redirect URI.")
+
+
+class ZohoSettings(BaseModel):
+    """Zoho Books OAuth client and endpoints."""
+
+    client_id: str = Field("", description="OAuth client id from Zoho's API console.")
+    client_secret: SecretStr = Field(SecretStr(""), description="OAuth client secret.")
+    accounts_url: str = Field(
+        "https://accounts.zoho.com",
+        description="Accounts server (authorise, token); the consent redirect may name another.",
+    )
+    api_url: str = Field(
+        "https://www.zohoapis.com",
+        description="API base when the token response names no api_domain.",
+    )
+    redirect_uri: str = Field(DEFAULT_REDIRECT_URI, description="Loopback redirect URI.")
+
+
+class ServerSettings(BaseModel):
+    """intdash's own HTTP server (ingest API, health)."""
+
+    host: str = Field("127.0.0.1", description="Address to bind.")
+    port: int = Field(DEFAULT_SERVER_PORT, ge=1, le=65535, description="Port to bind.")
+
+
+class LimitSettings(BaseModel):
+    """Default monthly invoice limit of each plan, per integration."""
+
+    starter: int = Field(500, ge=0, description="Starter plan's monthly invoice limit.")
+    growth: int = Field(5_000, ge=0, description="Growth plan's monthly invoice limit.")
+    scale: int = Field(50_000, ge=0, description="Scale plan's monthly invoice limit.")
+
+
+def config_path(environ: dict[str, str] | None = None) -> Path:
+    """Where the optional TOML settings file is looked for."""
+    env = os.environ if environ is None else environ
+    explicit = env.get("INTDASH_CONFIG")
+    if explicit:
+        return Path(explicit).expanduser()
+    home = env.get("INTDASH_HOME")
+    return (Path(home).expanduser() if home else default_home()) / "config.toml"
+
+
+class Settings(BaseSettings):
+    """Every setting of intdash. See the README for the table of variables."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    home: Path = Field(
+        default_factory=default_home,
+        description="Folder of the database, the vault key and the logs.",
+    )
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; default a SQLite file in the home."
+    )
+    secret_key: SecretStr | None = Field(
+        None,
+        description="Vault key(s) instead of the key file: 'KEY', or 'N:KEY,M:OLD' newest first.",
+    )
+    log_level: str = Field("INFO", description="Level of the log file: DEBUG, INFO, WARNING.")
+    xero: XeroSettings = Field(default_factory=XeroSettings)
+    myob: MyobSettings = Field(default_factory=MyobSettings)
+    zoho: ZohoSettings = Field(default_factory=ZohoSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+
+    @field_validator("home", mode="after")
+    @classmethod
+    def _expand_home(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @field_validator("log_level", mode="after")
+    @classmethod
+    def _check_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+        return level
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=config_path()),
+        )
+
+    @property
+    def db_url(self) -> str:
+        """The database URL in force."""
+        return self.database_url or f"sqlite:///{self.database_path}"
+
+    @property
+    def database_path(self) -> Path:
+        return self.home / "intdash.db"
+
+    @property
+    def key_path(self) -> Path:
+        return self.home / "vault.key"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def log_path(self) -> Path:
+        return self.log_dir / "intdash.log"
+
+
+def _env_name(loc: tuple[Any, ...]) -> str:
+    return ENV_PREFIX + "__".join(str(part).upper() for part in loc)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings, turning a validation failure into one clear :class:`ConfigError`."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = _env_name(tuple(first["loc"])) if first["loc"] else "settings"
+        where = config_path()
+        raise ConfigError(
+            f"invalid setting {name}: {first['msg']} (from the environment or {where})"
+        ) from None
+    except (OSError, ValueError) as exc:  # an unreadable or malformed TOML file
+        raise ConfigError(f"cannot read settings file {config_path()}: {exc}") from None

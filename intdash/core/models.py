@@ -1,0 +1,165 @@
+"""The tables. Alembic migrations under ``migrations/versions`` create exactly these."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from sqlalchemy import JSON, Index, MetaData, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from intdash.core.dbtypes import Money, UTCDateTime
+
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata: MetaData = SQLModel.metadata
+
+
+class FiscalStatus(StrEnum):
+    RECEIVED = "received"
+    HELD = "held"  # over the monthly limit: kept, not fiscalized, released later
+    FISCALIZED = "fiscalized"
+
+
+class RunOutcome(StrEnum):
+    RUNNING = "running"
+    OK = "ok"
+    FAILED = "failed"
+    PARTIAL = "partial"
+    CANCELLED = "cancelled"
+
+
+class Integration(SQLModel, table=True):
+    __tablename__: ClassVar[str] = "integrations"
+
+    id: int | None = Field(default=None, primary_key=True)
+    uid: str = Field(max_length=32, unique=True)
+    type: str = Field(max_length=16)
+    name: str = Field(max_length=200)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    settings: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    sync_enabled: bool = True
+    sync_from: date | None = None
+    cursor: str | None = Field(default=None, max_length=200)
+    last_attempted_sync: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_successful_sync: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_sync_error: str | None = Field(default=None, sa_type=Text)
+    auth_error: str | None = Field(default=None, sa_type=Text)
+    removed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class Credential(SQLModel, table=True):
+    """One encrypted secret of an integration (token set, client secret, tenant id, ...).
+
+    ``version`` grows on every write, so that a writer can compare-and-swap.
+    """
+
+    __tablename__: ClassVar[str] = "credentials"
+    __table_args__ = (UniqueConstraint("integration_id", "name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    integration_id: int = Field(foreign_key="integrations.id", index=True)
+    name: str = Field(max_length=64)
+    ciphertext: str = Field(sa_type=Text)
+    version: int = 1
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class ApiKey(SQLModel, table=True):
+    __tablename__: ClassVar[str] = "api_keys"
+
+    id: int | None = Field(default=None, primary_key=True)
+    key_id: str = Field(max_length=32, unique=True)
+    integration_id: int = Field(foreign_key="integrations.id", index=True)
+    secret_hash: str = Field(max_length=64)
+    label: str = Field(max_length=200)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    last_used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class Invoice(SQLModel, table=True):
+    __tablename__: ClassVar[str] = "invoices"
+    __table_args__ = (
+        UniqueConstraint("integration_id", "external_id"),
+        Index(None, "integration_id", "received_at"),
+        Index(None, "received_at", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    integration_id: int = Field(foreign_key="integrations.id")
+    external_id: str = Field(max_length=200)
+    number: str | None = Field(default=None, max_length=200)
+    kind: str = Field(default="sales", max_length=16)  # sales or purchase
+    contact: str | None = Field(default=None, max_length=400)
+    issue_date: date | None = None
+    due_date: date | None = None
+    currency: str = Field(max_length=3)
+    subtotal: Decimal = Field(sa_type=Money)
+    tax: Decimal = Field(sa_type=Money)
+    total: Decimal = Field(sa_type=Money)
+    source_status: str | None = Field(default=None, max_length=32)
+    source_updated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    fiscal_status: str = Field(default=FiscalStatus.RECEIVED.value, max_length=16)
+    received_at: datetime = Field(sa_type=UTCDateTime)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class FiscalRecord(SQLModel, table=True):
+    """An entry of the fiscal register: numbered, timed, and hash-chained to the one before."""
+
+    __tablename__: ClassVar[str] = "fiscal_records"
+
+    seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    invoice_id: int = Field(foreign_key="invoices.id", unique=True)
+    recorded_at: datetime = Field(sa_type=UTCDateTime)
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)
+
+
+class SyncRun(SQLModel, table=True):
+    __tablename__: ClassVar[str] = "sync_runs"
+    __table_args__ = (Index(None, "integration_id", "started_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    integration_id: int = Field(foreign_key="integrations.id")
+    trigger: str = Field(max_length=16)  # schedule, manual, webhook
+    started_at: datetime = Field(sa_type=UTCDateTime)
+    ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    fetched: int = 0
+    created: int = 0
+    updated: int = 0
+    held: int = 0
+    outcome: str = Field(default=RunOutcome.RUNNING.value, max_length=16)
+    error: str | None = Field(default=None, sa_type=Text)
+
+
+class Plan(SQLModel, table=True):
+    """The workspace's plan and licence: a single row."""
+
+    __tablename__: ClassVar[str] = "plan"
+
+    id: int = Field(default=1, primary_key=True, sa_column_kwargs={"autoincrement": False})
+    tier: str = Field(max_length=16)
+    monthly_limit: int | None = None  # None: the tier's default from the settings
+    licence_expires: date | None = None
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class AuditEvent(SQLModel, table=True):
+    __tablename__: ClassVar[str] = "audit_events"
+    __table_args__ = (Index(None, "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(sa_type=UTCDateTime)
+    actor: str = Field(max_length=64)
+    action: str = Field(max_length=64)
+    integration_uid: str | None = Field(default=None, max_length=32, index=True)
+    detail: str | None = Field(default=None, sa_type=Text)

@@ -1,0 +1,140 @@
+"""The credential store: every secret of an integration, encrypted by the vault.
+
+Each value is bound to its row (integration id and name) so a ciphertext moved elsewhere does not
+decrypt. Every write bumps the row's version, so writers that must not overwrite each other (token
+refresh across processes) can compare-and-swap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sqlalchemy import delete, update
+from sqlmodel import Session, col, select
+
+from intdash.core.models import Credential
+
+if TYPE_CHECKING:
+    from intdash.core.workspace import Workspace
+
+OAUTH_TOKEN = "oauth_token"  # noqa: S105 - credential names
+TENANT_ID = "tenant_id"
+SIGNING_SECRET = "signing_secret"  # noqa: S105
+
+
+@dataclass(frozen=True)
+class StoredSecret:
+    value: str
+    version: int
+
+
+def _context(integration_id: int, name: str) -> str:
+    return f"credential:{integration_id}:{name}"
+
+
+class CredentialStore:
+    def __init__(self, workspace: Workspace) -> None:
+        self._ws = workspace
+
+    def _row(self, session: Session, integration_id: int, name: str) -> Credential | None:
+        return session.exec(
+            select(Credential).where(
+                Credential.integration_id == integration_id, Credential.name == name
+            )
+        ).first()
+
+    def get(self, session: Session, integration_id: int, name: str) -> StoredSecret | None:
+        row = self._row(session, integration_id, name)
+        if row is None:
+            return None
+        return StoredSecret(
+            self._ws.vault.decrypt(row.ciphertext, _context(integration_id, name)), row.version
+        )
+
+    def put(self, session: Session, integration_id: int, name: str, value: str) -> int:
+        """Store ``value`` (replacing any earlier one); returns the new version."""
+        ciphertext = self._ws.vault.encrypt(value, _context(integration_id, name))
+        row = self._row(session, integration_id, name)
+        now = self._ws.clock()
+        if row is None:
+            row = Credential(
+                integration_id=integration_id, name=name, ciphertext=ciphertext, updated_at=now
+            )
+        else:
+            row.ciphertext, row.version, row.updated_at = ciphertext, row.version + 1, now
+        session.add(row)
+        session.flush()
+        return row.version
+
+    def compare_and_swap(
+        self, session: Session, integration_id: int, name: str, value: str, expected_version: int
+    ) -> bool:
+        """Replace the value only if it is still at ``expected_version``."""
+        ciphertext = self._ws.vault.encrypt(value, _context(integration_id, name))
+        result = session.execute(
+            update(Credential)
+            .where(
+                col(Credential.integration_id) == integration_id,
+                col(Credential.name) == name,
+                col(Credential.version) == expected_version,
+            )
+            .values(
+                ciphertext=ciphertext,
+                version=Credential.version + 1,
+                updated_at=self._ws.clock(),
+            )
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def delete(self, session: Session, integration_id: int, name: str) -> bool:
+        result = session.execute(
+            delete(Credential).where(
+                col(Credential.integration_id) == integration_id, col(Credential.name) == name
+            )
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def names(self, session: Session, integration_id: int) -> set[str]:
+        return set(
+            session.exec(select(Credential.name).where(Credential.integration_id == integration_id))
+        )
+
+    def names_by_integration(self, session: Session) -> dict[int, set[str]]:
+        found: dict[int, set[str]] = {}
+        for integration_id, name in session.exec(
+            select(Credential.integration_id, Credential.name)
+        ):
+            found.setdefault(integration_id, set()).add(name)
+        return found
+
+    def wipe(self, session: Session, integration_id: int) -> int:
+        """Delete every secret of an integration; returns how many there were."""
+        result = session.execute(
+            delete(Credential).where(col(Credential.integration_id) == integration_id)
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    def reencrypt(self, session: Session) -> int:
+        """Re-encrypt every secret not under the vault's current key; returns how many."""
+        vault = self._ws.vault
+        current = vault.current_version
+        count = 0
+        for row in session.exec(select(Credential)):
+            if vault.version_of(row.ciphertext) == current:
+                continue
+            context = _context(row.integration_id, row.name)
+            row.ciphertext = vault.encrypt(vault.decrypt(row.ciphertext, context), context)
+            session.add(row)
+            count += 1
+        session.flush()
+        return count
+
+    def count_not_current(self, session: Session) -> int:
+        vault = self._ws.vault
+        current = vault.current_version
+        return sum(
+            1
+            for ciphertext in session.exec(select(Credential.ciphertext))
+            if vault.version_of(ciphertext) != current
+        )

@@ -1,0 +1,456 @@
+"""Integrations: create, list, show, configure and remove, each with its derived status."""
+
+from __future__ import annotations
+
+import builtins
+import json
+import re
+import secrets
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from intdash.core.catalog import Action, IntegrationType, TypeSpec, type_spec
+from intdash.core.clock import month_start
+from intdash.core.errors import ConflictError, FieldErrors, NotFoundError
+from intdash.core.models import ApiKey, FiscalStatus, Integration, Invoice
+from intdash.core.plans import LicenceState
+from intdash.core.services.credentials import OAUTH_TOKEN
+from intdash.core.status import Status, StatusFacts, derive_status
+
+if TYPE_CHECKING:
+    from intdash.core.services.plans import PlanView
+    from intdash.core.workspace import Workspace
+
+UID_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"  # no 0/o, 1/l/i: read aloud, typed safely
+UID_LENGTH = 6
+NAME_MAX = 200
+COMMON_FIELDS = ("name", "sync_from", "sync_enabled")
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _iso(moment: datetime | date | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+@dataclass(frozen=True)
+class IntegrationView:
+    """An integration as the faces show it: its data, its status and what it may do."""
+
+    uid: str
+    type: IntegrationType
+    name: str
+    created: datetime
+    status: Status
+    sync_enabled: bool
+    sync_from: date | None
+    cursor: str | None
+    last_attempted_sync: datetime | None
+    last_successful_sync: datetime | None
+    last_sync_error: str | None
+    removed_at: datetime | None
+    settings: Mapping[str, Any]
+    secrets_set: tuple[str, ...]
+    invoices_this_month: int
+    monthly_limit: int
+
+    @property
+    def spec(self) -> TypeSpec:
+        return type_spec(self.type)
+
+    @property
+    def actions(self) -> tuple[Action, ...]:
+        return () if self.removed_at else self.spec.actions
+
+    def to_json(self) -> dict[str, Any]:
+        """The stable JSON form of ``intdash integrations show --json``."""
+        return {
+            "uid": self.uid,
+            "type": self.type.value,
+            "type_label": self.spec.label,
+            "name": self.name,
+            "created": _iso(self.created),
+            "status": "active" if self.status.active else "inactive",
+            "reason": self.status.reason.value if self.status.reason else None,
+            "reason_detail": self.status.detail,
+            "sync_enabled": self.sync_enabled,
+            "sync_from": _iso(self.sync_from),
+            "last_attempted_sync": _iso(self.last_attempted_sync),
+            "last_successful_sync": _iso(self.last_successful_sync),
+            "last_sync_error": self.last_sync_error,
+            "removed": self.removed_at is not None,
+            "removed_at": _iso(self.removed_at),
+            "settings": dict(self.settings),
+            "secrets": {f.name: f.name in self.secrets_set for f in self.spec.fields if f.secret},
+            "invoices_this_month": self.invoices_this_month,
+            "monthly_limit": self.monthly_limit,
+            "actions": [a.value for a in self.actions],
+        }
+
+
+@dataclass(frozen=True)
+class CreatedIntegration:
+    integration: IntegrationView
+    generated_secrets: Mapping[str, str]  # made at creation and shown this once only
+
+
+@dataclass(frozen=True)
+class _Changes:
+    columns: dict[str, Any]
+    settings: dict[str, Any]
+    secrets: dict[str, str | None]
+
+    @property
+    def names(self) -> list[str]:
+        return sorted({*self.columns, *self.settings, *self.secrets})
+
+
+def parse_bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(f"must be true or false, not {text!r}")
+
+
+class IntegrationService:
+    def __init__(self, workspace: Workspace) -> None:
+        self._ws = workspace
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def list(self, *, include_removed: bool = False) -> list[IntegrationView]:
+        """Every integration, oldest first, with its status."""
+        with self._ws.db.read() as session:
+            query = select(Integration).order_by(col(Integration.id))
+            if not include_removed:
+                query = query.where(col(Integration.removed_at).is_(None))
+            return self._views(session, list(session.exec(query)))
+
+    def get(self, uid: str) -> IntegrationView:
+        with self._ws.db.read() as session:
+            return self._views(session, [self.find(session, uid)])[0]
+
+    def find(self, session: Session, uid: str) -> Integration:
+        row = session.exec(select(Integration).where(Integration.uid == uid.strip())).first()
+        if row is None:
+            raise NotFoundError(f"no integration with UID {uid!r} ('intdash integrations list')")
+        return row
+
+    def find_live(self, session: Session, uid: str) -> Integration:
+        row = self.find(session, uid)
+        if row.removed_at is not None:
+            raise ConflictError(f"integration {row.uid} was removed on {row.removed_at:%Y-%m-%d}")
+        return row
+
+    def _views(
+        self, session: Session, rows: builtins.list[Integration]
+    ) -> builtins.list[IntegrationView]:
+        """Views of ``rows`` with their status, in a fixed number of queries."""
+        if not rows:
+            return []
+        plan = self._ws.plans.current(session)
+        ids = [row.id for row in rows if row.id is not None]
+        secret_names = self._ws.credentials.names_by_integration(session)
+        month = self.invoices_this_month(session, ids)
+        keys = self._live_keys(session, ids)
+        return [
+            self._view(row, plan, secret_names.get(row.id or 0, set()), month, keys) for row in rows
+        ]
+
+    def invoices_this_month(self, session: Session, ids: Iterable[int]) -> dict[int, int]:
+        """Invoices each integration received this month that count against the limit."""
+        ids = builtins.list(ids)
+        query = (
+            select(Invoice.integration_id, func.count())
+            .where(
+                col(Invoice.received_at) >= month_start(self._ws.clock()),
+                col(Invoice.fiscal_status) != FiscalStatus.HELD.value,
+            )
+            .group_by(col(Invoice.integration_id))
+        )
+        if len(ids) <= 500:
+            query = query.where(col(Invoice.integration_id).in_(ids))
+        return dict(session.exec(query).all())
+
+    @staticmethod
+    def _live_keys(session: Session, ids: builtins.list[int]) -> dict[int, int]:
+        query = (
+            select(ApiKey.integration_id, func.count())
+            .where(col(ApiKey.revoked_at).is_(None))
+            .group_by(col(ApiKey.integration_id))
+        )
+        if len(ids) <= 500:
+            query = query.where(col(ApiKey.integration_id).in_(ids))
+        return dict(session.exec(query).all())
+
+    def _view(
+        self,
+        row: Integration,
+        plan: PlanView,
+        secret_names: set[str],
+        month: Mapping[int, int],
+        keys: Mapping[int, int],
+    ) -> IntegrationView:
+        spec = type_spec(row.type)
+        row_id = row.id or 0
+        missing = tuple(
+            f.name
+            for f in spec.fields
+            if f.required and f.name not in secret_names and row.settings.get(f.name) in (None, "")
+        )
+        facts = StatusFacts(
+            removed=row.removed_at is not None,
+            licence_lapsed=plan.licence is LicenceState.LAPSED,
+            oauth=spec.oauth,
+            authorised=OAUTH_TOKEN in secret_names,
+            auth_error=row.auth_error,
+            missing_fields=missing,
+            needs_api_key=spec.needs_api_key,
+            live_api_keys=keys.get(row_id, 0),
+            sync_enabled=row.sync_enabled,
+            invoices_this_month=month.get(row_id, 0),
+            monthly_limit=plan.monthly_limit,
+            last_sync_error=row.last_sync_error,
+        )
+        return IntegrationView(
+            uid=row.uid,
+            type=spec.type,
+            name=row.name,
+            created=row.created_at,
+            status=derive_status(facts),
+            sync_enabled=row.sync_enabled,
+            sync_from=row.sync_from,
+            cursor=row.cursor,
+            last_attempted_sync=row.last_attempted_sync,
+            last_successful_sync=row.last_successful_sync,
+            last_sync_error=row.last_sync_error,
+            removed_at=row.removed_at,
+            settings=dict(row.settings),
+            secrets_set=tuple(sorted(n for n in secret_names if spec.field(n) is not None)),
+            invoices_this_month=facts.invoices_this_month,
+            monthly_limit=plan.monthly_limit,
+        )
+
+    # -- validation -------------------------------------------------------------------------
+
+    def _parse(
+        self,
+        session: Session,
+        spec: TypeSpec,
+        values: Mapping[str, str],
+        *,
+        creating: bool,
+        secrets_present: set[str] | None = None,
+        current_settings: Mapping[str, Any] | None = None,
+    ) -> _Changes:
+        """Validate ``values`` for a type, collecting every problem before failing."""
+        errors: dict[str, str] = {}
+        columns: dict[str, Any] = {}
+        settings: dict[str, Any] = {}
+        secret_values: dict[str, str | None] = {}
+        for key, raw in values.items():
+            try:
+                if key in COMMON_FIELDS:
+                    columns[key] = self._parse_common(key, raw)
+                    continue
+                field = spec.field(key)
+                if field is None:
+                    accepted = ", ".join((*COMMON_FIELDS, *spec.field_names))
+                    raise ValueError(f"is not a setting of {spec.label}; accepted: {accepted}")
+                value = field.parse(raw)
+                if field.secret:
+                    secret_values[key] = None if value is None else _secret_text(value)
+                else:
+                    settings[key] = value
+            except ValueError as exc:
+                errors[key] = str(exc)
+        if creating:
+            for field in spec.fields:
+                if field.name in values or field.default is None or field.secret:
+                    continue
+                settings[field.name] = field.parse(field.default)
+        # required fields must hold a value once the change is applied
+        present_settings = {**(current_settings or {}), **settings}
+        present_secrets = (secrets_present or set()) | {
+            k for k, v in secret_values.items() if v is not None
+        }
+        present_secrets -= {k for k, v in secret_values.items() if v is None}
+        for field in spec.fields:
+            if not field.required or field.name in errors:
+                continue
+            held = (
+                field.name in present_secrets
+                if field.secret
+                else (present_settings.get(field.name) not in (None, ""))
+            )
+            if not held:
+                errors[field.name] = "is required"
+        if "deliver" in settings and isinstance(settings["deliver"], list):
+            unknown = self._unknown_uids(session, settings["deliver"])
+            if unknown:
+                errors["deliver"] = f"no integration with UID {unknown[0]!r}"
+        if errors:
+            raise FieldErrors(errors)
+        return _Changes(columns, settings, secret_values)
+
+    def _parse_common(self, key: str, raw: str) -> Any:
+        if key == "name":
+            name = raw.strip()
+            if not name:
+                raise ValueError("must not be empty")
+            if len(name) > NAME_MAX:
+                raise ValueError(f"must be at most {NAME_MAX} characters, not {len(name)}")
+            if _CONTROL.search(name):
+                raise ValueError("must not contain control characters")
+            return name
+        if key == "sync_from":
+            text = raw.strip()
+            if text.lower() in ("", "none"):
+                return None
+            try:
+                day = date.fromisoformat(text)
+            except ValueError:
+                raise ValueError(f"must be a date as YYYY-MM-DD, not {text!r}") from None
+            if day > self._ws.clock().date():
+                raise ValueError(f"must not be in the future ({day} is after today)")
+            return day
+        return parse_bool(raw)
+
+    @staticmethod
+    def _unknown_uids(session: Session, uids: builtins.list[str]) -> builtins.list[str]:
+        known = set(session.exec(select(Integration.uid).where(col(Integration.uid).in_(uids))))
+        return [uid for uid in uids if uid not in known]
+
+    # -- changing ---------------------------------------------------------------------------
+
+    def create(
+        self,
+        type: IntegrationType | str,
+        name: str | None = None,
+        values: Mapping[str, str] | None = None,
+    ) -> CreatedIntegration:
+        """Create an integration; required settings must be given (others may follow)."""
+        spec = type_spec(type)
+        given = dict(values or {})
+        if name is not None:
+            given["name"] = name
+        ws = self._ws
+        for attempt in range(5):
+            try:
+                with ws.db.write() as session:
+                    changes = self._parse(session, spec, given, creating=True)
+                    uid = self._new_uid(session, spec)
+                    row = Integration(
+                        uid=uid,
+                        type=spec.type.value,
+                        name=changes.columns.get("name") or f"{spec.label} {uid.split('-')[1]}",
+                        created_at=ws.clock(),
+                        settings=changes.settings,
+                        sync_enabled=changes.columns.get("sync_enabled", True),
+                        sync_from=changes.columns.get("sync_from"),
+                    )
+                    session.add(row)
+                    session.flush()
+                    assert row.id is not None
+                    for key, value in changes.secrets.items():
+                        if value is not None:
+                            ws.credentials.put(session, row.id, key, value)
+                    generated = {key: secrets.token_urlsafe(32) for key in spec.generated_secrets}
+                    for key, value in generated.items():
+                        ws.credentials.put(session, row.id, key, value)
+                    ws.audit.record(
+                        session,
+                        "integration.created",
+                        uid,
+                        f"{spec.label} '{row.name}'"
+                        + (f", settings: {', '.join(changes.names)}" if changes.names else ""),
+                    )
+                    view = self._views(session, [row])[0]
+                return CreatedIntegration(view, generated)
+            except IntegrityError:
+                if attempt == 4:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _new_uid(self, session: Session, spec: TypeSpec) -> str:
+        while True:
+            suffix = "".join(secrets.choice(UID_ALPHABET) for _ in range(UID_LENGTH))
+            uid = f"{spec.uid_prefix}-{suffix}"
+            if session.exec(select(Integration.id).where(Integration.uid == uid)).first() is None:
+                return uid
+
+    def configure(self, uid: str, values: Mapping[str, str]) -> IntegrationView:
+        """Change settings; what is not given is kept (secrets too, unless retyped)."""
+        if not values:
+            raise FieldErrors({"settings": "nothing to change: give at least one KEY=VALUE"})
+        ws = self._ws
+        with ws.db.write() as session:
+            row = self.find_live(session, uid)
+            assert row.id is not None
+            spec = type_spec(row.type)
+            changes = self._parse(
+                session,
+                spec,
+                values,
+                creating=False,
+                secrets_present=ws.credentials.names(session, row.id),
+                current_settings=row.settings,
+            )
+            for key, value in changes.columns.items():
+                setattr(row, key, value)
+            if "sync_from" in changes.columns:
+                row.cursor = None  # the next sync starts again from the new date
+            if changes.settings:
+                row.settings = {**row.settings, **changes.settings}
+            session.add(row)
+            for key, secret in changes.secrets.items():
+                if secret is None:
+                    ws.credentials.delete(session, row.id, key)
+                else:
+                    ws.credentials.put(session, row.id, key, secret)
+            ws.audit.record(
+                session, "integration.configured", row.uid, "changed: " + ", ".join(changes.names)
+            )
+            session.flush()
+            return self._views(session, [row])[0]
+
+    def set_sync_enabled(self, uid: str, enabled: bool) -> IntegrationView:
+        return self.configure(uid, {"sync_enabled": "true" if enabled else "false"})
+
+    def remove(self, uid: str) -> IntegrationView:
+        """Stop all syncing, wipe the credentials, keep every invoice, and audit it."""
+        ws = self._ws
+        with ws.db.write() as session:
+            row = self.find_live(session, uid)
+            assert row.id is not None
+            row.removed_at = ws.clock()
+            row.sync_enabled = False
+            session.add(row)
+            wiped = ws.credentials.wipe(session, row.id)
+            kept = session.exec(
+                select(func.count()).select_from(Invoice).where(Invoice.integration_id == row.id)
+            ).one()
+            ws.audit.record(
+                session,
+                "integration.removed",
+                row.uid,
+                f"sync stopped, {wiped} credentials wiped, {kept} invoices kept",
+            )
+            session.flush()
+            return self._views(session, [row])[0]
+
+
+def _secret_text(value: Any) -> str:
+    """How a secret-kind field is stored in the vault: text, headers as JSON."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)

@@ -1,0 +1,108 @@
+"""A workspace: the settings, database, vault, clock and actor every service works with."""
+
+from __future__ import annotations
+
+import getpass
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from intdash.core.clock import Clock, system_clock
+from intdash.core.config import Settings, load_settings
+from intdash.core.db import Database
+from intdash.core.vault import Vault
+
+if TYPE_CHECKING:
+    from intdash.core.services.apikeys import ApiKeyService
+    from intdash.core.services.audit import AuditService
+    from intdash.core.services.credentials import CredentialStore
+    from intdash.core.services.integrations import IntegrationService
+    from intdash.core.services.plans import PlanService
+    from intdash.core.services.vaultops import VaultService
+
+
+def current_os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry, as in some containers
+        return "unknown"
+
+
+def open_vault(settings: Settings) -> Vault:
+    if settings.secret_key is not None:
+        return Vault(env_keys=settings.secret_key.get_secret_value())
+    return Vault(key_file=settings.key_path)
+
+
+@dataclass
+class Workspace:
+    settings: Settings
+    db: Database
+    vault: Vault
+    clock: Clock = system_clock
+    actor: str = field(default_factory=current_os_user)
+
+    @classmethod
+    def open(
+        cls,
+        settings: Settings | None = None,
+        *,
+        clock: Clock = system_clock,
+        actor: str | None = None,
+        migrate: bool = True,
+    ) -> Workspace:
+        """Open (creating if needed) the settings' workspace, migrated to the newest schema."""
+        settings = settings or load_settings()
+        settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        db = Database(settings.db_url)
+        if migrate:
+            db.migrate()
+        workspace = cls(settings, db, open_vault(settings), clock)
+        if actor:
+            workspace.actor = actor
+        return workspace
+
+    def close(self) -> None:
+        self.db.dispose()
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    @cached_property
+    def audit(self) -> AuditService:
+        from intdash.core.services.audit import AuditService
+
+        return AuditService(self)
+
+    @cached_property
+    def credentials(self) -> CredentialStore:
+        from intdash.core.services.credentials import CredentialStore
+
+        return CredentialStore(self)
+
+    @cached_property
+    def plans(self) -> PlanService:
+        from intdash.core.services.plans import PlanService
+
+        return PlanService(self)
+
+    @cached_property
+    def integrations(self) -> IntegrationService:
+        from intdash.core.services.integrations import IntegrationService
+
+        return IntegrationService(self)
+
+    @cached_property
+    def keys(self) -> ApiKeyService:
+        from intdash.core.services.apikeys import ApiKeyService
+
+        return ApiKeyService(self)
+
+    @cached_property
+    def vault_ops(self) -> VaultService:
+        from intdash.core.services.vaultops import VaultService
+
+        return VaultService(self)
