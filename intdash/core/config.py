@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -28,12 +28,18 @@ DEFAULT_SERVER_PORT = 8470
 DEFAULT_REDIRECT_URI = "http://localhost:8471/callback"
 
 
+class _Section(BaseModel):
+    """A settings section: an unknown key is a typo to report, not to ignore."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
 def default_home() -> Path:
     """The platform's user data folder for intdash."""
     return platformdirs.user_data_path("intdash", appauthor=False)
 
 
-class XeroSettings(BaseModel):
+class XeroSettings(_Section):
     """Xero's OAuth 2.0 app and endpoints."""
 
     client_id: str = Field("", description="OAuth client id of the Xero app.")
@@ -53,7 +59,7 @@ class XeroSettings(BaseModel):
     redirect_uri: str = Field(DEFAULT_REDIRECT_URI, description="Loopback redirect URI.")
 
 
-class MyobSettings(BaseModel):
+class MyobSettings(_Section):
     """MYOB Business (AccountRight) API key and endpoints."""
 
     client_id: str = Field("", description="API key (client id) of the MYOB app.")
@@ -70,7 +76,7 @@ class MyobSettings(BaseModel):
     redirect_uri: str = Field(DEFAULT_REDIRECT_URI, description="Loopback redirect URI.")
 
 
-class ZohoSettings(BaseModel):
+class ZohoSettings(_Section):
     """Zoho Books OAuth client and endpoints."""
 
     client_id: str = Field("", description="OAuth client id from Zoho's API console.")
@@ -86,14 +92,14 @@ class ZohoSettings(BaseModel):
     redirect_uri: str = Field(DEFAULT_REDIRECT_URI, description="Loopback redirect URI.")
 
 
-class ServerSettings(BaseModel):
+class ServerSettings(_Section):
     """intdash's own HTTP server (ingest API, health)."""
 
     host: str = Field("127.0.0.1", description="Address to bind.")
     port: int = Field(DEFAULT_SERVER_PORT, ge=1, le=65535, description="Port to bind.")
 
 
-class LimitSettings(BaseModel):
+class LimitSettings(_Section):
     """Default monthly invoice limit of each plan, per integration."""
 
     starter: int = Field(500, ge=0, description="Starter plan's monthly invoice limit.")

@@ -1,0 +1,178 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, text
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+
+from intdash.core.db import Database, normalise_url
+from intdash.core.dbtypes import canonical_amount
+from intdash.core.errors import ConfigError
+from intdash.core.models import Integration, Invoice, metadata
+from intdash.core.workspace import Workspace
+from tests.conftest import ON_POSTGRES
+
+
+def test_migrations_create_exactly_the_models(ws: Workspace) -> None:
+    with ws.db.engine.connect() as conn:
+        diff = compare_metadata(
+            MigrationContext.configure(conn, opts={"compare_type": True}), metadata
+        )
+    assert diff == []
+    assert ws.db.current_revision() == ws.db.head_revision()
+
+
+def test_migrate_is_idempotent(ws: Workspace) -> None:
+    assert ws.db.migrate() is False
+
+
+def test_concurrent_first_start_migrates_once(db_url: str) -> None:
+    code = "import sys; from intdash.core.db import Database; Database(sys.argv[1]).migrate()"
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, db_url], stderr=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]
+    errors = [p.communicate(timeout=60)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], errors
+    db = Database(db_url)
+    assert db.current_revision() == db.head_revision()
+    assert "invoices" in inspect(db.engine).get_table_names()
+    db.dispose()
+
+
+@pytest.mark.skipif(ON_POSTGRES, reason="SQLite pragmas")
+def test_sqlite_runs_in_wal_mode_with_foreign_keys(ws: Workspace) -> None:
+    with ws.db.engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+        assert conn.execute(text("PRAGMA secure_delete")).scalar() == 1
+
+
+def test_foreign_keys_are_enforced(ws: Workspace) -> None:
+    now = datetime.now(UTC)
+    with pytest.raises(IntegrityError), ws.db.write() as session:
+        session.add(
+            Invoice(
+                integration_id=9999,
+                external_id="x",
+                currency="NZD",
+                subtotal=Decimal(1),
+                tax=Decimal(0),
+                total=Decimal(1),
+                received_at=now,
+                updated_at=now,
+            )
+        )
+
+
+def _integration(ws: Workspace) -> int:
+    uid = ws.integrations.create("custom").integration.uid
+    with ws.db.read() as session:
+        row_id = ws.integrations.find(session, uid).id
+    assert row_id is not None
+    return row_id
+
+
+@pytest.mark.parametrize(
+    ("stored", "read"),
+    [
+        ("1234567.89", "1234567.89"),
+        ("0.1", "0.10"),
+        ("-15.5", "-15.50"),
+        ("0.0001", "0.0001"),
+        ("99999999999.9999", "99999999999.9999"),
+        ("10", "10.00"),
+    ],
+)
+def test_money_is_exact(ws: Workspace, stored: str, read: str) -> None:
+    integration_id = _integration(ws)
+    now = ws.clock()
+    with ws.db.write() as session:
+        session.add(
+            Invoice(
+                integration_id=integration_id,
+                external_id="m1",
+                currency="AUD",
+                subtotal=Decimal(stored),
+                tax=Decimal("0"),
+                total=Decimal(stored),
+                received_at=now,
+                updated_at=now,
+            )
+        )
+    with ws.db.read() as session:
+        invoice = session.exec(select(Invoice)).one()
+    assert invoice.total == Decimal(stored)
+    assert str(invoice.total) == read
+    assert str(invoice.tax) == "0.00"
+
+
+def test_money_refuses_more_than_four_places(ws: Workspace) -> None:
+    integration_id = _integration(ws)
+    now = ws.clock()
+    with pytest.raises(Exception, match="more than 4 decimal places"), ws.db.write() as session:
+        session.add(
+            Invoice(
+                integration_id=integration_id,
+                external_id="m2",
+                currency="AUD",
+                subtotal=Decimal("1.00001"),
+                tax=Decimal(0),
+                total=Decimal("1.00001"),
+                received_at=now,
+                updated_at=now,
+            )
+        )
+        session.flush()
+
+
+def test_canonical_amount() -> None:
+    assert str(canonical_amount(Decimal("12.3450"))) == "12.345"
+    assert str(canonical_amount(Decimal("100"))) == "100.00"
+
+
+def test_times_come_back_aware_in_utc(ws: Workspace) -> None:
+    auckland = timezone(timedelta(hours=13))
+    moment = datetime(2026, 3, 1, 9, 30, tzinfo=auckland)
+    uid = ws.integrations.create("custom").integration.uid
+    with ws.db.write() as session:
+        row = ws.integrations.find(session, uid)
+        row.last_attempted_sync = moment
+        session.add(row)
+    with ws.db.read() as session:
+        stored = session.exec(select(Integration).where(Integration.uid == uid)).one()
+    stored_at = stored.last_attempted_sync
+    assert stored_at == moment
+    assert stored_at is not None and stored_at.utcoffset() == timedelta(0)
+
+
+def test_naive_times_are_refused(ws: Workspace) -> None:
+    uid = ws.integrations.create("custom").integration.uid
+    with pytest.raises(Exception, match="naive datetime"), ws.db.write() as session:
+        row = ws.integrations.find(session, uid)
+        row.last_attempted_sync = datetime(2026, 1, 1)
+        session.add(row)
+        session.flush()
+
+
+def test_urls() -> None:
+    assert normalise_url("postgresql://u:p@h/db").drivername == "postgresql+psycopg"
+    assert normalise_url("sqlite:///x.db").drivername == "sqlite"
+    with pytest.raises(ConfigError, match="not supported"):
+        normalise_url("mysql://u@h/db")
+    with pytest.raises(ConfigError, match="not a database URL"):
+        normalise_url("nonsense")
+
+
+@pytest.mark.skipif(ON_POSTGRES, reason="SQLite file permissions")
+def test_database_file_is_private(ws: Workspace) -> None:
+    path = ws.db.sqlite_path
+    assert path is not None
+    assert path.stat().st_mode & 0o077 == 0
