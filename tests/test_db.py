@@ -15,6 +15,7 @@ from sqlmodel import select
 from intdash.core.db import Database, normalise_url
 from intdash.core.dbtypes import canonical_amount
 from intdash.core.errors import ConfigError
+from intdash.core.migrations import HEAD
 from intdash.core.models import Integration, Invoice, metadata
 from intdash.core.workspace import Workspace
 from tests.conftest import ON_POSTGRES
@@ -27,6 +28,10 @@ def test_migrations_create_exactly_the_models(ws: Workspace) -> None:
         )
     assert diff == []
     assert ws.db.current_revision() == ws.db.head_revision()
+
+
+def test_head_constant_matches_the_migration_scripts(ws: Workspace) -> None:
+    assert ws.db.head_revision() == HEAD
 
 
 def test_migrate_is_idempotent(ws: Workspace) -> None:

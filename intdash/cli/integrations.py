@@ -90,9 +90,7 @@ def add(
         click.echo("  Shown this once only: store it now.")
     if view.status.reason:
         click.echo(f"Status: {_status_text(view)}: {view.status.explanation}.")
-    if view.spec.oauth:
-        click.echo(f"Next: intdash connect {view.uid}")
-    elif view.spec.needs_api_key:
+    if view.spec.needs_api_key:
         click.echo(f"Next: intdash keys create {view.uid} --label LABEL")
 
 

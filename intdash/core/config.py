@@ -39,13 +39,17 @@ def default_home() -> Path:
     return platformdirs.user_data_path("intdash", appauthor=False)
 
 
-class XeroSettings(_Section):
-    """Xero's OAuth 2.0 app and endpoints."""
+class OAuthAppSettings(_Section):
+    """What every OAuth platform needs: the app's credentials and the loopback redirect."""
 
-    client_id: str = Field("", description="OAuth client id of the Xero app.")
-    client_secret: SecretStr = Field(
-        SecretStr(""), description="OAuth client secret (empty for a PKCE-only app)."
-    )
+    client_id: str = Field("", description="OAuth client id of the app.")
+    client_secret: SecretStr = Field(SecretStr(""), description="OAuth client secret of the app.")
+    redirect_uri: str = Field(DEFAULT_REDIRECT_URI, description="Loopback redirect URI.")
+
+
+class XeroSettings(OAuthAppSettings):
+    """Xero's OAuth 2.0 app and endpoints (the secret may be empty for a PKCE-only app)."""
+
     authorize_url: str = Field(
         "https://login.xero.com/identity/connect/authorize", description="Authorisation endpoint."
     )
@@ -56,14 +60,11 @@ class XeroSettings(_Section):
         "https://api.xero.com",
         description="API base; /connections and /api.xro/2.0/... are appended.",
     )
-    redirect_uri: str = Field(DEFAULT_REDIRECT_URI, description="Loopback redirect URI.")
 
 
-class MyobSettings(_Section):
-    """MYOB Business (AccountRight) API key and endpoints."""
+class MyobSettings(OAuthAppSettings):
+    """MYOB Business (AccountRight) API key (the client id) and endpoints."""
 
-    client_id: str = Field("", description="API key (client id) of the MYOB app.")
-    client_secret: SecretStr = Field(SecretStr(""), description="API secret of the MYOB app.")
     authorize_url: str = Field(
         "https://secure.myob.com/oauth2/account/authorize", description="Authorisation endpoint."
     )
@@ -73,14 +74,11 @@ class MyobSettings(_Section):
     api_url: str = Field(
         "https://api.myob.com", description="API base; /accountright/... is appended."
     )
-    redirect_uri: str = Field(DEFAULT_REDIRECT_URI, description="Loopback redirect URI.")
 
 
-class ZohoSettings(_Section):
-    """Zoho Books OAuth client and endpoints."""
+class ZohoSettings(OAuthAppSettings):
+    """Zoho Books OAuth client (from Zoho's API console) and endpoints."""
 
-    client_id: str = Field("", description="OAuth client id from Zoho's API console.")
-    client_secret: SecretStr = Field(SecretStr(""), description="OAuth client secret.")
     accounts_url: str = Field(
         "https://accounts.zoho.com",
         description="Accounts server (authorise, token); the consent redirect may name another.",
@@ -89,7 +87,6 @@ class ZohoSettings(_Section):
         "https://www.zohoapis.com",
         description="API base when the token response names no api_domain.",
     )
-    redirect_uri: str = Field(DEFAULT_REDIRECT_URI, description="Loopback redirect URI.")
 
 
 class ServerSettings(_Section):

@@ -13,18 +13,18 @@ import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, make_url, text
+from sqlalchemy import Engine, create_engine, event, inspect, make_url, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlmodel import Session
 
 from intdash.core.errors import ConfigError
+from intdash.core.migrations import HEAD
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -130,24 +130,34 @@ class Database:
     # -- migrations -------------------------------------------------------------------------
 
     def _alembic_config(self) -> Config:
+        from alembic.config import Config
+
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
         return config
 
     def current_revision(self) -> str | None:
+        """The schema's revision, read without loading Alembic."""
         with self.engine.connect() as connection:
-            return MigrationContext.configure(connection).get_current_revision()
+            if not inspect(connection).has_table("alembic_version"):
+                return None
+            return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
     def head_revision(self) -> str | None:
+        """The newest revision as Alembic's scripts say."""
+        from alembic.script import ScriptDirectory
+
         return ScriptDirectory.from_config(self._alembic_config()).get_current_head()
 
     def migrate(self) -> bool:
         """Bring the schema to the newest revision; returns whether anything was applied."""
         try:
-            if self.current_revision() == self.head_revision():
+            if self.current_revision() == HEAD:
                 return False
+            from alembic import command
+
             with self._migration_lock():
-                if self.current_revision() == self.head_revision():
+                if self.current_revision() == HEAD:
                     return False  # another process did it while we waited
                 config = self._alembic_config()
                 with self.engine.begin() as connection:
@@ -155,7 +165,7 @@ class Database:
                     command.upgrade(config, "head")
         except OperationalError as exc:
             raise ConfigError(f"cannot open database {self.describe()}: {exc.orig}") from None
-        log.info("database migrated to %s", self.head_revision())
+        log.info("database migrated to %s", HEAD)
         return True
 
     @contextlib.contextmanager
