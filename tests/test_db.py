@@ -181,3 +181,44 @@ def test_database_file_is_private(ws: Workspace) -> None:
     path = ws.db.sqlite_path
     assert path is not None
     assert path.stat().st_mode & 0o077 == 0
+
+
+@pytest.mark.skipif(ON_POSTGRES, reason="SQLite's BEGIN modes")
+def test_sqlite_writes_take_the_lock_at_once(ws: Workspace) -> None:
+    from sqlalchemy import event
+
+    seen: list[str] = []
+    event.listen(ws.db.engine, "before_cursor_execute", lambda *a: seen.append(a[2]))
+    with ws.db.write() as session:
+        session.exec(select(Integration)).all()
+    with ws.db.read() as session:
+        session.exec(select(Integration)).all()
+    assert [s for s in seen if s.startswith("BEGIN")] == ["BEGIN IMMEDIATE", "BEGIN DEFERRED"]
+
+
+def test_concurrent_writers_in_several_processes(ws: Workspace, env: dict[str, str]) -> None:
+    code = (
+        "from intdash.core.workspace import Workspace\n"
+        "ws = Workspace.open()\n"
+        "for n in range(15):\n"
+        "    uid = ws.integrations.create('custom').integration.uid\n"
+        "    ws.integrations.configure(uid, {'name': f'p{n}'})\n"
+        "    ws.keys.create(uid, 'k')\n"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], errors
+    views = ws.integrations.list()
+    assert len(views) == 45
+    assert len({v.uid for v in views}) == 45
+    assert all(v.status.active for v in views)
+
+
+def test_a_newer_schema_is_named(ws: Workspace) -> None:
+    with ws.db.write() as session:
+        session.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    with pytest.raises(ConfigError, match=r"revision '9999'.*newer intdash"):
+        ws.db.migrate()

@@ -138,3 +138,9 @@ def test_exceptions_in_logs_are_redacted(tmp_path: Path) -> None:
     assert "failed with" in content
     assert "secret-in-an-exception" not in content
     assert oct(log_path.stat().st_mode & 0o777) == oct(0o600)
+
+
+def test_callback_urls_and_ordinary_words() -> None:
+    out = redact("GET /callback?code=abc123XYZ&state=st4te-value HTTP/1.1 exit code=1")
+    assert "abc123XYZ" not in out and "st4te-value" not in out
+    assert out.endswith("exit code=1")

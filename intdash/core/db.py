@@ -165,6 +165,14 @@ class Database:
                     command.upgrade(config, "head")
         except OperationalError as exc:
             raise ConfigError(f"cannot open database {self.describe()}: {exc.orig}") from None
+        except Exception as exc:
+            if type(exc).__name__ != "CommandError":  # alembic.util.exc.CommandError
+                raise
+            raise ConfigError(
+                f"database {self.describe()} has schema revision {self.current_revision()!r}, "
+                f"which this intdash does not know (it knows up to {HEAD!r}): is it from a "
+                "newer intdash?"
+            ) from None
         log.info("database migrated to %s", HEAD)
         return True
 

@@ -25,11 +25,13 @@ _PATTERNS = (
     (re.compile(r"(?i)\b(bearer|zoho-oauthtoken)\s+[A-Za-z0-9._~+/=-]+"), r"\1 " + MASK),
     (
         re.compile(
-            r"(?i)([\"']?(?:access_token|refresh_token|client_secret|password|secret|code)"
+            r"(?i)([\"']?(?:access_token|refresh_token|id_token|client_secret|password|secret)"
             r"[\"']?\s*[:=]\s*[\"']?)[^\"'&\s,}]+"
         ),
         r"\1" + MASK,
     ),
+    # OAuth callback URLs: the authorisation code and state
+    (re.compile(r"([?&](?:code|state)=)[^&#\s\"']+"), r"\1" + MASK),
 )
 
 
