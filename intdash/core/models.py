@@ -163,3 +163,15 @@ class AuditEvent(SQLModel, table=True):
     action: str = Field(max_length=64)
     integration_uid: str | None = Field(default=None, max_length=32, index=True)
     detail: str | None = Field(default=None, sa_type=Text)
+
+
+class Lease(SQLModel, table=True):
+    """A named, expiring claim that one holder (a process, a task) has on something: refreshing
+    an integration's token, running its sync, running the scheduler."""
+
+    __tablename__: ClassVar[str] = "leases"
+
+    name: str = Field(primary_key=True, max_length=120)
+    holder: str = Field(max_length=120)
+    acquired_at: datetime = Field(sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime)

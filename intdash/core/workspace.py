@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from intdash.core.services.audit import AuditService
     from intdash.core.services.credentials import CredentialStore
     from intdash.core.services.integrations import IntegrationService
+    from intdash.core.services.leases import LeaseService
     from intdash.core.services.plans import PlanService
     from intdash.core.services.vaultops import VaultService
 
@@ -100,6 +101,12 @@ class Workspace:
         from intdash.core.services.apikeys import ApiKeyService
 
         return ApiKeyService(self)
+
+    @cached_property
+    def leases(self) -> LeaseService:
+        from intdash.core.services.leases import LeaseService
+
+        return LeaseService(self)
 
     @cached_property
     def vault_ops(self) -> VaultService:

@@ -1,0 +1,212 @@
+"""Zoho Books (accounts server and Books API v3), as far as intdash uses it.
+
+The consent redirect names the accounts server to use; the token response names the API domain;
+refresh tokens do not rotate; more than ten access tokens per refresh token in ten minutes is
+answered with HTTP 200 and "Access Denied"; the API allows 100 calls a minute per organisation;
+``last_modified_time`` returns records modified at or after the time.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from intdash.sandbox.common import (
+    MALFORMED,
+    Faults,
+    RateWindow,
+    base_of,
+    bearer,
+    form_of,
+    json_response,
+    maybe_slow,
+)
+from intdash.sandbox.dataset import Dataset, SourceInvoice
+from intdash.sandbox.oauth import OAuthPolicy, OAuthServer
+
+ORGANIZATION_ID = "10234695"
+ORGANIZATION_NAME = "Zylker Traders"
+STATUSES = (
+    "sent",
+    "paid",
+    "paid",
+    "overdue",
+    "unpaid",
+    "partially_paid",
+    "viewed",
+    "draft",
+    "void",
+)
+MAX_PER_PAGE = 200
+
+
+def zoho_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S+0000")
+
+
+def parse_zoho_time(text: str) -> datetime:
+    return datetime.strptime(text.strip(), "%Y-%m-%dT%H:%M:%S%z").astimezone(UTC)
+
+
+def render_invoice(inv: SourceInvoice) -> dict[str, Any]:
+    status = STATUSES[inv.status % len(STATUSES)]
+    total = float(inv.total)
+    return {
+        "invoice_id": str(460000000000000 + inv.index),
+        "invoice_number": inv.number,
+        "customer_id": str(460000001000000 + int(inv.contact_id[:6], 16) % 1000),
+        "customer_name": inv.contact,
+        "status": status,
+        "date": inv.issue_date.isoformat(),
+        "due_date": inv.due_date.isoformat(),
+        "currency_code": inv.currency,
+        "total": total,
+        "balance": 0.0 if status == "paid" else total,
+        "created_time": zoho_time(inv.created),
+        "last_modified_time": zoho_time(inv.updated),
+    }
+
+
+class ZohoEmulator:
+    def __init__(
+        self,
+        *,
+        size: int = 2500,
+        client_id: str = "1000.SANDBOXZOHOCLIENT",
+        client_secret: str = "sandbox-zoho-secret",
+        access_ttl: int = 3600,
+        per_minute: int = 100,
+        minute_window: float = 60.0,
+        token_throttle: int = 10,
+        clock: Any = time.time,
+    ) -> None:
+        self.dataset = Dataset(size, seed="zoho")
+        self.oauth = OAuthServer(
+            OAuthPolicy(
+                client_id,
+                client_secret,
+                access_ttl,
+                rotate_refresh=False,
+                client_auth="post",
+                token_throttle=token_throttle,
+            ),
+            clock,
+        )
+        self.faults = Faults()
+        self.minute = RateWindow(per_minute, minute_window)
+        self.api_calls = 0
+        self.rate_limited = 0
+        self.app = Starlette(
+            routes=[
+                Route("/accounts/oauth/v2/auth", self.authorize),
+                Route("/accounts/oauth/v2/token", self.token, methods=["POST"]),
+                Route("/accounts/oauth/v2/token/revoke", self.revoke, methods=["POST"]),
+                Route("/accounts/self-client/code", self.self_client_code, methods=["POST"]),
+                Route("/api/books/v3/organizations", self.organizations),
+                Route("/api/books/v3/invoices", self.invoices),
+            ]
+        )
+
+    async def authorize(self, request: Request) -> Response:
+        extra = {"location": "us", "accounts-server": f"{base_of(request)}/accounts"}
+        status, where = self.oauth.authorize(dict(request.query_params), extra)
+        if status != 302:
+            return PlainTextResponse(where, status_code=status)
+        return RedirectResponse(where, status_code=302)
+
+    async def token(self, request: Request) -> Response:
+        form = {**dict(request.query_params), **(await form_of(request))}
+        status, body = self.oauth.token(form, None)
+        if status == 200 and "access_token" in body:
+            body["api_domain"] = f"{base_of(request)}/api"
+        return json_response(body, status)
+
+    async def revoke(self, request: Request) -> Response:
+        self.oauth.revoke_token(request.query_params.get("token", ""))
+        return json_response({"status": "success"})
+
+    async def self_client_code(self, request: Request) -> Response:
+        """What Zoho's API console does for a self client: mint a grant code."""
+        scope = (await form_of(request)).get("scope", "ZohoBooks.invoices.READ")
+        return json_response({"code": self.oauth.mint_code(scope)})
+
+    async def _api(self, request: Request, handler: Any) -> Response:
+        problem = self.oauth.check(bearer(request, "Zoho-oauthtoken"))
+        if problem is not None:
+            return json_response(
+                {"code": 57, "message": "You are not authorized to perform this operation"}, 401
+            )
+        self.api_calls += 1
+        await maybe_slow(self.faults)
+        allowed, _, _ = self.minute.hit()
+        if not allowed or self.faults.take("storm_429"):
+            self.rate_limited += 1
+            return json_response({"code": 44, "message": "API calls per minute exceeded"}, 429)
+        if self.faults.take("fail_5xx"):
+            return Response("Internal Server Error", 500)
+        response: Response = await handler(request)
+        return response
+
+    async def organizations(self, request: Request) -> Response:
+        return await self._api(request, self._organizations)
+
+    async def _organizations(self, request: Request) -> Response:
+        return json_response(
+            {
+                "code": 0,
+                "message": "success",
+                "organizations": [
+                    {
+                        "organization_id": ORGANIZATION_ID,
+                        "name": ORGANIZATION_NAME,
+                        "currency_code": "NZD",
+                        "is_default_org": True,
+                    }
+                ],
+            }
+        )
+
+    async def invoices(self, request: Request) -> Response:
+        return await self._api(request, self._invoices)
+
+    async def _invoices(self, request: Request) -> Response:
+        query = request.query_params
+        if query.get("organization_id") != ORGANIZATION_ID:
+            return json_response({"code": 6041, "message": "Invalid organization_id"}, 400)
+        try:
+            page = max(int(query.get("page", "1")), 1)
+            per_page = min(max(int(query.get("per_page", "200")), 1), MAX_PER_PAGE)
+            since = (
+                parse_zoho_time(query["last_modified_time"])
+                if query.get("last_modified_time")
+                else None
+            )
+        except ValueError:
+            return json_response({"code": 2, "message": "Invalid value passed"}, 400)
+        if self.faults.take("malformed"):
+            return Response(MALFORMED, media_type="application/json")
+        # Zoho includes records modified exactly at the time given
+        inclusive = None if since is None else datetime.fromtimestamp(since.timestamp() - 1, UTC)
+        total = self.dataset.count_after(inclusive)
+        items = self.dataset.list_after(inclusive, (page - 1) * per_page, per_page)
+        return json_response(
+            {
+                "code": 0,
+                "message": "success",
+                "invoices": [render_invoice(inv) for inv in items],
+                "page_context": {
+                    "page": page,
+                    "per_page": per_page,
+                    "has_more_page": page * per_page < total,
+                    "report_name": "Invoices",
+                    "sort_column": "last_modified_time",
+                    "sort_order": "A",
+                },
+            }
+        )
