@@ -6,9 +6,11 @@ import click
 
 from intdash import __version__
 from intdash.cli.common import CliState, IntdashGroup, emit_json, json_option, pass_state
+from intdash.cli.connect import connect, test_connection
 from intdash.cli.integrations import integrations
 from intdash.cli.keys import keys
 from intdash.cli.plan import plan
+from intdash.cli.sandbox import sandbox
 from intdash.cli.vault import vault
 from intdash.core.config import config_path
 
@@ -70,6 +72,9 @@ cli.add_command(integrations)
 cli.add_command(keys)
 cli.add_command(plan)
 cli.add_command(vault)
+cli.add_command(connect)
+cli.add_command(test_connection)
+cli.add_command(sandbox)
 
 
 def main() -> None:

@@ -1,0 +1,1 @@
+"""Connectors to the accounting platforms: OAuth, tenants, and invoices page by page."""

@@ -1,0 +1,159 @@
+"""Calls to a platform's API for one integration: authenticated, paced and retried sensibly."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from intdash.providers.base import Tenant, TokenSet
+from intdash.providers.connector import TIMEOUT, Connector, parse_json
+from intdash.providers.errors import (
+    MalformedResponse,
+    ProviderTimeout,
+    ProviderUnavailable,
+    RateLimited,
+    ReconnectNeeded,
+)
+from intdash.providers.http import httpx
+from intdash.providers.ratelimit import Pacer
+from intdash.providers.tokens import TokenManager
+
+Sleep = Callable[[float], Awaitable[None]]
+MAX_RATE_RETRIES = 5
+MAX_SERVER_RETRIES = 2
+
+_pacers: dict[tuple[int, str, str], Pacer] = {}
+
+
+def pacer_for(connector: Connector, tenant_id: str) -> Pacer:
+    """The process's pacer for one platform tenant, on the running loop."""
+    key = (id(asyncio.get_running_loop()), connector.type.value, tenant_id)
+    pacer = _pacers.get(key)
+    if pacer is None or pacer.limits != connector.limits:
+        pacer = _pacers[key] = Pacer(connector.limits)
+    return pacer
+
+
+class ApiClient:
+    def __init__(
+        self,
+        connector: Connector,
+        tokens: TokenManager,
+        integration_id: int,
+        tenant: Tenant | None,
+        *,
+        token: TokenSet | None = None,
+        sleep: Sleep = asyncio.sleep,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self.connector = connector
+        self.tokens = tokens
+        self.integration_id = integration_id
+        self.tenant = tenant
+        self._token = token  # during a connect flow, before anything is stored
+        self._sleep = sleep
+        self._jitter = jitter
+        self._http = httpx.AsyncClient(timeout=TIMEOUT, transport=connector.transport)
+        self.pacer = pacer_for(connector, tenant.id if tenant else f"integration-{integration_id}")
+        self.calls = 0
+
+    async def __aenter__(self) -> ApiClient:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self._http.aclose()
+
+    async def token(self) -> TokenSet:
+        """The token set calls are made with now (refreshed first if it is expiring)."""
+        return await self._token_now()
+
+    async def _token_now(self) -> TokenSet:
+        if self._token is not None:
+            return self._token
+        return await self.tokens.valid(self.connector, self.integration_id)
+
+    async def _refreshed(self, stale: TokenSet) -> TokenSet:
+        if self._token is not None:
+            raise ReconnectNeeded(f"{self.connector.label} refused the new access token")
+        return await self.tokens.refresh(self.connector, self.integration_id, stale)
+
+    async def get(
+        self,
+        url: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """GET ``url``: a 2xx answer, or a typed error."""
+        label = self.connector.label
+        token = await self._token_now()
+        refreshed = False
+        rate_tries = server_tries = 0
+        while True:
+            request_headers = {
+                **self.connector.auth_headers(token, self.tenant),
+                **(headers or {}),
+            }
+            try:
+                async with self.pacer:
+                    self.calls += 1
+                    response = await self._http.get(url, params=params, headers=request_headers)
+            except httpx.TimeoutException:
+                raise ProviderTimeout(f"{label} did not answer in time ({url})") from None
+            except httpx.TransportError as exc:
+                raise ProviderUnavailable(f"cannot reach {label}: {exc}") from None
+            self.pacer.remaining(self.connector.remaining_calls(response))
+            problem = self.connector.rate_problem(response)
+            if problem is not None:
+                if problem.daily:
+                    raise RateLimited(
+                        f"{label}'s daily call limit is spent; syncing resumes tomorrow",
+                        problem.retry_after,
+                        daily=True,
+                    )
+                rate_tries += 1
+                if rate_tries > MAX_RATE_RETRIES:
+                    raise RateLimited(
+                        f"{label} keeps answering 'too many requests'", problem.retry_after
+                    )
+                await self._sleep(self.pacer.back_off(problem.retry_after))
+                continue
+            if response.status_code == 401 and not refreshed:
+                refreshed = True
+                token = await self._refreshed(token)
+                continue
+            if response.status_code == 401:
+                raise ReconnectNeeded(f"{label} refuses the access token even after a refresh")
+            if response.status_code >= 500:
+                server_tries += 1
+                if server_tries > MAX_SERVER_RETRIES:
+                    raise ProviderUnavailable(
+                        f"{label} answered HTTP {response.status_code} {server_tries} times ({url})"
+                    )
+                await self._sleep(0.2 * 2**server_tries * (1 + self._jitter()))
+                continue
+            if response.status_code >= 400:
+                raise ProviderUnavailable(
+                    f"{label} answered HTTP {response.status_code}: {response.text[:200]}"
+                )
+            return response
+
+    async def get_json(
+        self,
+        url: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        what: str = "",
+    ) -> Any:
+        response = await self.get(url, params=params, headers=headers)
+        return parse_json(response, what or f"{self.connector.label} {url}")
+
+
+def require(data: Any, key: str, kind: type, what: str) -> Any:
+    """``data[key]`` of type ``kind``, or a typed error saying what was wrong."""
+    if not isinstance(data, dict) or not isinstance(data.get(key), kind):
+        raise MalformedResponse(f"{what}: expected '{key}' ({kind.__name__}) in the answer")
+    return data[key]

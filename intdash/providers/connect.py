@@ -1,0 +1,215 @@
+"""Connecting an integration to its platform, and using the connection.
+
+A flow is begun (its ``state`` and PKCE verifier live in the flow object only, for as long as it
+lasts), completed by the redirected URL (from the loopback callback or pasted by the operator)
+or, for Zoho's self client, by a grant code; the token set and tenant go into the vault and the
+integration turns Active.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlsplit
+
+from intdash.core.catalog import type_spec
+from intdash.core.errors import ConflictError, IntdashError
+from intdash.core.models import Integration
+from intdash.core.services.credentials import OAUTH_TOKEN, TENANT_ID
+from intdash.providers.api import ApiClient
+from intdash.providers.base import Tenant, TokenSet
+from intdash.providers.connector import Connector
+from intdash.providers.errors import AuthorisationFailed, ProviderError
+from intdash.providers.http import httpx
+from intdash.providers.myob import MyobConnector
+from intdash.providers.registry import connector_for
+from intdash.providers.tokens import TokenManager
+
+if TYPE_CHECKING:
+    from intdash.core.workspace import Workspace
+
+FLOW_LIFETIME = 15 * 60.0
+
+
+@dataclass
+class AuthorisationFlow:
+    """One attempt at connecting: the URL to open, and the secrets that check its answer."""
+
+    uid: str
+    integration_id: int
+    url: str
+    redirect_uri: str
+    started: float
+    state: str = field(repr=False)
+    verifier: str | None = field(repr=False)
+
+
+@dataclass(frozen=True)
+class ConnectResult:
+    uid: str
+    tenant: Tenant
+
+
+@dataclass(frozen=True)
+class TestResult:
+    uid: str
+    ok: bool
+    message: str
+
+
+class ConnectService:
+    def __init__(
+        self,
+        workspace: Workspace,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._ws = workspace
+        self._transport = transport
+        self._clock = clock
+        self.tokens = TokenManager(workspace, clock=clock)
+
+    def connector(self, type: str) -> Connector:
+        return connector_for(type, self._ws.settings, transport=self._transport)
+
+    def _integration(self, uid: str) -> Integration:
+        with self._ws.db.read() as session:
+            row = self._ws.integrations.find_live(session, uid)
+        if not type_spec(row.type).oauth:
+            raise ConflictError(f"{row.uid} is a {type_spec(row.type).label}: it does not connect")
+        return row
+
+    # -- connecting --------------------------------------------------------------------------
+
+    async def begin(self, uid: str) -> AuthorisationFlow:
+        row = await asyncio.to_thread(self._integration, uid)
+        assert row.id is not None
+        connector = self.connector(row.type)
+        redirect_uri = connector.settings.redirect_uri
+        state = secrets.token_urlsafe(24)
+        verifier = secrets.token_urlsafe(48) if connector.pkce else None
+        url = await connector.authorization_url(state, verifier, redirect_uri)
+        return AuthorisationFlow(row.uid, row.id, url, redirect_uri, self._clock(), state, verifier)
+
+    @staticmethod
+    def callback_params(redirected: str) -> dict[str, str]:
+        """The query of a redirected URL (a bare query string is accepted too)."""
+        text = redirected.strip()
+        query = urlsplit(text).query if "://" in text or text.startswith("/") else text.lstrip("?")
+        params = dict(parse_qsl(query, keep_blank_values=True))
+        if not params:
+            raise AuthorisationFailed("that is not the redirected URL: it has no query (?code=...)")
+        return params
+
+    async def complete(self, flow: AuthorisationFlow, redirected: str) -> ConnectResult:
+        """Finish a flow with the URL the browser was redirected to."""
+        params = self.callback_params(redirected)
+        if not secrets.compare_digest(params.get("state", ""), flow.state):
+            raise AuthorisationFailed(
+                "the redirected URL's state does not match this attempt: it belongs to another "
+                "attempt or was altered; start again"
+            )
+        if params.get("error"):
+            detail = params.get("error_description") or params["error"]
+            raise AuthorisationFailed(f"consent was not given: {detail}")
+        if not params.get("code"):
+            raise AuthorisationFailed("the redirected URL has no authorisation code")
+        if self._clock() - flow.started > FLOW_LIFETIME:
+            raise AuthorisationFailed("this attempt is over 15 minutes old: start again")
+        return await self._finish(
+            flow.uid, params["code"], flow.verifier, flow.redirect_uri, params
+        )
+
+    async def complete_with_code(self, uid: str, code: str) -> ConnectResult:
+        """Zoho's self client: a grant code from the API console, no redirect at all."""
+        row = await asyncio.to_thread(self._integration, uid)
+        if row.type != "zoho":
+            raise ConflictError("only Zoho Books takes a self-client grant code")
+        if not code.strip():
+            raise AuthorisationFailed("the grant code is empty")
+        return await self._finish(row.uid, code.strip(), None, None, {})
+
+    async def _finish(
+        self,
+        uid: str,
+        code: str,
+        verifier: str | None,
+        redirect_uri: str | None,
+        params: dict[str, str],
+    ) -> ConnectResult:
+        row = await asyncio.to_thread(self._integration, uid)
+        assert row.id is not None
+        connector = self.connector(row.type)
+        token = await connector.exchange(code, verifier, redirect_uri, params)
+        async with ApiClient(connector, self.tokens, row.id, None, token=token) as api:
+            tenant = await connector.find_tenant(api, params, row.settings)
+        await asyncio.to_thread(self._store, row.id, connector, token, tenant)
+        return ConnectResult(row.uid, tenant)
+
+    def _store(
+        self, integration_id: int, connector: Connector, token: TokenSet, tenant: Tenant
+    ) -> None:
+        ws = self._ws
+        with ws.db.write() as session:
+            row = session.get(Integration, integration_id)
+            assert row is not None
+            settings = dict(row.settings)
+            for key, value in connector.settings_from_tenant(tenant).items():
+                if not settings.get(key):
+                    settings[key] = value
+            settings["tenant_name"] = tenant.name
+            row.settings = settings
+            was_broken = row.auth_error
+            row.auth_error = None
+            session.add(row)
+            ws.credentials.put(session, integration_id, OAUTH_TOKEN, token.to_json())
+            ws.credentials.put(session, integration_id, TENANT_ID, tenant.to_json())
+            ws.audit.record(
+                session,
+                "integration.reconnected" if was_broken else "integration.connected",
+                row.uid,
+                f"to {tenant.name}",
+            )
+
+    # -- using -------------------------------------------------------------------------------
+
+    def _api_parts(self, uid: str) -> tuple[Integration, Tenant | None, dict[str, Any]]:
+        ws = self._ws
+        with ws.db.read() as session:
+            row = ws.integrations.find_live(session, uid)
+            assert row.id is not None
+            stored = ws.credentials.get(session, row.id, TENANT_ID)
+            password = ws.credentials.get(session, row.id, "company_file_password")
+        tenant = Tenant.from_json(stored.value) if stored else None
+        secrets_: dict[str, Any] = {"company_file_password": password.value if password else None}
+        return row, tenant, secrets_
+
+    async def api(self, uid: str) -> ApiClient:
+        """A client for the integration's platform API (use it with ``async with``)."""
+        row, tenant, secrets_ = await asyncio.to_thread(self._api_parts, uid)
+        assert row.id is not None
+        connector = self.connector(row.type)
+        user, password = (
+            row.settings.get("company_file_username"),
+            secrets_["company_file_password"],
+        )
+        if tenant is not None and isinstance(connector, MyobConnector) and user and password:
+            cftoken = connector.company_file_token(str(user), str(password))
+            tenant = Tenant(tenant.id, tenant.name, {**tenant.extra, "cftoken": cftoken})
+        return ApiClient(connector, self.tokens, row.id, tenant)
+
+    async def test(self, uid: str) -> TestResult:
+        """The cheapest call that proves the connection works, and what it said."""
+        try:
+            async with await self.api(uid) as api:
+                message = await api.connector.test(api)
+        except (ProviderError, AuthorisationFailed) as exc:
+            return TestResult(uid, False, str(exc))
+        except IntdashError:
+            raise
+        return TestResult(uid, True, message)
