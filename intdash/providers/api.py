@@ -118,7 +118,7 @@ class ApiClient:
                     raise RateLimited(
                         f"{label} keeps answering 'too many requests'", problem.retry_after
                     )
-                await self._sleep(self.pacer.back_off(problem.retry_after))
+                self.pacer.back_off(problem.retry_after)  # the pacer holds the next call back
                 continue
             if response.status_code == 401 and not refreshed:
                 refreshed = True

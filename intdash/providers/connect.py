@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
@@ -26,6 +26,7 @@ from intdash.providers.connector import Connector
 from intdash.providers.errors import AuthorisationFailed, ProviderError
 from intdash.providers.http import httpx
 from intdash.providers.myob import MyobConnector
+from intdash.providers.ratelimit import RateLimits
 from intdash.providers.registry import connector_for
 from intdash.providers.tokens import TokenManager
 
@@ -68,14 +69,18 @@ class ConnectService:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], float] = time.time,
+        limits: Mapping[str, RateLimits] | None = None,
     ) -> None:
         self._ws = workspace
         self._transport = transport
+        self._limits = dict(limits or {})
         self._clock = clock
         self.tokens = TokenManager(workspace, clock=clock)
 
     def connector(self, type: str) -> Connector:
-        return connector_for(type, self._ws.settings, transport=self._transport)
+        return connector_for(
+            type, self._ws.settings, transport=self._transport, limits=self._limits.get(type)
+        )
 
     def _integration(self, uid: str) -> Integration:
         with self._ws.db.read() as session:
@@ -102,8 +107,10 @@ class ConnectService:
         text = redirected.strip()
         query = urlsplit(text).query if "://" in text or text.startswith("/") else text.lstrip("?")
         params = dict(parse_qsl(query, keep_blank_values=True))
-        if not params:
-            raise AuthorisationFailed("that is not the redirected URL: it has no query (?code=...)")
+        if not {"code", "error", "state"} & params.keys():
+            raise AuthorisationFailed(
+                "that is not the redirected URL: it carries no code, error or state (?code=...)"
+            )
         return params
 
     async def complete(self, flow: AuthorisationFlow, redirected: str) -> ConnectResult:

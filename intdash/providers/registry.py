@@ -10,6 +10,7 @@ from intdash.core.errors import ConflictError
 from intdash.providers.connector import Connector
 from intdash.providers.http import httpx
 from intdash.providers.myob import MyobConnector
+from intdash.providers.ratelimit import RateLimits
 from intdash.providers.xero import XeroConnector
 from intdash.providers.zoho import ZohoConnector
 
@@ -25,9 +26,10 @@ def connector_for(
     settings: Settings,
     *,
     transport: httpx.AsyncBaseTransport | None = None,
+    limits: RateLimits | None = None,
 ) -> Connector:
     """The connector of a platform type; Custom/Webhook and Custom Integrations have none."""
     factory = CONNECTORS.get(IntegrationType(type))
     if factory is None:
         raise ConflictError(f"{type} integrations do not connect to an accounting platform")
-    return factory(settings, transport=transport)
+    return factory(settings, transport=transport, limits=limits)

@@ -149,7 +149,7 @@ class XeroEmulator:
             return refused
         if not self.connected:
             return json_response([])
-        stamp = "2026-01-05T09:00:00.0000000"
+        stamp = "2026-01-05T09:00:00.0000000Z"
         return json_response(
             [
                 {

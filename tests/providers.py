@@ -1,0 +1,94 @@
+"""Helpers for the connector tests: a sandbox on loopback and a workspace pointed at it."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from intdash.core.config import load_settings
+from intdash.core.invoices import InvoiceData
+from intdash.core.workspace import Workspace
+from intdash.providers.connect import ConnectService
+from intdash.providers.http import httpx
+from intdash.sandbox.server import Sandbox
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Sandbox]:
+    box = Sandbox(size=2500).start()
+    yield box
+    box.stop()
+
+
+@pytest.fixture
+def redirect_uri() -> str:
+    return f"http://127.0.0.1:{free_port()}/callback"
+
+
+@pytest.fixture
+def sandbox_env(
+    env: dict[str, str], sandbox: Sandbox, redirect_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, str]:
+    values = sandbox.settings(redirect_uri)
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    return {**env, **values}
+
+
+@pytest.fixture
+def pws(sandbox_env: dict[str, str]) -> Iterator[Workspace]:
+    """A workspace whose platforms are the sandbox's, on the real clock."""
+    ws = Workspace.open(load_settings(), actor="tester")
+    yield ws
+    ws.close()
+
+
+async def consent(url: str) -> str:
+    """What a browser does with the authorisation URL: returns where it is sent next."""
+    async with httpx.AsyncClient() as client:
+        response = await client.get(url)
+    assert response.status_code == 302, response.text
+    return response.headers["location"]
+
+
+async def connect(ws: Workspace, uid: str, service: ConnectService | None = None) -> ConnectService:
+    service = service or ConnectService(ws)
+    flow = await service.begin(uid)
+    await service.complete(flow, await consent(flow.url))
+    return service
+
+
+async def fetch(
+    service: ConnectService, uid: str, cursor: str | None = None
+) -> tuple[list[InvoiceData], str | None]:
+    invoices: list[InvoiceData] = []
+    async with await service.api(uid) as api:
+        async for page in api.connector.pages(api, cursor, None):
+            invoices.extend(page.invoices)
+            cursor = page.cursor
+    return invoices, cursor
+
+
+def start_intdash(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("INTDASH_")}
+    return subprocess.Popen(
+        [str(Path(sys.executable).with_name("intdash")), *args],
+        env={**base, **env},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
