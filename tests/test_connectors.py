@@ -22,6 +22,7 @@ from intdash.providers.base import TokenSet
 from intdash.providers.connect import ConnectService
 from intdash.providers.errors import (
     MalformedResponse,
+    ProviderTimeout,
     ProviderUnavailable,
     RateLimited,
     ReconnectNeeded,
@@ -335,3 +336,14 @@ def test_money_is_decimal() -> None:
         parse_invoice(
             {"InvoiceID": "a", "Type": "ACCREC", "CurrencyCode": "NZD", "UpdatedDateUTC": "x"}
         )
+
+
+async def test_slow_answers_become_a_typed_timeout(pws: Workspace, sandbox: Sandbox) -> None:
+    uid = pws.integrations.create("myob").integration.uid
+    service = await connect(pws, uid)
+    sandbox.myob.faults.slow_seconds = 2.0
+    async with await service.api(uid) as api:
+        api.connector.timeout = httpx.Timeout(0.3)
+        api._http.timeout = api.connector.timeout
+        with pytest.raises(ProviderTimeout, match="did not answer in time"):
+            await api.connector.test(api)

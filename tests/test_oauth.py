@@ -62,6 +62,9 @@ async def test_connect_by_callback(sandbox_env: dict[str, str], sandbox: Sandbox
     shown = _status(uid, sandbox_env)
     assert shown["status"] == "active"
     assert shown["settings"] == {"tenant_name": "Demo Company (NZ)"}
+    tested = run_intdash("test", uid, env=sandbox_env)
+    assert tested.returncode == 0, tested.stderr
+    assert tested.stdout.strip() == "OK: Xero organisation Demo Company (NZ) answered"
 
 
 async def test_connect_by_paste(sandbox_env: dict[str, str]) -> None:

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from intdash.providers.base import Tenant, TokenSet
-from intdash.providers.connector import TIMEOUT, Connector, parse_json
+from intdash.providers.connector import Connector, parse_json
 from intdash.providers.errors import (
     MalformedResponse,
     ProviderTimeout,
@@ -55,7 +55,7 @@ class ApiClient:
         self._token = token  # during a connect flow, before anything is stored
         self._sleep = sleep
         self._jitter = jitter
-        self._http = httpx.AsyncClient(timeout=TIMEOUT, transport=connector.transport)
+        self._http = httpx.AsyncClient(timeout=connector.timeout, transport=connector.transport)
         self.pacer = pacer_for(connector, tenant.id if tenant else f"integration-{integration_id}")
         self.calls = 0
 

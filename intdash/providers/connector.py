@@ -78,6 +78,7 @@ class Connector(ABC):
     ) -> None:
         self.settings = settings
         self.limits = limits or self.default_limits
+        self.timeout: httpx.Timeout = TIMEOUT
         self.transport = transport
         self.clock = clock
 
@@ -105,7 +106,7 @@ class Connector(ABC):
             redirect_uri=redirect_uri,
             token_endpoint_auth_method=method,
             code_challenge_method="S256" if self.pkce else None,
-            timeout=TIMEOUT,
+            timeout=self.timeout,
             transport=self.transport,
         )
 

@@ -1,0 +1,75 @@
+"""The sandbox: deterministic data at any size, and the command that runs it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from intdash.providers.http import httpx
+from intdash.sandbox.dataset import EPOCH_END, STEP, Dataset
+
+
+def test_data_is_deterministic() -> None:
+    assert Dataset(10).invoice(3) == Dataset(10).invoice(3)
+    assert Dataset(10).invoice(3).id != Dataset(10, seed="other").invoice(3).id
+    assert [i.index for i in Dataset(10).iter_all()] == list(range(10))
+
+
+def test_a_million_invoices_cost_nothing_up_front() -> None:
+    data = Dataset(1_000_000)
+    started = time.perf_counter()
+    last = data.invoice(999_999)
+    middle = data.list_after(data.invoice(499_999).updated, 0, 100)
+    assert time.perf_counter() - started < 1.0
+    assert last.updated == EPOCH_END - STEP
+    assert last.number == "INV-1000000"
+    assert [i.index for i in middle] == list(range(500_000, 500_100))
+    assert data.count_after(None) == 1_000_000
+
+
+def test_touched_invoices_move_to_the_end_and_page_exactly() -> None:
+    data = Dataset(2500)
+    boundary = data.invoice(1000).updated
+    data.touch([5, 1500, 3])
+    everything = [i.index for i in data.iter_all()]
+    assert sorted(everything) == list(range(2500))
+    assert everything[-3:] == [5, 1500, 3]
+    after = [i.index for i in data.list_after(boundary, 0, 10_000)]
+    assert after[-3:] == [5, 1500, 3] and 1500 not in after[:-3]
+    assert len(after) == data.count_after(boundary) == 1499 - 1 + 3
+    paged: list[int] = []
+    while batch := data.list_after(boundary, len(paged), 97):
+        paged += [i.index for i in batch]
+    assert paged == after
+    touched = data.invoice(1500)
+    assert touched.revision == 1 and touched.updated > EPOCH_END
+
+
+def test_sandbox_command_prints_settings_that_work() -> None:
+    script = Path(sys.executable).with_name("intdash")
+    proc = subprocess.Popen(
+        [str(script), "sandbox", "--port", "0", "--size", "30"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("INTDASH_")},
+    )
+    try:
+        assert proc.stdout is not None
+        settings: dict[str, str] = {}
+        while len(settings) < 17:
+            line = proc.stdout.readline()
+            assert line, proc.stderr.read() if proc.stderr else ""
+            if line.startswith("export "):
+                name, _, value = line[len("export ") :].strip().partition("=")
+                settings[name] = value
+        assert settings["INTDASH_XERO__REDIRECT_URI"] == "http://localhost:8471/callback"
+        base = settings["INTDASH_XERO__API_URL"].removesuffix("/xero/api")
+        stats = httpx.get(f"{base}/_sandbox/stats").json()
+        assert stats["xero"]["invoices"] == 30
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
