@@ -14,7 +14,10 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
+
+from intdash.sandbox.dataset import Dataset
+from intdash.sandbox.oauth import OAuthServer
 
 
 @dataclass
@@ -133,3 +136,31 @@ def ms_date(moment: datetime) -> str:
 def base_of(request: Request) -> str:
     """The URL this emulator is mounted at (Starlette's ``base_url`` leaves the mount out)."""
     return str(request.base_url).rstrip("/") + str(request.scope.get("root_path", ""))
+
+
+class PlatformEmulator:
+    """What every emulator keeps: its company's invoices, its OAuth server, faults, counters."""
+
+    def __init__(self, seed: str, size: int, oauth: OAuthServer) -> None:
+        self.dataset = Dataset(size, seed=seed)
+        self.oauth = oauth
+        self.faults = Faults()
+        self.api_calls = 0
+        self.rate_limited = 0
+
+    def consent_extra(self, request: Request) -> dict[str, str]:
+        """Parameters the platform adds to the consent redirect."""
+        return {}
+
+    async def authorize(self, request: Request) -> Response:
+        status, where = self.oauth.authorize(
+            dict(request.query_params), self.consent_extra(request)
+        )
+        if status != 302:
+            return Response(where, status_code=status, media_type="text/plain")
+        return RedirectResponse(where, status_code=302)
+
+    async def token(self, request: Request) -> Response:
+        form = {**dict(request.query_params), **(await form_of(request))}
+        status, body = self.oauth.token(form, request.headers.get("authorization"))
+        return json_response(body, status)

@@ -15,20 +15,19 @@ from urllib.parse import urlencode
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from intdash.sandbox.common import (
     MALFORMED,
-    Faults,
+    PlatformEmulator,
     RateWindow,
     base_of,
     bearer,
-    form_of,
     json_response,
     maybe_slow,
 )
-from intdash.sandbox.dataset import Dataset, SourceInvoice
+from intdash.sandbox.dataset import SourceInvoice
 from intdash.sandbox.oauth import OAuthPolicy, OAuthServer
 
 COMPANY_FILE_ID = "0f5e4d8c-1234-4abc-9def-0123456789ab"
@@ -66,7 +65,7 @@ def render_invoice(inv: SourceInvoice, base: str) -> dict[str, Any]:
     }
 
 
-class MyobEmulator:
+class MyobEmulator(PlatformEmulator):
     def __init__(
         self,
         *,
@@ -77,23 +76,17 @@ class MyobEmulator:
         per_second: int = 8,
         clock: Any = time.time,
     ) -> None:
-        self.dataset = Dataset(size, seed="myob")
-        self.oauth = OAuthServer(
-            OAuthPolicy(
-                client_id,
-                client_secret,
-                access_ttl,
-                rotate_refresh=True,
-                client_auth="post",
-                expires_in_as_text=True,
-            ),
-            clock,
+        policy = OAuthPolicy(
+            client_id,
+            client_secret,
+            access_ttl,
+            rotate_refresh=True,
+            client_auth="post",
+            expires_in_as_text=True,
         )
+        super().__init__("myob", size, OAuthServer(policy, clock))
         self.client_id = client_id
-        self.faults = Faults()
         self.second = RateWindow(per_second, 1.0)
-        self.api_calls = 0
-        self.rate_limited = 0
         self.app = Starlette(
             routes=[
                 Route("/oauth2/account/authorize", self.authorize),
@@ -104,19 +97,10 @@ class MyobEmulator:
             ]
         )
 
-    async def authorize(self, request: Request) -> Response:
-        params = dict(request.query_params)
-        extra = {"businessId": COMPANY_FILE_ID} if params.get("prompt") == "consent" else {}
-        status, where = self.oauth.authorize(params, extra)
-        if status != 302:
-            return Response(where, status_code=status)
-        return RedirectResponse(where, status_code=302)
-
-    async def token(self, request: Request) -> Response:
-        status, body = self.oauth.token(
-            await form_of(request), request.headers.get("authorization")
-        )
-        return json_response(body, status)
+    def consent_extra(self, request: Request) -> dict[str, str]:
+        if request.query_params.get("prompt") == "consent":
+            return {"businessId": COMPANY_FILE_ID}
+        return {}
 
     def _error(self, status: int, name: str, message: str) -> Response:
         return json_response(

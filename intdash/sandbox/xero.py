@@ -16,13 +16,13 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from intdash.sandbox.common import (
     MALFORMED,
-    Faults,
     InFlight,
+    PlatformEmulator,
     RateWindow,
     bearer,
     form_of,
@@ -31,7 +31,7 @@ from intdash.sandbox.common import (
     ms_date,
     parse_http_time,
 )
-from intdash.sandbox.dataset import Dataset, SourceInvoice
+from intdash.sandbox.dataset import SourceInvoice
 from intdash.sandbox.oauth import OAuthPolicy, OAuthServer
 
 TENANT_ID = "9d2c1bd0-5ad4-4e8a-9f0b-7e1f3a0c2d11"
@@ -71,7 +71,7 @@ def render_invoice(inv: SourceInvoice) -> dict[str, Any]:
     }
 
 
-class XeroEmulator:
+class XeroEmulator(PlatformEmulator):
     def __init__(
         self,
         *,
@@ -85,19 +85,19 @@ class XeroEmulator:
         concurrent: int = 5,
         clock: Any = time.time,
     ) -> None:
-        self.dataset = Dataset(size, seed="xero")
-        self.oauth = OAuthServer(
-            OAuthPolicy(
-                client_id, client_secret, access_ttl, rotate_refresh=True, client_auth="basic"
+        super().__init__(
+            "xero",
+            size,
+            OAuthServer(
+                OAuthPolicy(
+                    client_id, client_secret, access_ttl, rotate_refresh=True, client_auth="basic"
+                ),
+                clock,
             ),
-            clock,
         )
-        self.faults = Faults()
         self.minute = RateWindow(minute_limit, minute_window)
         self.day = RateWindow(day_limit, 86_400)
         self.inflight = InFlight(concurrent)
-        self.api_calls = 0
-        self.rate_limited = 0
         self.connected = True
         self.app = Starlette(
             routes=[
@@ -113,18 +113,6 @@ class XeroEmulator:
         )
 
     # -- identity ----------------------------------------------------------------------------
-
-    async def authorize(self, request: Request) -> Response:
-        status, where = self.oauth.authorize(dict(request.query_params))
-        if status != 302:
-            return Response(where, status_code=status)
-        return RedirectResponse(where, status_code=302)
-
-    async def token(self, request: Request) -> Response:
-        status, body = self.oauth.token(
-            await form_of(request), request.headers.get("authorization")
-        )
-        return json_response(body, status)
 
     async def revocation(self, request: Request) -> Response:
         self.oauth.revoke_token((await form_of(request)).get("token", ""))

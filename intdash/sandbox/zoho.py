@@ -8,18 +8,19 @@ answered with HTTP 200 and "Access Denied"; the API allows 100 calls a minute pe
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from intdash.sandbox.common import (
     MALFORMED,
-    Faults,
+    PlatformEmulator,
     RateWindow,
     base_of,
     bearer,
@@ -27,7 +28,7 @@ from intdash.sandbox.common import (
     json_response,
     maybe_slow,
 )
-from intdash.sandbox.dataset import Dataset, SourceInvoice
+from intdash.sandbox.dataset import SourceInvoice
 from intdash.sandbox.oauth import OAuthPolicy, OAuthServer
 
 ORGANIZATION_ID = "10234695"
@@ -73,7 +74,7 @@ def render_invoice(inv: SourceInvoice) -> dict[str, Any]:
     }
 
 
-class ZohoEmulator:
+class ZohoEmulator(PlatformEmulator):
     def __init__(
         self,
         *,
@@ -86,22 +87,16 @@ class ZohoEmulator:
         token_throttle: int = 10,
         clock: Any = time.time,
     ) -> None:
-        self.dataset = Dataset(size, seed="zoho")
-        self.oauth = OAuthServer(
-            OAuthPolicy(
-                client_id,
-                client_secret,
-                access_ttl,
-                rotate_refresh=False,
-                client_auth="post",
-                token_throttle=token_throttle,
-            ),
-            clock,
+        policy = OAuthPolicy(
+            client_id,
+            client_secret,
+            access_ttl,
+            rotate_refresh=False,
+            client_auth="post",
+            token_throttle=token_throttle,
         )
-        self.faults = Faults()
+        super().__init__("zoho", size, OAuthServer(policy, clock))
         self.minute = RateWindow(per_minute, minute_window)
-        self.api_calls = 0
-        self.rate_limited = 0
         self.app = Starlette(
             routes=[
                 Route("/accounts/oauth/v2/auth", self.authorize),
@@ -113,19 +108,15 @@ class ZohoEmulator:
             ]
         )
 
-    async def authorize(self, request: Request) -> Response:
-        extra = {"location": "us", "accounts-server": f"{base_of(request)}/accounts"}
-        status, where = self.oauth.authorize(dict(request.query_params), extra)
-        if status != 302:
-            return PlainTextResponse(where, status_code=status)
-        return RedirectResponse(where, status_code=302)
+    def consent_extra(self, request: Request) -> dict[str, str]:
+        return {"location": "us", "accounts-server": f"{base_of(request)}/accounts"}
 
     async def token(self, request: Request) -> Response:
-        form = {**dict(request.query_params), **(await form_of(request))}
-        status, body = self.oauth.token(form, None)
-        if status == 200 and "access_token" in body:
+        response = await super().token(request)
+        body = json.loads(bytes(response.body))
+        if response.status_code == 200 and "access_token" in body:
             body["api_domain"] = f"{base_of(request)}/api"
-        return json_response(body, status)
+        return json_response(body, response.status_code)
 
     async def revoke(self, request: Request) -> Response:
         self.oauth.revoke_token(request.query_params.get("token", ""))
