@@ -9,36 +9,40 @@ from sqlmodel import func, select
 
 from intdash.core.catalog import TYPES, Action, IntegrationType
 from intdash.core.errors import ConflictError, FieldErrors, NotFoundError
-from intdash.core.models import Credential, FiscalStatus, Invoice
+from intdash.core.invoices import InvoiceData, InvoiceKind
+from intdash.core.models import Credential, Invoice
 from intdash.core.services.credentials import OAUTH_TOKEN
 from intdash.core.status import Reason
 from intdash.core.workspace import Workspace
 from tests.conftest import FakeClock
 
 
+def invoice_data(n: int, *, sales: bool = True) -> InvoiceData:
+    return InvoiceData(
+        external_id=f"ext-{n}",
+        number=f"INV-{n:05d}",
+        kind=InvoiceKind.SALES if sales else InvoiceKind.PURCHASE,
+        contact="Kowhai Cafe",
+        issue_date=date(2026, 11, 1),
+        due_date=date(2026, 11, 30),
+        currency="NZD",
+        subtotal=Decimal("100.00"),
+        tax=Decimal("15.00"),
+        total=Decimal("115.00"),
+        source_status="AUTHORISED",
+        source_updated_at=None,
+    )
+
+
 def add_invoices(
-    ws: Workspace, uid: str, count: int, *, status: FiscalStatus = FiscalStatus.FISCALIZED
+    ws: Workspace, uid: str, count: int, *, start: int = 0, sales: bool = True
 ) -> None:
+    """Through the same upsert a sync uses."""
     with ws.db.write() as session:
         row = ws.integrations.find(session, uid)
         assert row.id is not None
-        now = ws.clock()
-        start = session.exec(select(func.count()).select_from(Invoice)).one()
-        for n in range(count):
-            session.add(
-                Invoice(
-                    integration_id=row.id,
-                    external_id=f"ext-{start + n}",
-                    number=f"INV-{start + n:05d}",
-                    currency="NZD",
-                    subtotal=Decimal("100.00"),
-                    tax=Decimal("15.00"),
-                    total=Decimal("115.00"),
-                    fiscal_status=status.value,
-                    received_at=now,
-                    updated_at=now,
-                )
-            )
+        batch = [invoice_data(n, sales=sales) for n in range(start, start + count)]
+        ws.invoices.upsert(session.connection(), row.id, batch, ws.clock())
 
 
 def authorise(ws: Workspace, uid: str) -> None:
@@ -258,20 +262,46 @@ def test_remove_stops_sync_wipes_credentials_keeps_invoices(ws: Workspace) -> No
         ws.integrations.configure(uid, {"name": "back"})
 
 
-def test_monthly_limit_reached(ws: Workspace, clock: FakeClock) -> None:
+def test_monthly_limit_reached_held_and_released(ws: Workspace, clock: FakeClock) -> None:
     ws.plans.set("starter", monthly_limit=10)
     uid = ws.integrations.create("custom").integration.uid
     ws.keys.create(uid, "k")
     add_invoices(ws, uid, 9)
-    add_invoices(ws, uid, 4, status=FiscalStatus.HELD)  # held ones do not count
+    add_invoices(ws, uid, 3, start=100, sales=False)  # bills are kept, never counted
     view = ws.integrations.get(uid)
     assert (view.status.active, view.invoices_this_month, view.monthly_limit) == (True, 9, 10)
-    add_invoices(ws, uid, 1)
+    add_invoices(ws, uid, 5, start=9)  # one more fits; four are held
     view = ws.integrations.get(uid)
     assert view.status.reason is Reason.LIMIT_REACHED
     assert view.status.explanation == "monthly limit reached: 10 of 10 this month"
-    clock.advance(days=20)  # into December: a new month
+    statuses = [r.fiscal_status for r in ws.invoices.iter_all(uid)]
+    assert statuses.count("held") == 4 and statuses.count("fiscalized") == 10
+    assert statuses.count("received") == 3
+    clock.advance(days=20)  # into December: a new month, and room again
     assert ws.integrations.get(uid).status.active
+    with ws.db.write() as session:
+        released = ws.invoices.release_held(session.connection(), _id(ws, uid), clock())
+    assert released == 4
+    assert [r.fiscal_status for r in ws.invoices.iter_all(uid)].count("held") == 0
+    assert ws.integrations.get(uid).invoices_this_month == 4
+    assert ws.invoices.verify().ok
+
+
+def test_raising_the_plan_releases_held_invoices(ws: Workspace) -> None:
+    ws.plans.set("starter", monthly_limit=2)
+    uid = ws.integrations.create("custom").integration.uid
+    add_invoices(ws, uid, 5)
+    assert [r.fiscal_status for r in ws.invoices.iter_all(uid)].count("held") == 3
+    ws.plans.set("growth")
+    assert [r.fiscal_status for r in ws.invoices.iter_all(uid)].count("held") == 0
+    assert ws.invoices.verify().records == 5
+
+
+def _id(ws: Workspace, uid: str) -> int:
+    with ws.db.read() as session:
+        row_id = ws.integrations.find(session, uid).id
+    assert row_id is not None
+    return row_id
 
 
 def test_audit_trail_never_holds_secret_values(ws: Workspace) -> None:

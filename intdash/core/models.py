@@ -120,6 +120,7 @@ class FiscalRecord(SQLModel, table=True):
     seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
     invoice_id: int = Field(foreign_key="invoices.id", unique=True)
     recorded_at: datetime = Field(sa_type=UTCDateTime)
+    invoice_digest: str = Field(max_length=64)  # SHA-256 of the invoice as fiscalized
     prev_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64)
 

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from intdash.core.services.audit import AuditService
     from intdash.core.services.credentials import CredentialStore
     from intdash.core.services.integrations import IntegrationService
+    from intdash.core.services.invoices import InvoiceService
     from intdash.core.services.leases import LeaseService
     from intdash.core.services.plans import PlanService
     from intdash.core.services.vaultops import VaultService
@@ -95,6 +96,12 @@ class Workspace:
         from intdash.core.services.integrations import IntegrationService
 
         return IntegrationService(self)
+
+    @cached_property
+    def invoices(self) -> InvoiceService:
+        from intdash.core.services.invoices import InvoiceService
+
+        return InvoiceService(self)
 
     @cached_property
     def keys(self) -> ApiKeyService:

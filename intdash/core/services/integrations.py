@@ -18,7 +18,7 @@ from sqlmodel import Session, col, select
 from intdash.core.catalog import Action, IntegrationType, TypeSpec, type_spec
 from intdash.core.clock import month_start
 from intdash.core.errors import ConflictError, FieldErrors, NotFoundError
-from intdash.core.models import ApiKey, FiscalStatus, Integration, Invoice
+from intdash.core.models import ApiKey, FiscalRecord, Integration, Invoice
 from intdash.core.plans import LicenceState
 from intdash.core.services.credentials import OAUTH_TOKEN
 from intdash.core.status import Status, StatusFacts, derive_status
@@ -167,14 +167,12 @@ class IntegrationService:
         ]
 
     def invoices_this_month(self, session: Session, ids: Iterable[int]) -> dict[int, int]:
-        """Invoices each integration received this month that count against the limit."""
+        """Invoices each integration fiscalized this month: what counts against the limit."""
         ids = builtins.list(ids)
         query = (
             select(Invoice.integration_id, func.count())
-            .where(
-                col(Invoice.received_at) >= month_start(self._ws.clock()),
-                col(Invoice.fiscal_status) != FiscalStatus.HELD.value,
-            )
+            .join(FiscalRecord, col(FiscalRecord.invoice_id) == col(Invoice.id))
+            .where(col(FiscalRecord.recorded_at) >= month_start(self._ws.clock()))
             .group_by(col(Invoice.integration_id))
         )
         if len(ids) <= 500:

@@ -1,0 +1,321 @@
+"""Invoices: upserted in batches without duplicates, fiscalized within the monthly limit (held
+beyond it, released when there is room again), listed page by page, and the register verified.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlmodel import col
+
+from intdash.core.clock import month_start
+from intdash.core.dbtypes import canonical_amount
+from intdash.core.fiscal import FiscalRegister, HashChainRegister, ToFiscalize, Verification
+from intdash.core.invoices import InvoiceData, InvoiceKind
+from intdash.core.models import FiscalRecord, FiscalStatus, Integration, Invoice
+
+if TYPE_CHECKING:
+    from intdash.core.workspace import Workspace
+
+INVOICES = Invoice.__table__  # type: ignore[attr-defined]
+RECORDS = FiscalRecord.__table__  # type: ignore[attr-defined]
+_FIELDS = (
+    "number",
+    "kind",
+    "contact",
+    "issue_date",
+    "due_date",
+    "currency",
+    "subtotal",
+    "tax",
+    "total",
+    "source_status",
+    "source_updated_at",
+)
+
+
+@dataclass
+class BatchResult:
+    fetched: int = 0
+    created: int = 0
+    updated: int = 0
+    held: int = 0
+    fiscalized: int = 0
+    released: int = 0
+
+    def add(self, other: BatchResult) -> None:
+        for name in ("fetched", "created", "updated", "held", "fiscalized", "released"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+def _values(data: InvoiceData) -> dict[str, Any]:
+    return {
+        "number": data.number,
+        "kind": data.kind.value,
+        "contact": data.contact,
+        "issue_date": data.issue_date,
+        "due_date": data.due_date,
+        "currency": data.currency,
+        "subtotal": data.subtotal,
+        "tax": data.tax,
+        "total": data.total,
+        "source_status": data.source_status,
+        "source_updated_at": data.source_updated_at,
+    }
+
+
+def _to_fiscalize(invoice_id: int, integration_id: int, row: dict[str, Any]) -> ToFiscalize:
+    issue = row.get("issue_date")
+    return ToFiscalize(
+        invoice_id=invoice_id,
+        integration_id=integration_id,
+        external_id=row["external_id"],
+        number=row.get("number"),
+        issue_date=issue.isoformat() if issue else None,
+        currency=row["currency"],
+        total=str(canonical_amount(row["total"])),
+        tax=str(canonical_amount(row["tax"])),
+    )
+
+
+@dataclass(frozen=True)
+class InvoiceRow:
+    """An invoice as the history lists it."""
+
+    id: int
+    integration_uid: str
+    external_id: str
+    number: str | None
+    kind: str
+    contact: str | None
+    issue_date: Any
+    currency: str
+    total: Any
+    source_status: str | None
+    fiscal_status: str
+    received_at: datetime
+    fiscal_seq: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "integration": self.integration_uid,
+            "external_id": self.external_id,
+            "number": self.number,
+            "type": self.kind,
+            "contact": self.contact,
+            "date": self.issue_date.isoformat() if self.issue_date else None,
+            "currency": self.currency,
+            "total": str(self.total),
+            "status": self.source_status,
+            "fiscal_status": self.fiscal_status,
+            "fiscal_seq": self.fiscal_seq,
+            "received": self.received_at.isoformat(),
+        }
+
+
+class InvoiceService:
+    def __init__(self, workspace: Workspace, register: FiscalRegister | None = None) -> None:
+        self._ws = workspace
+        self.register: FiscalRegister = register or HashChainRegister()
+
+    # -- the monthly limit -------------------------------------------------------------------
+
+    def fiscalized_this_month(self, conn: Connection, integration_id: int, now: datetime) -> int:
+        return int(
+            conn.execute(
+                select(func.count())
+                .select_from(RECORDS.join(INVOICES, INVOICES.c.id == RECORDS.c.invoice_id))
+                .where(
+                    INVOICES.c.integration_id == integration_id,
+                    RECORDS.c.recorded_at >= month_start(now),
+                )
+            ).scalar_one()
+        )
+
+    def room(self, conn: Connection, integration_id: int, now: datetime) -> int:
+        """How many more invoices this integration may fiscalize this month."""
+        limit = self._ws.plans.current().monthly_limit
+        return max(0, limit - self.fiscalized_this_month(conn, integration_id, now))
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def upsert(
+        self, conn: Connection, integration_id: int, batch: Sequence[InvoiceData], now: datetime
+    ) -> BatchResult:
+        """Insert new invoices and update changed ones, in the caller's transaction.
+
+        New sales invoices are fiscalized while the month's limit allows and held beyond it;
+        purchase invoices are kept as received. Within a batch the last copy of an invoice wins.
+        """
+        latest: dict[str, InvoiceData] = {}
+        for data in batch:
+            latest[data.external_id] = data
+        result = BatchResult(fetched=len(batch))
+        if not latest:
+            return result
+        existing = {
+            row.external_id: row
+            for row in conn.execute(
+                select(INVOICES.c.id, INVOICES.c.external_id, *(INVOICES.c[f] for f in _FIELDS))
+                .where(INVOICES.c.integration_id == integration_id)
+                .where(INVOICES.c.external_id.in_(list(latest)))
+            )
+        }
+        changes: list[dict[str, Any]] = []
+        new: list[dict[str, Any]] = []
+        for external_id, data in latest.items():
+            values = _values(data)
+            found = existing.get(external_id)
+            if found is None:
+                new.append(
+                    {
+                        "integration_id": integration_id,
+                        "external_id": external_id,
+                        "received_at": now,
+                        "updated_at": now,
+                        **values,
+                    }
+                )
+            elif any(getattr(found, f) != values[f] for f in _FIELDS):
+                changes.append({"row_id": found.id, "updated_at": now, **values})
+        if changes:
+            conn.execute(
+                update(INVOICES)
+                .where(INVOICES.c.id == bindparam("row_id"))
+                .values({f: bindparam(f) for f in (*_FIELDS, "updated_at")}),
+                changes,
+            )
+            result.updated = len(changes)
+        if new:
+            room = self.room(conn, integration_id, now)
+            for row in new:
+                if row["kind"] != InvoiceKind.SALES.value:
+                    row["fiscal_status"] = FiscalStatus.RECEIVED.value
+                elif room > 0:
+                    row["fiscal_status"] = FiscalStatus.FISCALIZED.value
+                    room -= 1
+                else:
+                    row["fiscal_status"] = FiscalStatus.HELD.value
+            ids = conn.execute(insert(INVOICES).returning(INVOICES.c.id), new).scalars().all()
+            to_register = [
+                _to_fiscalize(invoice_id, integration_id, row)
+                for invoice_id, row in zip(ids, new, strict=True)
+                if row["fiscal_status"] == FiscalStatus.FISCALIZED.value
+            ]
+            self.register.fiscalize(conn, to_register, now)
+            result.created = len(new)
+            result.fiscalized = len(to_register)
+            result.held = sum(1 for r in new if r["fiscal_status"] == FiscalStatus.HELD.value)
+        return result
+
+    def release_held(self, conn: Connection, integration_id: int, now: datetime) -> int:
+        """Fiscalize held invoices, oldest first, as far as this month's room allows."""
+        room = self.room(conn, integration_id, now)
+        if room <= 0:
+            return 0
+        rows = conn.execute(
+            select(
+                INVOICES.c.id,
+                INVOICES.c.external_id,
+                INVOICES.c.number,
+                INVOICES.c.issue_date,
+                INVOICES.c.currency,
+                INVOICES.c.total,
+                INVOICES.c.tax,
+            )
+            .where(INVOICES.c.integration_id == integration_id)
+            .where(INVOICES.c.fiscal_status == FiscalStatus.HELD.value)
+            .order_by(INVOICES.c.id)
+            .limit(room)
+        ).all()
+        if not rows:
+            return 0
+        conn.execute(
+            update(INVOICES)
+            .where(INVOICES.c.id.in_([r.id for r in rows]))
+            .values(fiscal_status=FiscalStatus.FISCALIZED.value, updated_at=now)
+        )
+        self.register.fiscalize(
+            conn, [_to_fiscalize(r.id, integration_id, dict(r._mapping)) for r in rows], now
+        )
+        return len(rows)
+
+    def release_all(self) -> int:
+        """Release what the limit now allows for every integration (after a plan change)."""
+        now = self._ws.clock()
+        released = 0
+        with self._ws.db.write() as session:
+            conn = session.connection()
+            held = conn.execute(
+                select(INVOICES.c.integration_id)
+                .where(INVOICES.c.fiscal_status == FiscalStatus.HELD.value)
+                .distinct()
+            ).scalars()
+            for integration_id in list(held):
+                released += self.release_held(conn, integration_id, now)
+        return released
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def page(
+        self,
+        *,
+        integration_uid: str | None = None,
+        before_id: int | None = None,
+        limit: int = 100,
+        search: str | None = None,
+    ) -> list[InvoiceRow]:
+        """Invoices newest first, a page at a time (keyset: pass the last id as ``before_id``).
+        Invoices of removed integrations stay listed."""
+        query = (
+            select(
+                INVOICES.c.id,
+                col(Integration.uid),
+                INVOICES.c.external_id,
+                INVOICES.c.number,
+                INVOICES.c.kind,
+                INVOICES.c.contact,
+                INVOICES.c.issue_date,
+                INVOICES.c.currency,
+                INVOICES.c.total,
+                INVOICES.c.source_status,
+                INVOICES.c.fiscal_status,
+                INVOICES.c.received_at,
+                RECORDS.c.seq,
+            )
+            .join(Integration, col(Integration.id) == INVOICES.c.integration_id)
+            .join(RECORDS, RECORDS.c.invoice_id == INVOICES.c.id, isouter=True)
+            .order_by(INVOICES.c.id.desc())
+            .limit(limit)
+        )
+        if integration_uid is not None:
+            with self._ws.db.read() as session:
+                found = self._ws.integrations.find(session, integration_uid)
+            query = query.where(INVOICES.c.integration_id == found.id)
+        if before_id is not None:
+            query = query.where(INVOICES.c.id < before_id)
+        if search:
+            like = f"%{search}%"
+            query = query.where(
+                INVOICES.c.number.ilike(like)
+                | INVOICES.c.contact.ilike(like)
+                | INVOICES.c.external_id.ilike(like)
+            )
+        with self._ws.db.read() as session:
+            return [InvoiceRow(*row) for row in session.connection().execute(query)]
+
+    def iter_all(
+        self, integration_uid: str | None = None, batch: int = 1000
+    ) -> Iterator[InvoiceRow]:
+        before: int | None = None
+        while rows := self.page(integration_uid=integration_uid, before_id=before, limit=batch):
+            yield from rows
+            before = rows[-1].id
+
+    def verify(self) -> Verification:
+        with self._ws.db.read() as session:
+            return self.register.verify(session.connection())

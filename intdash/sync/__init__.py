@@ -1,0 +1,1 @@
+"""Syncs: the engine that pulls invoices and the scheduler that runs it."""

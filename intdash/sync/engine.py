@@ -1,0 +1,282 @@
+"""One sync of one integration: claim it, fetch pages since the cursor, upsert each page in one
+transaction with the cursor that covers it, and record the run.
+
+A crash at any instant leaves the database at the end of the last committed page: the next run
+resumes from that page's cursor, so nothing is lost and nothing is stored twice. A run is never
+recorded as ok unless it reached the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import update
+from sqlmodel import col
+
+from intdash.core.catalog import type_spec
+from intdash.core.errors import ConflictError, IntdashError
+from intdash.core.models import Integration, RunOutcome, SyncRun
+from intdash.core.plans import LicenceState
+from intdash.core.services.invoices import BatchResult
+from intdash.core.services.leases import process_identity
+from intdash.providers.base import InvoicePage
+from intdash.providers.connect import ConnectService
+from intdash.providers.errors import ProviderError, RateLimited
+
+if TYPE_CHECKING:
+    from intdash.core.workspace import Workspace
+
+log = logging.getLogger(__name__)
+
+CLAIM_TTL = timedelta(minutes=2)  # renewed with every page; a dead holder's claim lapses
+TIME_LIMIT = timedelta(minutes=30)
+RETRY_BASE = 30.0  # seconds before the first retry; doubled each time, with jitter
+RETRY_CAP = 4  # attempts after the first, before the failure is shown
+
+
+class Trigger(StrEnum):
+    SCHEDULE = "schedule"
+    MANUAL = "manual"
+    WEBHOOK = "webhook"
+
+
+class AlreadyRunning(ConflictError):
+    """Another run of this integration holds the claim."""
+
+
+class SyncRefused(ConflictError):
+    """The integration may not sync now (disabled, licence lapsed, nothing to sync from)."""
+
+
+class Cancelled(IntdashError):
+    """The run was cancelled, or reached its time limit."""
+
+
+@dataclass(frozen=True)
+class RunResult:
+    uid: str
+    run_id: int
+    outcome: RunOutcome
+    fetched: int
+    created: int
+    updated: int
+    held: int
+    error: str | None
+    retryable: bool = False  # waiting may fix it (not so a refused authorisation)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "uid": self.uid,
+            "run": self.run_id,
+            "outcome": self.outcome.value,
+            "fetched": self.fetched,
+            "created": self.created,
+            "updated": self.updated,
+            "held": self.held,
+            "error": self.error,
+        }
+
+
+def claim_name(integration_id: int) -> str:
+    return f"sync:{integration_id}"
+
+
+def cancel_name(integration_id: int) -> str:
+    return f"sync-cancel:{integration_id}"
+
+
+class SyncEngine:
+    def __init__(
+        self,
+        workspace: Workspace,
+        connect: ConnectService | None = None,
+        *,
+        time_limit: timedelta = TIME_LIMIT,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self._ws = workspace
+        self.connect = connect or ConnectService(workspace)
+        self.time_limit = time_limit
+        self._sleep = sleep
+        self._jitter = jitter
+        self.holder = f"{process_identity()}:engine"
+
+    # -- blocking steps (run in a thread) ----------------------------------------------------
+
+    def _begin(self, uid: str, trigger: Trigger) -> tuple[Integration, int]:
+        ws = self._ws
+        with ws.db.read() as session:
+            row = ws.integrations.find_live(session, uid)
+        assert row.id is not None
+        spec = type_spec(row.type)
+        if not spec.oauth:
+            raise SyncRefused(f"{row.uid} is a {spec.label}: it does not sync from a platform")
+        plan = ws.plans.current()
+        if plan.licence is LicenceState.LAPSED:
+            raise SyncRefused(f"the licence lapsed on {plan.licence_expires}: syncing has stopped")
+        if not row.sync_enabled:
+            raise SyncRefused(f"sync is disabled for {row.uid}: enable it first")
+        if not ws.leases.acquire(claim_name(row.id), self.holder, CLAIM_TTL):
+            holder = ws.leases.current(claim_name(row.id))
+            who = holder.holder.rsplit(":", 2)[0] if holder else "another process"
+            raise AlreadyRunning(f"{row.uid} is already syncing (in {who})")
+        ws.leases.release(cancel_name(row.id), "cancel")  # an old request is not for this run
+        now = ws.clock()
+        with ws.db.write() as session:
+            # a run left 'running' by a process that died holds no claim any more
+            session.execute(
+                update(SyncRun)
+                .where(col(SyncRun.integration_id) == row.id)
+                .where(col(SyncRun.outcome) == RunOutcome.RUNNING.value)
+                .values(outcome=RunOutcome.FAILED.value, ended_at=now, error="interrupted")
+            )
+            run = SyncRun(integration_id=row.id, trigger=trigger.value, started_at=now)
+            session.add(run)
+            fresh = session.get(Integration, row.id)
+            assert fresh is not None
+            fresh.last_attempted_sync = now
+            session.add(fresh)
+            session.flush()
+            released = ws.invoices.release_held(session.connection(), row.id, now)
+            assert run.id is not None
+            if released:
+                log.info("%s: %d held invoices released", row.uid, released)
+            return fresh, run.id
+
+    def _commit_page(
+        self, integration_id: int, run_id: int, page: InvoicePage, totals: BatchResult
+    ) -> None:
+        ws = self._ws
+        now = ws.clock()
+        with ws.db.write() as session:
+            result = ws.invoices.upsert(session.connection(), integration_id, page.invoices, now)
+            totals.add(result)
+            row = session.get(Integration, integration_id)
+            run = session.get(SyncRun, run_id)
+            assert row is not None and run is not None
+            row.cursor = page.cursor
+            run.fetched, run.created = totals.fetched, totals.created
+            run.updated, run.held = totals.updated, totals.held
+            session.add_all([row, run])
+        # the claim lives as long as pages keep coming
+        ws.leases.acquire(claim_name(integration_id), self.holder, CLAIM_TTL)
+
+    def _cancel_requested(self, integration_id: int) -> bool:
+        return self._ws.leases.current(cancel_name(integration_id)) is not None
+
+    def _finish(
+        self, integration_id: int, run_id: int, outcome: RunOutcome, error: str | None, show: bool
+    ) -> None:
+        ws = self._ws
+        now = ws.clock()
+        with ws.db.write() as session:
+            run = session.get(SyncRun, run_id)
+            row = session.get(Integration, integration_id)
+            assert run is not None and row is not None
+            run.outcome, run.ended_at, run.error = outcome.value, now, error
+            if outcome is RunOutcome.OK:
+                row.last_successful_sync, row.last_sync_error = now, None
+            elif show:
+                row.last_sync_error = error
+            session.add_all([run, row])
+        ws.leases.release(claim_name(integration_id), self.holder)
+        ws.leases.release(cancel_name(integration_id), "cancel")
+
+    # -- running -----------------------------------------------------------------------------
+
+    async def run(
+        self,
+        uid: str,
+        trigger: Trigger = Trigger.MANUAL,
+        *,
+        cancel: asyncio.Event | None = None,
+        show_failure: bool = True,
+    ) -> RunResult:
+        """One sync; failures are recorded and returned, not raised (but for refusals)."""
+        row, run_id = await asyncio.to_thread(self._begin, uid, trigger)
+        assert row.id is not None
+        integration_id = row.id
+        totals = BatchResult()
+        deadline = asyncio.get_running_loop().time() + self.time_limit.total_seconds()
+        outcome, error, retryable = RunOutcome.OK, None, False
+        try:
+            async with await self.connect.api(uid) as api:
+                since: date | None = row.sync_from
+                async for page in api.connector.pages(api, row.cursor, since):
+                    await asyncio.to_thread(self._commit_page, integration_id, run_id, page, totals)
+                    if cancel is not None and cancel.is_set():
+                        raise Cancelled("cancelled")
+                    if await asyncio.to_thread(self._cancel_requested, integration_id):
+                        raise Cancelled("cancelled from another process")
+                    if asyncio.get_running_loop().time() > deadline:
+                        raise Cancelled(f"time limit of {self.time_limit} reached")
+        except Cancelled as exc:
+            outcome, error = RunOutcome.CANCELLED, str(exc)
+        except asyncio.CancelledError:
+            await asyncio.shield(
+                asyncio.to_thread(
+                    self._finish, integration_id, run_id, RunOutcome.CANCELLED, "stopped", False
+                )
+            )
+            raise
+        except ProviderError as exc:
+            outcome = RunOutcome.PARTIAL if totals.fetched else RunOutcome.FAILED
+            error = str(exc)
+            retryable = exc.retryable and not (isinstance(exc, RateLimited) and exc.daily)
+        except IntdashError as exc:
+            outcome = RunOutcome.PARTIAL if totals.fetched else RunOutcome.FAILED
+            error = str(exc)
+        except Exception as exc:  # a bug: recorded, never 'ok', and logged with its traceback
+            log.exception("sync of %s failed", uid)
+            outcome, error = RunOutcome.FAILED, f"internal error: {type(exc).__name__}: {exc}"
+        await asyncio.to_thread(self._finish, integration_id, run_id, outcome, error, show_failure)
+        log.info(
+            "sync %s (%s): %s, fetched %d, created %d, updated %d, held %d%s",
+            row.uid, trigger.value, outcome.value, totals.fetched, totals.created,
+            totals.updated, totals.held, f": {error}" if error else "",
+        )  # fmt: skip
+        return RunResult(
+            row.uid, run_id, outcome, totals.fetched, totals.created, totals.updated,
+            totals.held, error, retryable,
+        )  # fmt: skip
+
+    async def run_with_retries(
+        self, uid: str, trigger: Trigger = Trigger.SCHEDULE, *, attempts: int = RETRY_CAP + 1
+    ) -> RunResult:
+        """Retry failures with exponential backoff and jitter; the integration shows the failure
+        only when the last attempt fails. Authorisation failures and refusals are not retried."""
+        for attempt in range(attempts):
+            last = attempt == attempts - 1
+            result = await self.run(uid, trigger, show_failure=last)
+            if result.outcome in (RunOutcome.OK, RunOutcome.CANCELLED) or last:
+                return result
+            if not result.retryable:
+                await asyncio.to_thread(self._show, uid, result.error or result.outcome.value)
+                return result
+            await self._sleep(RETRY_BASE * 2**attempt * (1 + self._jitter()))
+        raise AssertionError("unreachable")
+
+    def _show(self, uid: str, error: str) -> None:
+        with self._ws.db.write() as session:
+            row = self._ws.integrations.find(session, uid)
+            row.last_sync_error = error
+            session.add(row)
+
+    def request_cancel(self, uid: str) -> bool:
+        """Ask the run of ``uid`` (in any process) to stop after its current page."""
+        ws = self._ws
+        with ws.db.read() as session:
+            row = ws.integrations.find(session, uid)
+        assert row.id is not None
+        if ws.leases.current(claim_name(row.id)) is None:
+            return False
+        ws.leases.acquire(cancel_name(row.id), "cancel", timedelta(minutes=10))
+        return True
