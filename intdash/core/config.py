@@ -96,6 +96,19 @@ class ServerSettings(_Section):
     port: int = Field(DEFAULT_SERVER_PORT, ge=1, le=65535, description="Port to bind.")
 
 
+class SyncSettings(_Section):
+    """How syncs run."""
+
+    claim_seconds: int = Field(
+        120,
+        ge=5,
+        description="A sync's claim lapses this long after its last page if its process dies.",
+    )
+    time_limit_minutes: int = Field(
+        30, ge=1, description="A sync run stops (cancelled) after this."
+    )
+
+
 class LimitSettings(_Section):
     """Default monthly invoice limit of each plan, per integration."""
 
@@ -141,6 +154,7 @@ class Settings(BaseSettings):
     zoho: ZohoSettings = Field(default_factory=ZohoSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    sync: SyncSettings = Field(default_factory=SyncSettings)
 
     @field_validator("home", mode="after")
     @classmethod

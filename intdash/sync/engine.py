@@ -35,8 +35,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CLAIM_TTL = timedelta(minutes=2)  # renewed with every page; a dead holder's claim lapses
-TIME_LIMIT = timedelta(minutes=30)
 RETRY_BASE = 30.0  # seconds before the first retry; doubled each time, with jitter
 RETRY_CAP = 4  # attempts after the first, before the failure is shown
 
@@ -98,13 +96,15 @@ class SyncEngine:
         workspace: Workspace,
         connect: ConnectService | None = None,
         *,
-        time_limit: timedelta = TIME_LIMIT,
+        time_limit: timedelta | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         jitter: Callable[[], float] = random.random,
     ) -> None:
         self._ws = workspace
         self.connect = connect or ConnectService(workspace)
-        self.time_limit = time_limit
+        settings = workspace.settings.sync
+        self.time_limit = time_limit or timedelta(minutes=settings.time_limit_minutes)
+        self.claim_ttl = timedelta(seconds=settings.claim_seconds)  # renewed with every page
         self._sleep = sleep
         self._jitter = jitter
         self.holder = f"{process_identity()}:engine"
@@ -124,7 +124,7 @@ class SyncEngine:
             raise SyncRefused(f"the licence lapsed on {plan.licence_expires}: syncing has stopped")
         if not row.sync_enabled:
             raise SyncRefused(f"sync is disabled for {row.uid}: enable it first")
-        if not ws.leases.acquire(claim_name(row.id), self.holder, CLAIM_TTL):
+        if not ws.leases.acquire(claim_name(row.id), self.holder, self.claim_ttl):
             holder = ws.leases.current(claim_name(row.id))
             who = holder.holder.rsplit(":", 2)[0] if holder else "another process"
             raise AlreadyRunning(f"{row.uid} is already syncing (in {who})")
@@ -167,7 +167,7 @@ class SyncEngine:
             run.updated, run.held = totals.updated, totals.held
             session.add_all([row, run])
         # the claim lives as long as pages keep coming
-        ws.leases.acquire(claim_name(integration_id), self.holder, CLAIM_TTL)
+        ws.leases.acquire(claim_name(integration_id), self.holder, self.claim_ttl)
 
     def _cancel_requested(self, integration_id: int) -> bool:
         return self._ws.leases.current(cancel_name(integration_id)) is not None
