@@ -11,6 +11,7 @@ from intdash.cli.integrations import integrations
 from intdash.cli.keys import keys
 from intdash.cli.plan import plan
 from intdash.cli.sandbox import sandbox
+from intdash.cli.serve import serve
 from intdash.cli.sync import invoices, sync
 from intdash.cli.vault import vault
 from intdash.core.config import config_path
@@ -76,6 +77,7 @@ cli.add_command(vault)
 cli.add_command(connect)
 cli.add_command(test_connection)
 cli.add_command(sandbox)
+cli.add_command(serve)
 cli.add_command(sync)
 cli.add_command(invoices)
 

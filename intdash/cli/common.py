@@ -33,6 +33,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 @dataclass
 class CliState:
     verbose: bool = False
+    structured_stderr: bool = False  # intdash serve: JSON lines on stderr as in the log file
     _settings: Settings | None = None
     _workspace: Workspace | None = field(default=None, repr=False)
 
@@ -48,7 +49,10 @@ class CliState:
             settings = self.settings
             settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
             configure_logging(
-                settings.log_path, settings.log_level, stderr_level="INFO" if self.verbose else None
+                settings.log_path,
+                settings.log_level,
+                stderr_level="INFO" if self.verbose or self.structured_stderr else None,
+                structured_stderr=self.structured_stderr,
             )
             self._workspace = Workspace.open(settings)
         return self._workspace

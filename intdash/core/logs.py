@@ -43,7 +43,11 @@ class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
 
 
 def configure_logging(
-    log_path: Path, level: str = "INFO", *, stderr_level: str | None = None
+    log_path: Path,
+    level: str = "INFO",
+    *,
+    stderr_level: str | None = None,
+    structured_stderr: bool = False,
 ) -> None:
     """Send intdash's logs to the file (and, if asked, to stderr), replacing earlier setup."""
     root = logging.getLogger()
@@ -66,10 +70,14 @@ def configure_logging(
         err.set_name(_HANDLER_NAME + "-stderr")
         err.setLevel(stderr_level)
         err.addFilter(RedactingFilter())
-        err.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        err.setFormatter(
+            JsonFormatter()
+            if structured_stderr
+            else logging.Formatter("%(levelname)s %(name)s: %(message)s")
+        )
         root.addHandler(err)
         levels.append(logging.getLevelName(stderr_level))
     root.setLevel(min(levels))
     # the libraries' own logs quote SQL, URLs and headers: keep them to warnings
-    for noisy in ("httpx", "httpcore", "sqlalchemy", "alembic", "authlib"):
+    for noisy in ("httpx", "httpcore", "sqlalchemy", "alembic", "authlib", "apscheduler"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

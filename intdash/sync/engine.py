@@ -249,17 +249,24 @@ class SyncEngine:
         )  # fmt: skip
 
     async def run_with_retries(
-        self, uid: str, trigger: Trigger = Trigger.SCHEDULE, *, attempts: int = RETRY_CAP + 1
+        self,
+        uid: str,
+        trigger: Trigger = Trigger.SCHEDULE,
+        *,
+        attempts: int = RETRY_CAP + 1,
+        cancel: asyncio.Event | None = None,
     ) -> RunResult:
         """Retry failures with exponential backoff and jitter; the integration shows the failure
         only when the last attempt fails. Authorisation failures and refusals are not retried."""
         for attempt in range(attempts):
             last = attempt == attempts - 1
-            result = await self.run(uid, trigger, show_failure=last)
+            result = await self.run(uid, trigger, cancel=cancel, show_failure=last)
             if result.outcome in (RunOutcome.OK, RunOutcome.CANCELLED) or last:
                 return result
             if not result.retryable:
                 await asyncio.to_thread(self._show, uid, result.error or result.outcome.value)
+                return result
+            if cancel is not None and cancel.is_set():
                 return result
             await self._sleep(RETRY_BASE * 2**attempt * (1 + self._jitter()))
         raise AssertionError("unreachable")

@@ -1,0 +1,1 @@
+"""intdash's HTTP face: health now; the ingest API for Custom Integrations joins it."""
