@@ -324,3 +324,36 @@ def test_listing_many_is_a_fixed_number_of_queries(ws: Workspace) -> None:
     event.listen(ws.db.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
     assert len(ws.integrations.list()) == 30
     assert len([s for s in statements if s.lstrip().upper().startswith("SELECT")]) <= 6
+
+
+def test_fiscal_records_point_at_their_own_invoices(ws: Workspace) -> None:
+    from intdash.core.fiscal import ToFiscalize, invoice_digest
+    from intdash.core.models import FiscalRecord
+
+    ws.plans.set("scale")
+    first = ws.integrations.create("custom").integration.uid
+    second = ws.integrations.create("custom").integration.uid
+    add_invoices(ws, first, 700)
+    add_invoices(ws, second, 300, start=5000)
+    add_invoices(ws, first, 300, start=700)
+    with ws.db.read() as session:
+        pairs = session.exec(
+            select(FiscalRecord, Invoice).join(Invoice, Invoice.id == FiscalRecord.invoice_id)  # type: ignore[arg-type]
+        ).all()
+    assert len(pairs) == 1300
+    for record, invoice in pairs:
+        assert record.integration_id == invoice.integration_id
+        expected = invoice_digest(
+            ToFiscalize(
+                invoice.id or 0,
+                invoice.integration_id,
+                invoice.external_id,
+                invoice.number,
+                invoice.issue_date.isoformat() if invoice.issue_date else None,
+                invoice.currency,
+                str(invoice.total),
+                str(invoice.tax),
+            )
+        )
+        assert record.invoice_digest == expected
+    assert ws.invoices.verify().records == 1300

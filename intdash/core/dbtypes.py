@@ -80,6 +80,8 @@ _CENTS = Decimal("0.01")
 
 def canonical_amount(amount: Decimal) -> Decimal:
     """One spelling per amount on every database: at least two places, at most four."""
+    if amount.as_tuple().exponent == -2:  # the common case, already canonical
+        return amount
     exact = amount.quantize(Decimal(1).scaleb(-MONEY_PLACES))
     cents = exact.quantize(_CENTS)
     return cents if cents == exact else exact.normalize()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, insert, select, text
@@ -74,9 +74,14 @@ def invoice_digest(invoice: ToFiscalize) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
-def record_hash(seq: int, prev_hash: str, recorded_at: datetime, digest: str) -> str:
-    payload = f"{seq}|{prev_hash}|{recorded_at.isoformat(timespec='microseconds')}|{digest}"
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+def record_hash(seq: int, prev_hash: str, recorded_at: datetime | str, digest: str) -> str:
+    """The record's hash; ``recorded_at`` may come formatted (one batch shares one moment)."""
+    stamp = recorded_at if isinstance(recorded_at, str) else stamp_of(recorded_at)
+    return hashlib.sha256(f"{seq}|{prev_hash}|{stamp}|{digest}".encode()).hexdigest()
+
+
+def stamp_of(moment: datetime) -> str:
+    return moment.isoformat(timespec="microseconds")
 
 
 class HashChainRegister:
@@ -98,14 +103,16 @@ class HashChainRegister:
         ).first()
         seq, prev = (head[0], head[1]) if head else (0, GENESIS)
         rows: list[dict[str, Any]] = []
+        stamp = stamp_of(at)
         for invoice in invoices:
             seq += 1
             content = invoice_digest(invoice)
-            digest = record_hash(seq, prev, at, content)
+            digest = record_hash(seq, prev, stamp, content)
             rows.append(
                 {
                     "seq": seq,
                     "invoice_id": invoice.invoice_id,
+                    "integration_id": invoice.integration_id,
                     "recorded_at": at,
                     "invoice_digest": content,
                     "prev_hash": prev,
@@ -113,7 +120,19 @@ class HashChainRegister:
                 }
             )
             prev = digest
-        conn.execute(insert(_records), rows)
+        if conn.dialect.name == "sqlite":  # the driver's executemany: see InvoiceService._insert
+            db_stamp = at.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+            conn.exec_driver_sql(
+                "INSERT INTO fiscal_records (seq, invoice_id, integration_id, recorded_at, "
+                "invoice_digest, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (r["seq"], r["invoice_id"], r["integration_id"], db_stamp,
+                     r["invoice_digest"], r["prev_hash"], r["hash"])
+                    for r in rows
+                ],
+            )  # fmt: skip
+        else:
+            conn.execute(insert(_records), rows)
         return rows
 
     def verify(self, conn: Connection, batch: int = 5000) -> Verification:

@@ -89,8 +89,7 @@ class Invoice(SQLModel, table=True):
     __tablename__: ClassVar[str] = "invoices"
     __table_args__ = (
         UniqueConstraint("integration_id", "external_id"),
-        Index(None, "integration_id", "received_at"),
-        Index(None, "received_at", "id"),
+        Index(None, "integration_id", "id"),  # one integration's history, newest first
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -117,8 +116,11 @@ class FiscalRecord(SQLModel, table=True):
 
     __tablename__: ClassVar[str] = "fiscal_records"
 
+    __table_args__ = (Index(None, "integration_id", "recorded_at"),)
+
     seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
     invoice_id: int = Field(foreign_key="invoices.id", unique=True)
+    integration_id: int = Field(foreign_key="integrations.id")
     recorded_at: datetime = Field(sa_type=UTCDateTime)
     invoice_digest: str = Field(max_length=64)  # SHA-256 of the invoice as fiscalized
     prev_hash: str = Field(max_length=64)

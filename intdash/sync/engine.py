@@ -157,7 +157,10 @@ class SyncEngine:
         ws = self._ws
         now = ws.clock()
         with ws.db.write() as session:
-            result = ws.invoices.upsert(session.connection(), integration_id, page.invoices, now)
+            conn = session.connection()
+            if totals.room is None:  # counted once a run: nothing else fiscalizes for it meanwhile
+                totals.room = ws.invoices.room(conn, integration_id, now)
+            result = ws.invoices.upsert(conn, integration_id, page.invoices, now, totals.room)
             totals.add(result)
             row = session.get(Integration, integration_id)
             run = session.get(SyncRun, run_id)

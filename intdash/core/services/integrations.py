@@ -170,13 +170,12 @@ class IntegrationService:
         """Invoices each integration fiscalized this month: what counts against the limit."""
         ids = builtins.list(ids)
         query = (
-            select(Invoice.integration_id, func.count())
-            .join(FiscalRecord, col(FiscalRecord.invoice_id) == col(Invoice.id))
+            select(FiscalRecord.integration_id, func.count())
             .where(col(FiscalRecord.recorded_at) >= month_start(self._ws.clock()))
-            .group_by(col(Invoice.integration_id))
+            .group_by(col(FiscalRecord.integration_id))
         )
         if len(ids) <= 500:
-            query = query.where(col(Invoice.integration_id).in_(ids))
+            query = query.where(col(FiscalRecord.integration_id).in_(ids))
         return dict(session.exec(query).all())
 
     @staticmethod

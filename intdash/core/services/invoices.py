@@ -6,14 +6,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import Connection, bindparam, func, insert, select, update
 from sqlmodel import col
 
 from intdash.core.clock import month_start
-from intdash.core.dbtypes import canonical_amount
+from intdash.core.dbtypes import MONEY_PLACES, Money, canonical_amount
 from intdash.core.fiscal import FiscalRegister, HashChainRegister, ToFiscalize, Verification
 from intdash.core.invoices import InvoiceData, InvoiceKind
 from intdash.core.models import FiscalRecord, FiscalStatus, Integration, Invoice
@@ -38,6 +39,59 @@ _FIELDS = (
 )
 
 
+_INSERT_COLUMNS = (
+    "integration_id", "external_id", "received_at", "updated_at", "fiscal_status", *_FIELDS,
+)  # fmt: skip
+_SQLITE_INSERT = (
+    f"INSERT INTO invoices ({', '.join(_INSERT_COLUMNS)}) "  # noqa: S608 - fixed names
+    f"VALUES ({', '.join('?' for _ in _INSERT_COLUMNS)})"
+)
+
+
+def sqlite_time(moment: datetime | None) -> str | None:
+    """As SQLAlchemy stores a UTC time in SQLite (the same text, so comparisons hold)."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _sqlite_money(amount: Decimal) -> int:
+    scaled = amount.scaleb(MONEY_PLACES)
+    whole = int(scaled)
+    if whole != scaled:
+        Money._exact(amount)  # raises, naming the amount
+    return whole
+
+
+def _sqlite_row(
+    integration_id: int, data: InvoiceData, status: str, stamp: str | None
+) -> tuple[Any, ...]:
+    issue, due = data.issue_date, data.due_date
+    return (
+        integration_id,
+        data.external_id,
+        stamp,
+        stamp,
+        status,
+        data.number,
+        data.kind.value,
+        data.contact,
+        issue.isoformat() if issue else None,
+        due.isoformat() if due else None,
+        data.currency,
+        _sqlite_money(data.subtotal),
+        _sqlite_money(data.tax),
+        _sqlite_money(data.total),
+        data.source_status,
+        sqlite_time(data.source_updated_at),
+    )
+
+
+_RECEIVED = FiscalStatus.RECEIVED.value
+_FISCALIZED = FiscalStatus.FISCALIZED.value
+_HELD = FiscalStatus.HELD.value
+
+
 @dataclass
 class BatchResult:
     fetched: int = 0
@@ -46,10 +100,13 @@ class BatchResult:
     held: int = 0
     fiscalized: int = 0
     released: int = 0
+    room: int | None = None  # what is left of the month's room after this batch
 
     def add(self, other: BatchResult) -> None:
         for name in ("fetched", "created", "updated", "held", "fiscalized", "released"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
+        if other.room is not None:
+            self.room = other.room
 
 
 def _values(data: InvoiceData) -> dict[str, Any]:
@@ -68,17 +125,33 @@ def _values(data: InvoiceData) -> dict[str, Any]:
     }
 
 
-def _to_fiscalize(invoice_id: int, integration_id: int, row: dict[str, Any]) -> ToFiscalize:
-    issue = row.get("issue_date")
+class _Fiscalizable(Protocol):
+    """What the register needs of an invoice: new ones (InvoiceData) and stored rows alike."""
+
+    @property
+    def external_id(self) -> str: ...
+    @property
+    def number(self) -> str | None: ...
+    @property
+    def issue_date(self) -> date | None: ...
+    @property
+    def currency(self) -> str: ...
+    @property
+    def total(self) -> Decimal: ...
+    @property
+    def tax(self) -> Decimal: ...
+
+
+def _to_fiscalize(invoice_id: int, integration_id: int, data: _Fiscalizable) -> ToFiscalize:
     return ToFiscalize(
         invoice_id=invoice_id,
         integration_id=integration_id,
-        external_id=row["external_id"],
-        number=row.get("number"),
-        issue_date=issue.isoformat() if issue else None,
-        currency=row["currency"],
-        total=str(canonical_amount(row["total"])),
-        tax=str(canonical_amount(row["tax"])),
+        external_id=data.external_id,
+        number=data.number,
+        issue_date=data.issue_date.isoformat() if data.issue_date else None,
+        currency=data.currency,
+        total=str(canonical_amount(data.total)),
+        tax=str(canonical_amount(data.tax)),
     )
 
 
@@ -128,9 +201,9 @@ class InvoiceService:
         return int(
             conn.execute(
                 select(func.count())
-                .select_from(RECORDS.join(INVOICES, INVOICES.c.id == RECORDS.c.invoice_id))
+                .select_from(RECORDS)
                 .where(
-                    INVOICES.c.integration_id == integration_id,
+                    RECORDS.c.integration_id == integration_id,
                     RECORDS.c.recorded_at >= month_start(now),
                 )
             ).scalar_one()
@@ -144,12 +217,19 @@ class InvoiceService:
     # -- writing -----------------------------------------------------------------------------
 
     def upsert(
-        self, conn: Connection, integration_id: int, batch: Sequence[InvoiceData], now: datetime
+        self,
+        conn: Connection,
+        integration_id: int,
+        batch: Sequence[InvoiceData],
+        now: datetime,
+        room: int | None = None,
     ) -> BatchResult:
         """Insert new invoices and update changed ones, in the caller's transaction.
 
-        New sales invoices are fiscalized while the month's limit allows and held beyond it;
-        purchase invoices are kept as received. Within a batch the last copy of an invoice wins.
+        New sales invoices are fiscalized while the month's limit allows (``room``, when the
+        caller keeps count, else counted here) and held beyond it; purchase invoices are kept as
+        received. Within a batch the last copy of an invoice wins. ``result.room`` is what is
+        left of the room afterwards.
         """
         latest: dict[str, InvoiceData] = {}
         for data in batch:
@@ -166,21 +246,14 @@ class InvoiceService:
             )
         }
         changes: list[dict[str, Any]] = []
-        new: list[dict[str, Any]] = []
+        new: list[InvoiceData] = []
         for external_id, data in latest.items():
-            values = _values(data)
             found = existing.get(external_id)
             if found is None:
-                new.append(
-                    {
-                        "integration_id": integration_id,
-                        "external_id": external_id,
-                        "received_at": now,
-                        "updated_at": now,
-                        **values,
-                    }
-                )
-            elif any(getattr(found, f) != values[f] for f in _FIELDS):
+                new.append(data)
+                continue
+            values = _values(data)
+            if any(getattr(found, f) != values[f] for f in _FIELDS):
                 changes.append({"row_id": found.id, "updated_at": now, **values})
         if changes:
             conn.execute(
@@ -191,26 +264,72 @@ class InvoiceService:
             )
             result.updated = len(changes)
         if new:
-            room = self.room(conn, integration_id, now)
-            for row in new:
-                if row["kind"] != InvoiceKind.SALES.value:
-                    row["fiscal_status"] = FiscalStatus.RECEIVED.value
+            if room is None:
+                room = self.room(conn, integration_id, now)
+            statuses: list[str] = []
+            for data in new:
+                if data.kind is not InvoiceKind.SALES:
+                    statuses.append(_RECEIVED)
                 elif room > 0:
-                    row["fiscal_status"] = FiscalStatus.FISCALIZED.value
+                    statuses.append(_FISCALIZED)
                     room -= 1
                 else:
-                    row["fiscal_status"] = FiscalStatus.HELD.value
-            ids = conn.execute(insert(INVOICES).returning(INVOICES.c.id), new).scalars().all()
+                    statuses.append(_HELD)
+            ids = self._insert(conn, integration_id, new, statuses, now)
             to_register = [
-                _to_fiscalize(invoice_id, integration_id, row)
-                for invoice_id, row in zip(ids, new, strict=True)
-                if row["fiscal_status"] == FiscalStatus.FISCALIZED.value
+                _to_fiscalize(invoice_id, integration_id, data)
+                for invoice_id, data, status in zip(ids, new, statuses, strict=True)
+                if status is _FISCALIZED
             ]
             self.register.fiscalize(conn, to_register, now)
             result.created = len(new)
             result.fiscalized = len(to_register)
-            result.held = sum(1 for r in new if r["fiscal_status"] == FiscalStatus.HELD.value)
+            result.held = statuses.count(_HELD)
+        result.room = room
         return result
+
+    @staticmethod
+    def _insert(
+        conn: Connection,
+        integration_id: int,
+        new: list[InvoiceData],
+        statuses: list[str],
+        now: datetime,
+    ) -> list[int]:
+        """Insert new invoices; returns their ids in order.
+
+        SQLite takes them through the driver's executemany, the values converted exactly as the
+        column types would, because per-row processing dominates the cost of a large sync;
+        PostgreSQL takes the ordinary statement with RETURNING.
+        """
+        if conn.dialect.name != "sqlite":
+            rows = [
+                {"integration_id": integration_id, "external_id": data.external_id,
+                 "received_at": now, "updated_at": now, "fiscal_status": status, **_values(data)}
+                for data, status in zip(new, statuses, strict=True)
+            ]  # fmt: skip
+            return list(conn.execute(insert(INVOICES).returning(INVOICES.c.id), rows).scalars())
+        stamp = sqlite_time(now)  # one batch, one moment
+        before = conn.exec_driver_sql("SELECT COALESCE(MAX(id), 0) FROM invoices").scalar_one()
+        conn.exec_driver_sql(
+            _SQLITE_INSERT,
+            [
+                _sqlite_row(integration_id, data, status, stamp)
+                for data, status in zip(new, statuses, strict=True)
+            ],
+        )
+        after = conn.exec_driver_sql("SELECT MAX(id) FROM invoices").scalar_one()
+        if after - before == len(new):
+            # under the write lock SQLite numbers new rows on from the largest id, in order
+            return list(range(before + 1, after + 1))
+        found: dict[str, int] = dict(
+            conn.execute(
+                select(INVOICES.c.external_id, INVOICES.c.id)
+                .where(INVOICES.c.integration_id == integration_id)
+                .where(INVOICES.c.external_id.in_([data.external_id for data in new]))
+            ).all()
+        )
+        return [found[data.external_id] for data in new]
 
     def release_held(self, conn: Connection, integration_id: int, now: datetime) -> int:
         """Fiscalize held invoices, oldest first, as far as this month's room allows."""
@@ -239,9 +358,7 @@ class InvoiceService:
             .where(INVOICES.c.id.in_([r.id for r in rows]))
             .values(fiscal_status=FiscalStatus.FISCALIZED.value, updated_at=now)
         )
-        self.register.fiscalize(
-            conn, [_to_fiscalize(r.id, integration_id, dict(r._mapping)) for r in rows], now
-        )
+        self.register.fiscalize(conn, [_to_fiscalize(r.id, integration_id, r) for r in rows], now)
         return len(rows)
 
     def release_all(self) -> int:
