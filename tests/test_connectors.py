@@ -29,7 +29,7 @@ from intdash.providers.errors import (
     TokenThrottled,
 )
 from intdash.providers.http import httpx
-from intdash.providers.ratelimit import RateLimits
+from intdash.providers.ratelimit import Pacer, RateLimits
 from intdash.sandbox.common import RateWindow
 from intdash.sandbox.server import Sandbox
 from tests.providers import connect, fetch, pws, redirect_uri, sandbox, sandbox_env
@@ -347,3 +347,27 @@ async def test_slow_answers_become_a_typed_timeout(pws: Workspace, sandbox: Sand
         api._http.timeout = api.connector.timeout
         with pytest.raises(ProviderTimeout, match="did not answer in time"):
             await api.connector.test(api)
+
+
+async def test_pacer_waits_for_the_oldest_call_not_a_whole_window() -> None:
+    now = [100.0]
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        now[0] += seconds
+
+    pacer = Pacer(RateLimits(3, 10.0), clock=lambda: now[0], sleep=sleep)
+    for step in (0.0, 1.0, 1.0):
+        now[0] += step
+        async with pacer:
+            pass
+    pacer.remaining(0)  # the platform: nothing left in this window
+    async with pacer:  # the oldest call (at 100) leaves the window at 110.05
+        pass
+    assert waits == [pytest.approx(8.05)]
+    other = Pacer(RateLimits(3, 10.0), clock=lambda: now[0], sleep=sleep)
+    other.remaining(0)  # spent by someone else: a whole window
+    async with other:
+        pass
+    assert waits[-1] == pytest.approx(10.0)

@@ -73,3 +73,16 @@ def test_sandbox_command_prints_settings_that_work() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_rate_windows_can_be_replaced() -> None:
+    from intdash.sandbox.server import Sandbox
+
+    with Sandbox(size=10) as box:
+        answer = httpx.post(
+            f"{box.url}/_sandbox/xero/limits", json={"window": "minute", "limit": 3, "seconds": 1}
+        )
+        assert answer.json() == {"window": "minute", "limit": 3, "seconds": 1.0}
+        assert (box.xero.minute.limit, box.xero.minute.window) == (3, 1.0)
+        bad = httpx.post(f"{box.url}/_sandbox/myob/limits", json={"window": "minute", "limit": 3})
+        assert bad.status_code == 400 and "no window 'minute'" in bad.json()["error"]

@@ -23,6 +23,7 @@ from intdash.providers.tokens import TokenManager
 Sleep = Callable[[float], Awaitable[None]]
 MAX_RATE_RETRIES = 5
 MAX_SERVER_RETRIES = 2
+LARGE_BODY = 64 * 1024
 
 _pacers: dict[tuple[int, str, str], Pacer] = {}
 
@@ -149,7 +150,10 @@ class ApiClient:
         what: str = "",
     ) -> Any:
         response = await self.get(url, params=params, headers=headers)
-        return parse_json(response, what or f"{self.connector.label} {url}")
+        what = what or f"{self.connector.label} {url}"
+        if len(response.content) > LARGE_BODY:  # off the loop: the dashboard shares it
+            return await asyncio.to_thread(parse_json, response, what)
+        return parse_json(response, what)
 
 
 def require(data: Any, key: str, kind: type, what: str) -> Any:

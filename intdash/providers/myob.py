@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, date, datetime, timedelta
@@ -162,7 +163,9 @@ class MyobConnector(Connector):
             items = data.get("Items") if isinstance(data, dict) else None
             if not isinstance(items, list):
                 raise MalformedResponse("MYOB invoices: expected 'Items' (list) in the answer")
-            invoices = [parse_invoice(item, currency) for item in items]
+            invoices = await asyncio.to_thread(
+                lambda: [parse_invoice(item, currency) for item in items]  # noqa: B023 - awaited here
+            )
             for invoice in invoices:
                 if invoice.source_updated_at and (
                     highest is None or invoice.source_updated_at > highest

@@ -83,9 +83,17 @@ class Pacer:
             self._slots.release()
 
     def remaining(self, remaining: int | None) -> None:
-        """The platform says how many calls are left in its window: none left means wait."""
-        if remaining is not None and remaining <= 0:
-            self._blocked_until = max(self._blocked_until, self._clock() + self.limits.window)
+        """The platform says how many calls are left in its window: none left means wait until
+        a slot frees, which is when our oldest call leaves the window (the window slides), or a
+        whole window when the calls that spent it were not ours."""
+        if remaining is None or remaining > 0:
+            return
+        now = self._clock()
+        window = self.limits.window + MARGIN
+        while self._sent and self._sent[0] <= now - window:
+            self._sent.popleft()
+        free_at = self._sent[0] + window if self._sent else now + self.limits.window
+        self._blocked_until = max(self._blocked_until, free_at)
 
     def back_off(self, retry_after: float) -> float:
         """A 429: block for the server's hint plus jitter; returns the wait chosen."""

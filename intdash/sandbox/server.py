@@ -4,7 +4,8 @@
 ``POST /_sandbox/{platform}/touch?count=N`` edits N invoices, ``POST /_sandbox/{platform}/faults``
 (a JSON object of :class:`~intdash.sandbox.common.Faults` fields) switches faults on,
 ``POST /_sandbox/{platform}/revoke`` revokes every token, ``POST /_sandbox/{platform}/consent``
-with ``?deny=1`` makes consent fail, and ``GET /_sandbox/stats`` reports call counts.
+with ``?deny=1`` makes consent fail, ``POST /_sandbox/{platform}/limits`` replaces a rate window,
+and ``GET /_sandbox/stats`` reports call counts.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
+from intdash.sandbox.common import RateWindow
 from intdash.sandbox.myob import MyobEmulator
 from intdash.sandbox.xero import XeroEmulator
 from intdash.sandbox.zoho import ZohoEmulator
@@ -55,6 +57,7 @@ class Sandbox:
                 Route("/_sandbox/{platform}/faults", self._faults, methods=["POST"]),
                 Route("/_sandbox/{platform}/revoke", self._revoke, methods=["POST"]),
                 Route("/_sandbox/{platform}/consent", self._consent, methods=["POST"]),
+                Route("/_sandbox/{platform}/limits", self._limits, methods=["POST"]),
             ]
         )
 
@@ -172,6 +175,26 @@ class Sandbox:
             return JSONResponse({"error": "no such platform"}, 404)
         emulator.oauth.revoke_all()
         return JSONResponse({"revoked": True})
+
+    async def _limits(self, request: Request) -> Response:
+        """Replace one of an emulator's rate windows: {"window": "minute", "limit": 20,
+        "seconds": 1.0} (Xero: minute, day; MYOB: second; Zoho: minute)."""
+        emulator = self._emulator(request)
+        if emulator is None:
+            return JSONResponse({"error": "no such platform"}, 404)
+        body: dict[str, Any] = await request.json()
+        name = str(body.get("window", ""))
+        if not isinstance(getattr(emulator, name, None), RateWindow):
+            return JSONResponse(
+                {"error": f"{request.path_params['platform']} has no window {name!r}"}, 400
+            )
+        try:
+            setattr(emulator, name, RateWindow(int(body["limit"]), float(body["seconds"])))
+        except (KeyError, TypeError, ValueError):
+            return JSONResponse({"error": "give limit (a number) and seconds (a number)"}, 400)
+        return JSONResponse(
+            {"window": name, "limit": int(body["limit"]), "seconds": float(body["seconds"])}
+        )
 
     async def _consent(self, request: Request) -> Response:
         emulator = self._emulator(request)

@@ -9,9 +9,10 @@ recorded as ok unless it reached the end.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from enum import StrEnum
@@ -88,6 +89,38 @@ def claim_name(integration_id: int) -> str:
 
 def cancel_name(integration_id: int) -> str:
     return f"sync-cancel:{integration_id}"
+
+
+async def _prefetched(
+    pages: AsyncIterator[InvoicePage], ahead: int = 2
+) -> AsyncIterator[InvoicePage]:
+    """The same pages, in the same order, with the next ones fetched while the caller stores
+    the current one (so network and database time overlap)."""
+    queue: asyncio.Queue[InvoicePage | BaseException | None] = asyncio.Queue(maxsize=ahead)
+
+    async def produce() -> None:
+        try:
+            async for page in pages:
+                await queue.put(page)
+            await queue.put(None)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # handed to the consumer, in order
+            await queue.put(exc)
+
+    producer = asyncio.create_task(produce())
+    try:
+        while True:
+            item = await queue.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        producer.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await producer
 
 
 class SyncEngine:
@@ -213,7 +246,7 @@ class SyncEngine:
         try:
             async with await self.connect.api(uid) as api:
                 since: date | None = row.sync_from
-                async for page in api.connector.pages(api, row.cursor, since):
+                async for page in _prefetched(api.connector.pages(api, row.cursor, since)):
                     await asyncio.to_thread(self._commit_page, integration_id, run_id, page, totals)
                     if cancel is not None and cancel.is_set():
                         raise Cancelled("cancelled")
