@@ -68,8 +68,10 @@ def test_bad_setting_is_one_line(env: dict[str, str]) -> None:
 
 
 def test_bare_intdash_and_version(env: dict[str, str]) -> None:
-    assert "integrations" in invoke().stdout
+    assert "integrations" in invoke("--help").stdout
     assert invoke("--version").stdout.startswith("intdash, version")
+    without_terminal = invoke()  # a script, not a person: no dashboard to hang on
+    assert_one_line_error(without_terminal, "the dashboard needs a terminal")
 
 
 def test_add_list_show_json_shapes(env: dict[str, str]) -> None:

@@ -24,8 +24,13 @@ from intdash.core.config import config_path
 )
 @click.version_option(__version__, prog_name="intdash")
 @click.option("-v", "--verbose", is_flag=True, help="Also log to stderr.")
+@click.option("--read-only", is_flag=True, help="Dashboard: change nothing (actions greyed).")
+@click.option("--no-mouse", is_flag=True, help="Dashboard: no mouse reporting (saves bytes).")
+@click.option("--theme", metavar="NAME", help="Dashboard: a theme, e.g. textual-ansi.")
 @click.pass_context
-def cli(ctx: click.Context, verbose: bool) -> None:
+def cli(
+    ctx: click.Context, verbose: bool, read_only: bool, no_mouse: bool, theme: str | None
+) -> None:
     """Manage the integrations that feed invoices into fiscalization.
 
     Bare 'intdash' opens the dashboard; the commands below do the same work headless.
@@ -34,7 +39,9 @@ def cli(ctx: click.Context, verbose: bool) -> None:
     state.verbose = verbose
     ctx.call_on_close(state.close)
     if ctx.invoked_subcommand is None:
-        click.echo(ctx.get_help())
+        from intdash.cli.dashboard import run_dashboard
+
+        run_dashboard(state, read_only=read_only, no_mouse=no_mouse, theme=theme)
 
 
 @cli.command()

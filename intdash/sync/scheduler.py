@@ -70,6 +70,7 @@ class SyncScheduler:
         self._scheduler: AsyncIOScheduler | None = None
         self._seen_change: int | None = None
         self._running: dict[str, asyncio.Event] = {}
+        self._ticking = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # -- life --------------------------------------------------------------------------------
@@ -105,6 +106,10 @@ class SyncScheduler:
     # -- leading -----------------------------------------------------------------------------
 
     async def tick(self) -> None:
+        async with self._ticking:  # one tick at a time, whoever calls it
+            await self._tick()
+
+    async def _tick(self) -> None:
         got = await asyncio.to_thread(self._ws.leases.acquire, LEASE, self.holder, self.lease_ttl)
         if got and not self.leading:
             log.info("scheduler: this process (%s) now schedules syncs", self.holder)
@@ -116,7 +121,8 @@ class SyncScheduler:
         if got:
             change = await asyncio.to_thread(self._last_change)
             if change != self._seen_change:
-                await asyncio.to_thread(self.reconcile)
+                wanted = await asyncio.to_thread(self.desired)  # reading, off the loop
+                self.reconcile(wanted)  # the jobs themselves change on the loop
                 self._seen_change = change
 
     def _last_change(self) -> int:
@@ -139,11 +145,11 @@ class SyncScheduler:
             if type_spec(view.type).oauth and view.status.reason in SYNCING_REASONS
         ]
 
-    def reconcile(self) -> int:
+    def reconcile(self, desired: list[Desired] | None = None) -> int:
         """Bring the jobs in line with the integrations; returns how many jobs there are."""
         scheduler = self._scheduler
         assert scheduler is not None, "start() first"
-        wanted = {d.uid: d for d in self.desired()}
+        wanted = {d.uid: d for d in (self.desired() if desired is None else desired)}
         now = datetime.now(UTC)
         for job in scheduler.get_jobs():
             if not job.id.startswith(JOB_PREFIX):

@@ -12,13 +12,22 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func
+from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from intdash.core.catalog import Action, IntegrationType, TypeSpec, type_spec
 from intdash.core.clock import month_start
 from intdash.core.errors import ConflictError, FieldErrors, NotFoundError
-from intdash.core.models import ApiKey, FiscalRecord, Integration, Invoice
+from intdash.core.models import (
+    ApiKey,
+    AuditEvent,
+    FiscalRecord,
+    Integration,
+    Invoice,
+    Lease,
+    SyncRun,
+)
 from intdash.core.plans import LicenceState
 from intdash.core.services.credentials import OAUTH_TOKEN
 from intdash.core.status import Status, StatusFacts, derive_status
@@ -134,6 +143,35 @@ class IntegrationService:
             if not include_removed:
                 query = query.where(col(Integration.removed_at).is_(None))
             return self._views(session, list(session.exec(query)))
+
+    def fingerprint(self) -> tuple[Any, ...]:
+        """Something that changes whenever anything an operator sees changes, from any process,
+        at the cost of a few index look-ups: what the dashboard polls."""
+        with self._ws.db.read() as session:
+            row = session.execute(
+                sa_select(
+                    sa_select(func.max(col(AuditEvent.id))).scalar_subquery(),
+                    sa_select(func.max(col(SyncRun.id))).scalar_subquery(),
+                    sa_select(func.max(col(SyncRun.ended_at))).scalar_subquery(),
+                    sa_select(func.max(col(Invoice.id))).scalar_subquery(),
+                    sa_select(func.max(col(Invoice.updated_at))).scalar_subquery(),
+                    sa_select(func.max(col(Lease.expires_at))).scalar_subquery(),
+                )
+            ).one()
+        return tuple(row)
+
+    def runs(self, uid: str, limit: int = 200) -> builtins.list[SyncRun]:
+        """The integration's sync runs, newest first."""
+        with self._ws.db.read() as session:
+            row = self.find(session, uid)
+            return builtins.list(
+                session.exec(
+                    select(SyncRun)
+                    .where(SyncRun.integration_id == row.id)
+                    .order_by(col(SyncRun.id).desc())
+                    .limit(limit)
+                )
+            )
 
     def get(self, uid: str) -> IntegrationView:
         with self._ws.db.read() as session:

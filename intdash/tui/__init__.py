@@ -1,0 +1,1 @@
+"""The Textual dashboard. Everything it does goes through the services in ``intdash.core``."""

@@ -1,0 +1,137 @@
+"""The dashboard: a Textual app over the same services as the command line."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+
+from intdash.core.errors import IntdashError
+from intdash.core.redact import redact
+from intdash.core.workspace import Workspace
+
+log = logging.getLogger(__name__)
+
+# actions that change something: disabled (greyed) in --read-only
+CHANGING_ACTIONS = frozenset(
+    {
+        "create",
+        "configure",
+        "remove",
+        "reconnect",
+        "api_keys_create",
+        "api_keys_revoke",
+        "sync_now",
+        "toggle_sync",
+        "reset_sync_from",
+        "test_connection",
+        "create_key",
+        "revoke_key",
+    }
+)
+
+
+class IntdashApp(App[None]):
+    """intdash's dashboard."""
+
+    TITLE = "intdash"
+    CSS_PATH = Path(__file__).with_name("app.tcss")
+    ENABLE_COMMAND_PALETTE = True
+    COMMAND_PALETTE_BINDING = "ctrl+p"
+    BINDINGS = [
+        Binding("question_mark", "help", "Keys", id="help", tooltip="Every key of this screen"),
+        Binding(
+            "colon",
+            "command_palette",
+            "Commands",
+            show=False,
+            id="palette",
+            tooltip="Every action, by name",
+        ),
+        Binding("q", "quit", "Quit", id="quit", tooltip="Leave intdash"),
+        Binding("ctrl+q", "quit", "Quit", show=False, id="quit-ctrl", priority=True),
+    ]
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        *,
+        read_only: bool = False,
+        theme: str | None = None,
+        schedule: bool = True,
+        poll_seconds: float = 2.0,
+    ) -> None:
+        super().__init__()
+        self.workspace = workspace
+        self.read_only = read_only
+        self.schedule = schedule
+        self.poll_seconds = poll_seconds
+        self.scheduler: Any = None
+        self.animation_level = "none"  # over SSH, every frame costs
+        self._wanted_theme = theme
+
+    # -- life --------------------------------------------------------------------------------
+
+    async def on_mount(self) -> None:
+        if self._wanted_theme:
+            if self._wanted_theme not in self.available_themes:
+                names = ", ".join(sorted(self.available_themes))
+                self.notify(f"No theme {self._wanted_theme!r}; themes: {names}", severity="warning")
+            else:
+                self.theme = self._wanted_theme
+        from intdash.tui.screens.integrations import IntegrationsScreen
+
+        await self.push_screen(IntegrationsScreen())
+        if self.schedule and not self.read_only:
+            from intdash.sync.scheduler import SyncScheduler
+
+            self.scheduler = SyncScheduler(self.workspace)
+            await self.scheduler.start()
+
+    async def on_unmount(self) -> None:
+        if self.scheduler is not None:
+            await self.scheduler.stop(grace=10)
+
+    # -- actions -----------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if self.read_only and action in CHANGING_ACTIONS:
+            return None  # shown, greyed: this dashboard changes nothing
+        return True
+
+    def action_help(self) -> None:
+        from intdash.tui.screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.screen))
+
+    def report(self, exc: BaseException, doing: str) -> None:
+        """An error in words: what was being done and what went wrong; never a traceback."""
+        if isinstance(exc, IntdashError):
+            message = str(exc)
+        else:
+            log.exception("%s failed", doing)
+            message = f"unexpected error ({type(exc).__name__}); details in the log"
+        self.notify(redact(f"{doing}: {message}"), title="Could not", severity="error", timeout=8)
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        # every action of the current screen, by its description
+        for binding in screen.BINDINGS:
+            if not isinstance(binding, Binding) or not binding.description:
+                continue
+            action = binding.action
+            if self.read_only and action in CHANGING_ACTIONS:
+                continue
+            if screen.check_action(action, ()) is False:
+                continue
+            yield SystemCommand(
+                binding.description,
+                binding.tooltip or binding.description,
+                lambda action=action: self.call_later(screen.run_action, action),
+            )

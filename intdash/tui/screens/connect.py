@@ -1,0 +1,118 @@
+"""Connect / Reconnect: OAuth over SSH, on the same service as ``intdash connect``."""
+
+from __future__ import annotations
+
+import contextlib
+from urllib.parse import urlsplit
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Button, Input, Label, Static
+
+from intdash.core.errors import IntdashError
+from intdash.providers.callback import CallbackListener
+from intdash.providers.connect import AuthorisationFlow, ConnectService
+from intdash.tui.screens.base import BaseModal
+
+
+class ConnectScreen(BaseModal[bool]):
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel", id="cancel"),
+        Binding("y", "copy", "Copy URL", id="copy-url", tooltip="Copy the URL to your clipboard"),
+    ]
+
+    def __init__(self, uid: str) -> None:
+        super().__init__()
+        self.uid = uid
+        self.flow: AuthorisationFlow | None = None
+        self.service: ConnectService | None = None
+        self.done = False
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog connect"):
+            yield Label(f"Connect {self.uid}", classes="dialog-title")
+            yield Static("Preparing the authorisation URL…", id="steps", classes="dialog-body")
+            yield Input("", id="url", select_on_focus=True)
+            yield Label("Or paste the URL your browser was sent to:")
+            yield Input("", placeholder="http://localhost:8471/callback?code=…&state=…", id="paste")
+            yield Static("", id="progress")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Copy URL (y)", id="copy")
+                yield Button("Cancel", id="close")
+
+    def on_mount(self) -> None:
+        self.query_one("#url", Input).display = False
+        self.begin()
+
+    @work(exclusive=True, group="begin")
+    async def begin(self) -> None:
+        self.service = ConnectService(self.ws)
+        try:
+            self.flow = await self.service.begin(self.uid)
+        except Exception as exc:
+            self.intdash.report(exc, "Starting the connection")
+            self.dismiss(False)
+            return
+        port = urlsplit(self.flow.redirect_uri).port or 80
+        url = self.query_one("#url", Input)
+        url.value = self.flow.url
+        url.display = True
+        self.query_one("#steps", Static).update(
+            "1. Open this URL in the browser on your own machine and give consent.\n"
+            f"2. Over SSH, forward the callback port first: [b]ssh -L {port}:localhost:{port} "
+            "this-host[/b] — or paste below the URL the browser was sent to."
+        )
+        self.progress("Waiting for the browser…")
+        self.listen()
+
+    @work(exclusive=True, group="listen")
+    async def listen(self) -> None:
+        assert self.flow is not None
+        try:
+            async with CallbackListener(self.flow.redirect_uri) as listener:
+                redirected = await listener.wait()
+        except IntdashError as exc:  # the port is taken: pasting still works
+            self.progress(f"Not listening ({exc}); paste the URL instead.")
+            return
+        await self.complete(redirected)
+
+    def progress(self, text: str) -> None:
+        self.query_one("#progress", Static).update(text)
+
+    async def complete(self, redirected: str) -> None:
+        if self.done or self.flow is None or self.service is None:
+            return
+        self.progress("Connecting…")
+        try:
+            result = await self.service.complete(self.flow, redirected)
+        except Exception as exc:
+            self.progress(f"[b red]Not connected:[/b red] {exc}")
+            self.intdash.report(exc, "Connecting")
+            return
+        self.done = True
+        self.progress(f"Connected to {result.tenant.name}.")
+        self.app.notify(f"{self.uid} connected to {result.tenant.name}")
+        self.dismiss(True)
+
+    @on(Input.Submitted, "#paste")
+    async def _pasted(self, event: Input.Submitted) -> None:
+        if event.value.strip():
+            self.workers.cancel_group(self, "listen")
+            await self.complete(event.value.strip())
+
+    @on(Button.Pressed, "#copy")
+    def action_copy(self) -> None:
+        if self.flow is not None:
+            self.app.copy_to_clipboard(self.flow.url)
+            self.app.notify("URL copied to your clipboard (where the terminal allows it)")
+
+    @on(Button.Pressed, "#close")
+    def _close(self) -> None:
+        self.action_cancel()
+
+    def action_cancel(self) -> None:
+        with contextlib.suppress(Exception):
+            self.workers.cancel_group(self, "listen")
+        self.dismiss(False)

@@ -1,0 +1,300 @@
+"""Details of one integration: status, what can be done to it, and its run history."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Button, DataTable, Footer, Header, Static
+
+from intdash.core.models import SyncRun
+from intdash.core.services.integrations import IntegrationView
+from intdash.tui.format import status_text, when
+from intdash.tui.screens.base import BaseScreen
+
+
+def _check_date(text: str) -> str | None:
+    try:
+        day = date.fromisoformat(text.strip())
+    except ValueError:
+        return "a date as YYYY-MM-DD"
+    if day > date.today():
+        return "not in the future"
+    return None
+
+
+class DetailsScreen(BaseScreen):
+    BINDINGS = [
+        Binding("escape", "back", "Close", id="close", tooltip="Back to the integrations"),
+        Binding("t", "test_connection", "Test", id="test", tooltip="Test the connection"),
+        Binding("s", "sync_now", "Sync now", id="sync-now", tooltip="Sync it now"),
+        Binding(
+            "ctrl+x",
+            "cancel_sync",
+            "Stop sync",
+            id="stop-sync",
+            tooltip="Stop its running sync after the current page",
+        ),
+        Binding(
+            "f",
+            "reset_sync_from",
+            "Sync from…",
+            id="sync-from",
+            tooltip="Sync again from a date (moves the cursor; deletes nothing)",
+        ),
+        Binding(
+            "e",
+            "toggle_sync",
+            "Enable/Disable",
+            id="toggle",
+            tooltip="Turn its scheduled syncs off or on",
+        ),
+        Binding("o", "reconnect", "Reconnect", id="reconnect", tooltip="Authorise again"),
+        Binding("x", "remove", "Remove", id="remove", tooltip="Remove it (asks first)"),
+        Binding("i", "invoices", "Invoices", id="invoices", tooltip="Its invoices"),
+        Binding("j", "scroll_runs(1)", "Down", show=False, id="down"),
+        Binding("k", "scroll_runs(-1)", "Up", show=False, id="up"),
+    ]
+
+    def __init__(self, uid: str) -> None:
+        super().__init__()
+        self.uid = uid
+        self.view: IntegrationView | None = None
+        self.syncing = False
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Vertical(id="details"):
+            yield Static("", id="summary")
+            with Horizontal(id="detail-buttons"):
+                yield Button("Test (t)", id="b-test")
+                yield Button("Sync now (s)", id="b-sync")
+                yield Button("Sync from… (f)", id="b-from")
+                yield Button("Disable (e)", id="b-toggle")
+                yield Button("Remove (x)", id="b-remove", variant="error")
+                yield Button("Close (esc)", id="b-close")
+            yield Static("[b]Run history[/b]", id="runs-title")
+            table: DataTable[Any] = DataTable(id="runs", cursor_type="row", zebra_stripes=True)
+            for key, label in (("time", "Started"), ("trigger", "Trigger"), ("outcome", "Outcome"),
+                               ("counts", "Fetched / created / updated / held"),
+                               ("error", "Error")):  # fmt: skip
+                table.add_column(label, key=key)
+            yield table
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.load()
+        self.set_interval(self.intdash.poll_seconds, self.load)
+
+    def _read(self) -> tuple[IntegrationView, list[SyncRun]]:
+        return self.ws.integrations.get(self.uid), self.ws.integrations.runs(self.uid)
+
+    @work(exclusive=True, group="details")
+    async def load(self) -> None:
+        found = await self.call(self._read, doing=f"Reading {self.uid}")
+        if found is not None:
+            self.show(*found)
+
+    def show(self, view: IntegrationView, runs: list[SyncRun]) -> None:
+        self.view = view
+        status = status_text(view.status)
+        reason = f"  —  {view.status.explanation}" if view.status.reason else ""
+        since = view.sync_from.isoformat() if view.sync_from else "the beginning"
+        self.query_one("#summary", Static).update(
+            f"[b]{view.spec.icon} {view.spec.label}[/b]  {view.uid}  —  {view.name}\n"
+            f"Status: {status.markup}{reason}\n"
+            f"Last attempted sync: {when(view.last_attempted_sync)}    "
+            f"Last successful sync: {when(view.last_successful_sync)}\n"
+            f"Sync from: {since}    Sync: {'enabled' if view.sync_enabled else 'disabled'}    "
+            f"This month: {view.invoices_this_month:,} of {view.monthly_limit:,}"
+            + ("\n[b]Syncing now…[/b]" if self.syncing else "")
+        )
+        self.query_one("#b-toggle", Button).label = (
+            "Disable (e)" if view.sync_enabled else "Enable (e)"
+        )
+        oauth = view.spec.oauth
+        for button in ("#b-test", "#b-sync", "#b-from"):
+            self.query_one(button, Button).display = oauth
+        table = self.query_one("#runs", DataTable)
+        table.clear()
+        for run in runs:
+            table.add_row(
+                when(run.started_at),
+                run.trigger,
+                run.outcome,
+                f"{run.fetched:,} / {run.created:,} / {run.updated:,} / {run.held:,}",
+                run.error or "",
+                key=str(run.id),
+            )
+        self.refresh_bindings()
+
+    def applies(self, action: str) -> bool:
+        view = self.view
+        if action in ("test_connection", "sync_now", "reset_sync_from", "reconnect"):
+            return view is not None and view.spec.oauth and view.removed_at is None
+        if action == "cancel_sync":
+            return self.syncing
+        if action in ("remove", "toggle_sync"):
+            return view is not None and view.removed_at is None
+        return True
+
+    # -- actions -----------------------------------------------------------------------------
+
+    @on(Button.Pressed, "#b-test")
+    async def _b_test(self) -> None:
+        await self.run_action("test_connection")
+
+    @on(Button.Pressed, "#b-sync")
+    async def _b_sync(self) -> None:
+        await self.run_action("sync_now")
+
+    @on(Button.Pressed, "#b-from")
+    async def _b_from(self) -> None:
+        await self.run_action("reset_sync_from")
+
+    @on(Button.Pressed, "#b-toggle")
+    async def _b_toggle(self) -> None:
+        await self.run_action("toggle_sync")
+
+    @on(Button.Pressed, "#b-remove")
+    async def _b_remove(self) -> None:
+        await self.run_action("remove")
+
+    @on(Button.Pressed, "#b-close")
+    def _b_close(self) -> None:
+        self.app.pop_screen()
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    @work(group="test")
+    async def action_test_connection(self) -> None:
+        from intdash.providers.connect import ConnectService
+
+        self.notify(f"Testing {self.uid}…", timeout=2)
+        try:
+            result = await ConnectService(self.ws).test(self.uid)
+        except Exception as exc:
+            self.intdash.report(exc, "Testing the connection")
+            return
+        self.notify(
+            result.message,
+            title="Connection works" if result.ok else "Connection fails",
+            severity="information" if result.ok else "error",
+        )
+
+    @work(exclusive=True, group="sync")
+    async def action_sync_now(self) -> None:
+        from intdash.sync.engine import SyncEngine, Trigger
+
+        self.syncing = True
+        self.refresh_bindings()
+        self.notify(f"Syncing {self.uid}…", timeout=2)
+        try:
+            result = await SyncEngine(self.ws).run(self.uid, Trigger.MANUAL)
+        except Exception as exc:
+            self.intdash.report(exc, "Syncing")
+            return
+        finally:
+            self.syncing = False
+            self.refresh_bindings()
+            self.load()
+        counts = (
+            f"fetched {result.fetched:,}, created {result.created:,}, updated {result.updated:,}"
+        )
+        if result.outcome.value == "ok":
+            self.notify(counts, title="Sync done")
+        else:
+            self.notify(
+                f"{result.error} ({counts})", title=f"Sync {result.outcome.value}", severity="error"
+            )
+
+    async def action_cancel_sync(self) -> None:
+        from intdash.sync.engine import SyncEngine
+
+        asked = await self.call(SyncEngine(self.ws).request_cancel, self.uid, doing="Stopping")
+        if asked:
+            self.notify("The sync stops after its current page")
+
+    def action_reset_sync_from(self) -> None:
+        from intdash.tui.screens.modals import PromptScreen
+
+        current = self.view.sync_from.isoformat() if self.view and self.view.sync_from else ""
+        self.app.push_screen(
+            PromptScreen(
+                "Sync from a date",
+                "Date (YYYY-MM-DD):",
+                value=current,
+                check=_check_date,
+                confirm="Next",
+            ),
+            self._reset_confirm,
+        )
+
+    def _reset_confirm(self, day: str | None) -> None:
+        if not day:
+            return
+        from intdash.tui.screens.modals import ConfirmScreen
+
+        def done(confirmed: bool | None) -> None:
+            if confirmed:
+                self._reset(day)  # a worker: it runs on its own
+
+        self.app.push_screen(
+            ConfirmScreen(
+                f"Sync {self.uid} again from {day}?",
+                "The next sync starts again from that date. This moves the sync cursor only: "
+                "no invoice is deleted, and invoices already stored are updated, not duplicated.",
+                "Sync from " + day,
+                danger=False,
+            ),
+            done,
+        )
+
+    @work(group="change")
+    async def _reset(self, day: str) -> None:
+        if await self.call(self.ws.integrations.configure, self.uid, {"sync_from": day},
+                           doing="Setting the sync-from date") is not None:  # fmt: skip
+            self.notify(f"{self.uid} syncs from {day} next time")
+            self.load()
+
+    @work(group="change")
+    async def action_toggle_sync(self) -> None:
+        if self.view is None:
+            return
+        enable = not self.view.sync_enabled
+        changed = await self.call(
+            self.ws.integrations.set_sync_enabled, self.uid, enable, doing="Changing sync"
+        )
+        if changed is not None:
+            self.notify(f"Sync {'enabled' if enable else 'disabled'} for {self.uid}")
+            self.load()
+
+    def action_reconnect(self) -> None:
+        from intdash.tui.screens.connect import ConnectScreen
+
+        self.app.push_screen(ConnectScreen(self.uid), self.reload)
+
+    def action_remove(self) -> None:
+        if self.view is None:
+            return
+        from intdash.tui.screens.modals import RemoveScreen
+
+        def done(removed: bool | None) -> None:
+            if removed:
+                self.app.pop_screen()
+
+        self.app.push_screen(RemoveScreen(self.view), done)
+
+    def action_invoices(self) -> None:
+        from intdash.tui.screens.invoices import InvoicesScreen
+
+        self.app.push_screen(InvoicesScreen(self.uid))
+
+    def action_scroll_runs(self, step: int) -> None:
+        table = self.query_one("#runs", DataTable)
+        (table.action_cursor_down if step > 0 else table.action_cursor_up)()

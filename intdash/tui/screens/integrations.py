@@ -1,0 +1,424 @@
+"""The main screen: every integration, with what an operator needs at a glance."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Center, Vertical
+from textual.widgets import Button, DataTable, Footer, Header, Input, Static
+
+from intdash.core.catalog import Action, type_spec
+from intdash.core.services.integrations import IntegrationView
+from intdash.core.services.plans import PlanView
+from intdash.core.status import Reason
+from intdash.tui.format import status_text, when
+from intdash.tui.screens.base import BaseScreen
+
+COLUMNS = (
+    ("uid", "UID"),
+    ("type", "Type"),
+    ("created", "Created"),
+    ("status", "Status"),
+    ("reason", "Why inactive"),
+    ("month", "This month"),
+    ("last", "Last sync"),
+    ("next", "Next sync"),
+)
+SORTS = ("uid", "type", "created", "status", "month", "last")
+SYNCING = {None, Reason.LIMIT_REACHED, Reason.LAST_SYNC_FAILED}
+# actions offered only for the types that have them
+TYPE_ACTIONS = {
+    "reconnect": Action.RECONNECT,
+    "configure": Action.CONFIGURE,
+    "api_keys": Action.API_KEYS,
+    "remove": Action.REMOVE,
+}
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    views: list[IntegrationView]
+    plan: PlanView
+    scheduler: str
+    fingerprint: tuple[Any, ...]
+
+
+class IntegrationsScreen(BaseScreen):
+    BINDINGS = [
+        Binding(
+            "enter", "details", "Details", id="details", tooltip="Open the selected integration"
+        ),
+        Binding("o", "reconnect", "Reconnect", id="reconnect", tooltip="Authorise again (OAuth)"),
+        Binding("c", "configure", "Configure", id="configure", tooltip="Change its settings"),
+        Binding("a", "api_keys", "API Keys", id="api-keys", tooltip="Keys that push invoices"),
+        Binding("x", "remove", "Remove", id="remove", tooltip="Remove it (asks first)"),
+        Binding("n", "create", "New", id="create", tooltip="Create an integration"),
+        Binding(
+            "slash", "filter", "Filter", id="filter", tooltip="Filter by UID, name, type, status"
+        ),
+        Binding("i", "invoices", "Invoices", id="invoices", tooltip="The invoice history"),
+        Binding("r", "refresh", "Refresh", id="refresh", tooltip="Read everything again now"),
+        Binding(
+            "greater_than_sign",
+            "sort",
+            "Sort",
+            show=False,
+            id="sort",
+            tooltip="Sort by the next column",
+        ),
+        Binding(
+            "less_than_sign",
+            "reverse",
+            "Reverse",
+            show=False,
+            id="reverse",
+            tooltip="Reverse the order",
+        ),
+        Binding(
+            "space",
+            "menu",
+            "Actions",
+            show=False,
+            id="menu",
+            tooltip="The actions of the selected integration",
+        ),
+        Binding("j", "cursor_down", "Down", show=False, id="down"),
+        Binding("k", "cursor_up", "Up", show=False, id="up"),
+        Binding("escape", "clear_filter", "Clear filter", show=False, id="clear-filter"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.views: dict[str, IntegrationView] = {}
+        self.filter_text = ""
+        self.sort_key = "uid"
+        self.sort_reverse = False
+        self.snapshot: Snapshot | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("", id="status-line")
+        yield Input(placeholder="Filter: UID, name, type or status (esc clears)", id="filter")
+        table: DataTable[Any] = DataTable(id="integrations", cursor_type="row", zebra_stripes=True)
+        for key, label in COLUMNS:
+            table.add_column(label, key=key)
+        yield table
+        with Center(id="empty"), Vertical(id="empty-box"):
+            yield Static(
+                "[b]No integrations yet[/b]\n\n"
+                "An integration brings invoices into fiscalization: from Xero, MYOB or "
+                "Zoho Books, from a customer's system pushing them with an API key, or out "
+                "to a webhook.",
+                id="empty-text",
+            )
+            yield Button("Create Integration (n)", id="empty-create", variant="primary")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#filter", Input).display = False
+        self.query_one("#empty").display = False
+        self.query_one("#integrations", DataTable).focus()
+        self.load()
+        self.set_interval(self.intdash.poll_seconds, self.poll)
+
+    # -- data --------------------------------------------------------------------------------
+
+    def _read(self) -> Snapshot:
+        ws = self.ws
+        fingerprint = ws.integrations.fingerprint()
+        views = ws.integrations.list()
+        plan = ws.plans.current()
+        holder = ws.leases.current("scheduler")
+        scheduler = self.intdash.scheduler
+        if holder is None:
+            who = "nobody schedules syncs"
+        elif scheduler is not None and holder.holder == scheduler.holder:
+            who = "this dashboard schedules syncs"
+        else:
+            host, pid = holder.holder.split(":")[:2]
+            who = f"syncs scheduled by {host} pid {pid}"
+        return Snapshot(views, plan, who, fingerprint)
+
+    @work(exclusive=True, group="load")
+    async def load(self) -> None:
+        snapshot = await self.call(self._read, doing="Reading the integrations")
+        if snapshot is not None:
+            self.show(snapshot)
+
+    @work(exclusive=True, group="poll")
+    async def poll(self) -> None:
+        """Cheap: only when something changed (here or in another process) is it all re-read."""
+        fingerprint = await self.call(
+            self.ws.integrations.fingerprint, doing="Checking for changes"
+        )
+        if fingerprint is not None and (
+            self.snapshot is None or fingerprint != self.snapshot.fingerprint
+        ):
+            self.load()
+
+    def action_refresh(self) -> None:
+        self.load()
+        self.notify("Refreshed", timeout=2)
+
+    # -- showing -----------------------------------------------------------------------------
+
+    def show(self, snapshot: Snapshot) -> None:
+        self.snapshot = snapshot
+        self.views = {view.uid: view for view in snapshot.views}
+        plan = snapshot.plan
+        used = sum(v.invoices_this_month for v in snapshot.views)
+        expires = plan.licence_expires.isoformat() if plan.licence_expires else "no expiry"
+        self.query_one("#status-line", Static).update(
+            f"Plan [b]{plan.spec.label}[/b] ({plan.spec.frequency}, every "
+            f"{plan.spec.interval_minutes} min, {plan.monthly_limit:,}/month each)  │  "
+            f"Licence [b]{plan.licence.value}[/b] ({expires})  │  "
+            f"{used:,} invoices this month  │  {snapshot.scheduler}"
+        )
+        empty = not snapshot.views
+        self.query_one("#empty").display = empty
+        self.query_one("#integrations").display = not empty
+        if empty:
+            self.query_one("#empty-create", Button).focus()
+        self.sync_rows()
+        self.refresh_bindings()
+
+    def _matches(self, view: IntegrationView) -> bool:
+        needle = self.filter_text.lower()
+        if not needle:
+            return True
+        haystack = " ".join(
+            [
+                view.uid,
+                view.name,
+                view.spec.label,
+                view.type.value,
+                view.status.word,
+                view.status.explanation,
+            ]
+        ).lower()
+        return all(part in haystack for part in needle.split())
+
+    def _next_sync(self, view: IntegrationView) -> str:
+        if not view.spec.oauth or view.status.reason not in SYNCING:
+            return "—"
+        scheduler = self.intdash.scheduler
+        if scheduler is not None and scheduler.leading:
+            upcoming = scheduler.next_run(view.uid)
+            return when(upcoming) if upcoming else "—"
+        assert self.snapshot is not None
+        interval = timedelta(minutes=self.snapshot.plan.spec.interval_minutes)
+        if view.last_attempted_sync is None:
+            return "soon"
+        return "~" + when(max(view.last_attempted_sync + interval, datetime.now(UTC)))
+
+    def _cells(self, view: IntegrationView) -> tuple[Any, ...]:
+        spec = view.spec
+        limit = f"{view.invoices_this_month:,} / {view.monthly_limit:,}"
+        return (
+            view.uid,
+            f"{spec.icon} {spec.label}",
+            when(view.created),
+            status_text(view.status),
+            Text(view.status.explanation or "", style="bright_black"),
+            limit,
+            when(view.last_successful_sync),
+            self._next_sync(view),
+        )
+
+    def _sort_value(self, uid: str) -> Any:
+        view = self.views[uid]
+        return {
+            "uid": view.uid,
+            "type": view.spec.label,
+            "created": view.created,
+            "status": (not view.status.active, view.status.explanation),
+            "month": view.invoices_this_month,
+            "last": view.last_successful_sync or datetime.min.replace(tzinfo=UTC),
+        }[self.sort_key]
+
+    def sync_rows(self) -> None:
+        """Bring the table in line with the data by difference; the cursor stays on its row."""
+        table = self.query_one("#integrations", DataTable)
+        selected = self.selected_uid()
+        wanted = [uid for uid, view in self.views.items() if self._matches(view)]
+        wanted_set = set(wanted)
+        for row_key in list(table.rows):
+            if row_key.value not in wanted_set:
+                table.remove_row(row_key)
+        present = {row_key.value for row_key in table.rows}
+        for uid in wanted:
+            cells = self._cells(self.views[uid])
+            if uid not in present:
+                table.add_row(*cells, key=uid)
+                continue
+            for (column, _), value in zip(COLUMNS, cells, strict=True):
+                if str(table.get_cell(uid, column)) != str(value):
+                    table.update_cell(uid, column, value)
+        table.sort("uid", key=lambda uid: self._sort_value(uid), reverse=self.sort_reverse)
+        if selected in wanted_set:
+            table.move_cursor(row=table.get_row_index(selected), animate=False)
+
+    def selected_uid(self) -> str | None:
+        table = self.query_one("#integrations", DataTable)
+        if not table.row_count:
+            return None
+        try:
+            row_key, _ = table.coordinate_to_cell_key(table.cursor_coordinate)
+        except Exception:
+            return None
+        return row_key.value
+
+    def selected(self) -> IntegrationView | None:
+        uid = self.selected_uid()
+        return self.views.get(uid) if uid else None
+
+    @on(DataTable.RowHighlighted)
+    def _moved(self) -> None:
+        self.refresh_bindings()  # the footer offers the selected type's actions
+
+    @on(DataTable.RowSelected)
+    def _chosen(self) -> None:
+        self.action_details()
+
+    # -- which actions apply -----------------------------------------------------------------
+
+    def applies(self, action: str) -> bool:
+        if action in TYPE_ACTIONS:
+            view = self.selected()
+            return view is not None and TYPE_ACTIONS[action] in view.actions
+        if action in ("details", "menu"):
+            return self.selected() is not None
+        if action == "clear_filter":
+            return bool(self.filter_text) or self.query_one("#filter", Input).display
+        return True
+
+    # -- filter and sort ---------------------------------------------------------------------
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.display = True
+        box.focus()
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.value = ""
+        box.display = False
+        self.query_one("#integrations", DataTable).focus()
+
+    @on(Input.Changed, "#filter")
+    def _filtering(self, event: Input.Changed) -> None:
+        self.filter_text = event.value.strip()
+        self.sync_rows()
+
+    @on(Input.Submitted, "#filter")
+    def _filtered(self) -> None:
+        self.query_one("#integrations", DataTable).focus()
+
+    def action_sort(self) -> None:
+        self.sort_key = SORTS[(SORTS.index(self.sort_key) + 1) % len(SORTS)]
+        self.sync_rows()
+        self.notify(f"Sorted by {self.sort_key}", timeout=2)
+
+    def action_reverse(self) -> None:
+        self.sort_reverse = not self.sort_reverse
+        self.sync_rows()
+
+    def action_cursor_down(self) -> None:
+        self.query_one("#integrations", DataTable).action_cursor_down()
+
+    def action_cursor_up(self) -> None:
+        self.query_one("#integrations", DataTable).action_cursor_up()
+
+    # -- actions -----------------------------------------------------------------------------
+
+    @on(Button.Pressed, "#empty-create")
+    async def _empty_create(self) -> None:
+        await self.run_action("create")
+
+    @work(group="create")
+    async def action_create(self) -> None:
+        from intdash.tui.screens.forms import CreateScreen
+        from intdash.tui.screens.modals import KeyShownScreen
+
+        form = CreateScreen()
+        uid = await self.app.push_screen_wait(form)
+        self.load()
+        if not uid or form.created is None:
+            return
+        for key, secret in form.created.generated_secrets.items():
+            title = f"{uid}: its {key.replace('_', ' ')}"
+            await self.app.push_screen_wait(KeyShownScreen(title, secret))
+        if type_spec(form.created.integration.type).oauth:
+            self._connect(uid)  # OAuth types go straight on to connecting
+
+    def action_configure(self) -> None:
+        view = self.selected()
+        if view is None:
+            return
+        from intdash.tui.screens.forms import ConfigureScreen
+
+        self.app.push_screen(ConfigureScreen(view), self.reload)
+
+    def action_reconnect(self) -> None:
+        view = self.selected()
+        if view is not None:
+            self._connect(view.uid)
+
+    def _connect(self, uid: str) -> None:
+        from intdash.tui.screens.connect import ConnectScreen
+
+        self.app.push_screen(ConnectScreen(uid), self.reload)
+
+    def action_remove(self) -> None:
+        view = self.selected()
+        if view is None:
+            return
+        from intdash.tui.screens.modals import RemoveScreen
+
+        self.app.push_screen(RemoveScreen(view), self.reload)
+
+    def action_api_keys(self) -> None:
+        view = self.selected()
+        if view is None:
+            return
+        from intdash.tui.screens.apikeys import ApiKeysScreen
+
+        self.app.push_screen(ApiKeysScreen(view.uid))
+
+    def action_details(self) -> None:
+        view = self.selected()
+        if view is None:
+            return
+        from intdash.tui.screens.details import DetailsScreen
+
+        self.app.push_screen(DetailsScreen(view.uid))
+
+    def action_invoices(self) -> None:
+        from intdash.tui.screens.invoices import InvoicesScreen
+
+        self.app.push_screen(InvoicesScreen(None))
+
+    def action_menu(self) -> None:
+        view = self.selected()
+        if view is None:
+            return
+        from intdash.tui.screens.modals import ActionMenu
+
+        offered = [
+            (binding.action, binding.description)
+            for binding in self.BINDINGS
+            if isinstance(binding, Binding)
+            and binding.action in (*TYPE_ACTIONS, "details")
+            and self.check_action(binding.action, ()) is True
+        ]
+        self.app.push_screen(ActionMenu(view.uid, offered), self._menu_chosen)
+
+    async def _menu_chosen(self, action: str | None) -> None:
+        if action:
+            await self.run_action(action)

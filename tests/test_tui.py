@@ -1,0 +1,326 @@
+"""The dashboard, driven with the Pilot: every flow an operator uses."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import Button, DataTable, Input, Select, Static
+
+from intdash.core.models import RunOutcome
+from intdash.core.workspace import Workspace
+from intdash.providers.http import httpx
+from intdash.sandbox.server import Sandbox
+from intdash.tui.app import IntdashApp
+from intdash.tui.screens.apikeys import ApiKeysScreen
+from intdash.tui.screens.connect import ConnectScreen
+from intdash.tui.screens.details import DetailsScreen
+from intdash.tui.screens.forms import ConfigureScreen, CreateScreen
+from intdash.tui.screens.help import HelpScreen
+from intdash.tui.screens.integrations import IntegrationsScreen
+from intdash.tui.screens.invoices import InvoicesScreen
+from intdash.tui.screens.modals import KeyShownScreen, PromptScreen, RemoveScreen
+from tests.conftest import run_intdash
+from tests.providers import consent, pws, redirect_uri, sandbox, sandbox_env
+
+__all__ = ["pws", "redirect_uri", "sandbox", "sandbox_env"]  # fixtures
+
+
+async def until(pilot: Pilot[Any], condition: Callable[[], Any], timeout: float = 15.0) -> None:
+    """Wait on a condition (workers included), never on a fixed sleep."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for the dashboard")
+        await pilot.pause(0.02)
+
+
+def table(app: IntdashApp, selector: str = "#integrations") -> DataTable[Any]:
+    return app.screen.query_one(selector, DataTable)
+
+
+def uids(app: IntdashApp) -> list[str]:
+    t = table(app)
+    return [str(t.get_row_at(i)[0]) for i in range(t.row_count)]
+
+
+def app_for(ws: Workspace, **options: Any) -> IntdashApp:
+    return IntdashApp(ws, schedule=False, poll_seconds=0.2, **options)
+
+
+async def test_empty_state_and_create(ws: Workspace) -> None:
+    app = app_for(ws)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: app.screen.query_one("#empty").display)
+        assert "No integrations yet" in str(app.screen.query_one("#empty-text", Static).render())
+        assert app.focused is app.screen.query_one("#empty-create", Button)
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, CreateScreen))
+        app.screen.query_one("#type", Select).value = "webhook"
+        await until(pilot, lambda: app.screen.query("#f-url"))
+        save = app.screen.query_one("#save", Button)
+        assert save.disabled  # the URL is required
+        app.screen.query_one("#f-url", Input).value = "https://hooks.example.com/in"
+        await until(pilot, lambda: not save.disabled)
+        await pilot.click("#save")
+        await until(pilot, lambda: isinstance(app.screen, KeyShownScreen))
+        secret = app.screen.query_one("#secret", Input).value
+        assert len(secret) >= 32  # the signing secret, shown this once
+        await pilot.click("#done")
+        await until(pilot, lambda: isinstance(app.screen, IntegrationsScreen) and uids(app))
+    [view] = ws.integrations.list()
+    assert view.settings["url"] == "https://hooks.example.com/in"
+
+
+async def test_configure_bad_input_then_good(ws: Workspace) -> None:
+    uid = ws.integrations.create("webhook", values={"url": "https://a.example/h"}).integration.uid
+    app = app_for(ws)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: uids(app) == [uid])
+        await pilot.press("c")
+        await until(pilot, lambda: isinstance(app.screen, ConfigureScreen))
+        url = app.screen.query_one("#f-url", Input)
+        save = app.screen.query_one("#save", Button)
+        url.value = "http://example.com/plain"
+        await until(pilot, lambda: save.disabled)
+        error = app.screen.query_one("#e-url", Static)
+        assert "only on loopback" in str(error.render())
+        app.screen.query_one("#f-headers", Input).value = "no colon"
+        await until(
+            pilot, lambda: "Name: value" in str(app.screen.query_one("#e-headers", Static).render())
+        )
+        assert ws.integrations.get(uid).settings["url"] == "https://a.example/h"  # nothing saved
+        url.value = "https://b.example/h"
+        app.screen.query_one("#f-headers", Input).value = "X-Tenant: 7"
+        await until(pilot, lambda: not save.disabled)
+        await pilot.click("#save")
+        await until(pilot, lambda: isinstance(app.screen, IntegrationsScreen))
+    view = ws.integrations.get(uid)
+    assert view.settings["url"] == "https://b.example/h"
+    assert view.secrets_set == ("headers",)
+
+
+async def test_remove_cancel_then_confirm(ws: Workspace) -> None:
+    uid = ws.integrations.create("xero", name="Doomed").integration.uid
+    app = app_for(ws)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: uids(app) == [uid])
+        await pilot.press("x")
+        await until(pilot, lambda: isinstance(app.screen, RemoveScreen))
+        body = str(app.screen.query_one(".dialog-body", Static).render())
+        assert "Doomed" in body and "fiscalized stay in the history" in body
+        assert app.focused is app.screen.query_one("#cancel", Button)
+        await pilot.press("enter")  # the focus is on Cancel
+        await until(pilot, lambda: isinstance(app.screen, IntegrationsScreen))
+        assert ws.integrations.get(uid).removed_at is None
+        await pilot.press("x")
+        await until(pilot, lambda: isinstance(app.screen, RemoveScreen))
+        await pilot.click("#confirm")
+        await until(pilot, lambda: isinstance(app.screen, IntegrationsScreen) and not uids(app))
+    assert ws.integrations.get(uid).removed_at is not None
+
+
+async def test_actions_follow_the_selected_type(ws: Workspace) -> None:
+    xero = ws.integrations.create("xero").integration.uid
+    zoho = ws.integrations.create("zoho").integration.uid
+    custom = ws.integrations.create("custom").integration.uid
+    app = app_for(ws)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: len(uids(app)) == 3)
+        screen = app.screen
+
+        def offered() -> set[str]:
+            return {a for a in ("reconnect", "configure", "api_keys", "remove")
+                    if screen.check_action(a, ()) is True}  # fmt: skip
+
+        expected = {xero: {"reconnect", "remove"}, zoho: {"configure", "remove"},
+                    custom: {"api_keys", "remove"}}  # fmt: skip
+        for _ in range(3):
+            uid = screen.selected_uid()  # type: ignore[attr-defined]
+            assert offered() == expected[uid]
+            await pilot.press("j")
+
+
+async def test_api_keys_create_and_revoke(ws: Workspace) -> None:
+    uid = ws.integrations.create("custom").integration.uid
+    app = app_for(ws)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: uids(app) == [uid])
+        await pilot.press("a")
+        await until(pilot, lambda: isinstance(app.screen, ApiKeysScreen))
+        await pilot.press("n")
+        await until(pilot, lambda: isinstance(app.screen, PromptScreen))
+        await pilot.press(*"production")
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, KeyShownScreen))
+        key = app.screen.query_one("#secret", Input).value
+        assert key.startswith("idk_")
+        assert "will not be shown again" in str(
+            app.screen.query_one(".dialog-body", Static).render()
+        )
+        await pilot.click("#done")
+        await until(
+            pilot,
+            lambda: isinstance(app.screen, ApiKeysScreen) and table(app, "#keys").row_count == 1,
+        )
+        assert ws.keys.verify(key).ok
+        await pilot.press("x")
+        await until(pilot, lambda: app.screen.query("#confirm"))
+        await pilot.click("#confirm")
+        await until(pilot, lambda: "revoked" in str(table(app, "#keys").get_row_at(0)[4]))
+        assert not ws.keys.verify(key).ok
+
+
+async def test_filter(ws: Workspace) -> None:
+    xero = ws.integrations.create("xero", name="Acme").integration.uid
+    ws.integrations.create("custom", name="Other")
+    app = app_for(ws)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: len(uids(app)) == 2)
+        await pilot.press("slash")
+        await pilot.press(*"acme")
+        await until(pilot, lambda: uids(app) == [xero])
+        await pilot.press("escape")
+        await until(pilot, lambda: len(uids(app)) == 2)
+
+
+async def test_read_only_disables_every_change(ws: Workspace) -> None:
+    uid = ws.integrations.create("xero").integration.uid
+    app = app_for(ws, read_only=True)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: uids(app) == [uid])
+        screen = app.screen
+        assert screen.check_action("remove", ()) is None  # greyed, not hidden
+        assert screen.check_action("create", ()) is None
+        assert screen.check_action("details", ()) is True
+        await pilot.press("x")
+        await pilot.press("n")
+        await pilot.pause()
+        assert isinstance(app.screen, IntegrationsScreen)
+        assert app.scheduler is None
+    assert ws.integrations.get(uid).removed_at is None
+
+
+async def test_a_change_by_another_process_appears(ws: Workspace, env: dict[str, str]) -> None:
+    first = ws.integrations.create("xero").integration.uid
+    app = app_for(ws)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: uids(app) == [first])
+        table(app).move_cursor(row=0)
+        added = await asyncio.to_thread(
+            run_intdash, "integrations", "add", "custom", "--json", env=env
+        )
+        assert added.returncode == 0, added.stderr
+        await until(pilot, lambda: len(uids(app)) == 2)
+        assert app.screen.selected_uid() == first  # type: ignore[attr-defined]  # cursor kept
+        removed = await asyncio.to_thread(
+            run_intdash, "integrations", "remove", first, "--yes", env=env
+        )
+        assert removed.returncode == 0
+        await until(pilot, lambda: first not in uids(app))
+
+
+async def test_help_and_palette(ws: Workspace) -> None:
+    ws.integrations.create("xero")
+    app = app_for(ws)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: uids(app))
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        text = str(app.screen.query_one("VerticalScroll Static", Static).render())
+        assert "Reconnect" in text and "Filter" in text and "Configure" not in text
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, IntegrationsScreen))
+        commands = [c.title for c in app.get_system_commands(app.screen)]
+        assert "Reconnect" in commands and "Remove" in commands and "Configure" not in commands
+
+
+async def test_details_sync_now_toggle_and_sync_from(pws: Workspace, sandbox: Sandbox) -> None:
+    from tests.providers import connect
+
+    pws.plans.set("scale")
+    uid = pws.integrations.create("zoho").integration.uid
+    await connect(pws, uid)
+    app = app_for(pws)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: uids(app) == [uid])
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, DetailsScreen) and app.screen.view)
+        await pilot.press("s")
+        await until(pilot, lambda: table(app, "#runs").row_count == 1, timeout=60)
+        run = pws.integrations.runs(uid)[0]
+        assert (run.outcome, run.fetched) == (RunOutcome.OK.value, 2500)
+        assert "ok" in [str(c) for c in table(app, "#runs").get_row_at(0)]
+        await pilot.press("e")
+        await until(pilot, lambda: not pws.integrations.get(uid).sync_enabled)
+        await pilot.press("f")
+        await until(pilot, lambda: isinstance(app.screen, PromptScreen))
+        app.screen.query_one("#value", Input).value = "2025-06-01"
+        await pilot.press("enter")
+        await until(pilot, lambda: app.screen.query("#confirm"))
+        await pilot.click("#confirm")
+        await until(pilot, lambda: pws.integrations.get(uid).sync_from is not None)
+        assert pws.integrations.get(uid).cursor is None  # the cursor moved; nothing deleted
+        assert len(list(pws.invoices.iter_all(uid))) == 2500
+
+
+async def test_connect_by_paste(pws: Workspace, sandbox: Sandbox) -> None:
+    uid = pws.integrations.create("xero").integration.uid
+    app = app_for(pws)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: uids(app) == [uid])
+        await pilot.press("o")
+        await until(pilot, lambda: isinstance(app.screen, ConnectScreen) and app.screen.flow)
+        screen = app.screen
+        assert isinstance(screen, ConnectScreen) and screen.flow is not None
+        assert screen.query_one("#url", Input).value == screen.flow.url
+        assert "ssh -L" in str(screen.query_one("#steps", Static).render())
+        location = await consent(screen.flow.url)
+        paste = screen.query_one("#paste", Input)
+        paste.value = location
+        paste.focus()
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, IntegrationsScreen))
+        await until(pilot, lambda: "Active" in str(table(app).get_row_at(0)[3]))
+    assert pws.integrations.get(uid).status.active
+
+
+async def test_invoice_history_pages(ws: Workspace) -> None:
+    from tests.test_integrations import add_invoices
+
+    ws.plans.set("scale")
+    uid = ws.integrations.create("custom").integration.uid
+    add_invoices(ws, uid, 450)
+    app = app_for(ws)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: uids(app))
+        await pilot.press("i")
+        await until(pilot, lambda: isinstance(app.screen, InvoicesScreen))
+        invoices = lambda: table(app, "#invoices")  # noqa: E731
+        await until(pilot, lambda: invoices().row_count == 200)  # one page at a time
+        assert str(invoices().get_row_at(0)[2]) == "INV-00449"  # newest first
+        invoices().move_cursor(row=190)
+        await until(pilot, lambda: invoices().row_count == 400)
+        await pilot.press("slash")
+        await pilot.press(*"INV-001")
+        await until(pilot, lambda: invoices().row_count == 100)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (100, 30)])
+async def test_works_at_small_sizes(ws: Workspace, size: tuple[int, int]) -> None:
+    ws.integrations.create("xero", name="A rather long integration name for a narrow terminal")
+    app = app_for(ws)
+    async with app.run_test(size=size) as pilot:
+        await until(pilot, lambda: uids(app))
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, DetailsScreen))
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, IntegrationsScreen))
+
+
+def test_api_is_shared_with_the_app() -> None:
+    assert httpx is not None
