@@ -30,7 +30,7 @@ from tests.providers import consent, pws, redirect_uri, sandbox, sandbox_env
 __all__ = ["pws", "redirect_uri", "sandbox", "sandbox_env"]  # fixtures
 
 
-async def until(pilot: Pilot[Any], condition: Callable[[], Any], timeout: float = 15.0) -> None:
+async def until(pilot: Pilot[Any], condition: Callable[[], Any], timeout: float = 45.0) -> None:
     """Wait on a condition (workers included), never on a fixed sleep."""
     deadline = time.monotonic() + timeout
     while not condition():

@@ -98,6 +98,11 @@ class TypeSpec:
     fields: tuple[FieldSpec, ...] = ()
     needs_api_key: bool = False
     generated_secrets: tuple[str, ...] = field(default_factory=tuple)
+    short_label: str = ""  # where width is scarce (the dashboard's table); else the label
+
+    @property
+    def short(self) -> str:
+        return self.short_label or self.label
 
     def field(self, name: str) -> FieldSpec | None:
         return next((f for f in self.fields if f.name == name), None)
@@ -181,7 +186,7 @@ TYPES: dict[IntegrationType, TypeSpec] = {
         TypeSpec(
             IntegrationType.XERO,
             "Xero",
-            "✕",
+            "◆",
             "xero",
             oauth=True,
             actions=(Action.RECONNECT, Action.REMOVE),
@@ -189,7 +194,7 @@ TYPES: dict[IntegrationType, TypeSpec] = {
         TypeSpec(
             IntegrationType.MYOB,
             "MYOB",
-            "Ⓜ",
+            "■",
             "myob",
             oauth=True,
             actions=(Action.CONFIGURE, Action.REMOVE),
@@ -217,7 +222,7 @@ TYPES: dict[IntegrationType, TypeSpec] = {
         TypeSpec(
             IntegrationType.ZOHO,
             "Zoho Books",
-            "Ⓩ",
+            "▲",
             "zoho",
             oauth=True,
             actions=(Action.CONFIGURE, Action.REMOVE),
@@ -270,6 +275,7 @@ TYPES: dict[IntegrationType, TypeSpec] = {
                 ),
             ),
             generated_secrets=("signing_secret",),
+            short_label="Webhook",
         ),
         TypeSpec(
             IntegrationType.CUSTOM,
@@ -279,6 +285,7 @@ TYPES: dict[IntegrationType, TypeSpec] = {
             oauth=False,
             actions=(Action.API_KEYS, Action.REMOVE),
             needs_api_key=True,
+            short_label="Custom",
         ),
     )
 }

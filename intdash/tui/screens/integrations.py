@@ -222,7 +222,7 @@ class IntegrationsScreen(BaseScreen):
         limit = f"{view.invoices_this_month:,} / {view.monthly_limit:,}"
         return (
             view.uid,
-            f"{spec.icon} {spec.label}",
+            f"{spec.icon} {spec.short}",
             when(view.created),
             status_text(view.status),
             Text(view.status.explanation or "", style="bright_black"),
