@@ -251,10 +251,11 @@ async def test_details_sync_now_toggle_and_sync_from(pws: Workspace, sandbox: Sa
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, DetailsScreen) and app.screen.view)
         await pilot.press("s")
-        await until(pilot, lambda: table(app, "#runs").row_count == 1, timeout=60)
-        run = pws.integrations.runs(uid)[0]
+        finished = lambda: [r for r in pws.integrations.runs(uid) if r.outcome != "running"]  # noqa: E731
+        await until(pilot, finished, timeout=90)
+        run = finished()[0]
         assert (run.outcome, run.fetched) == (RunOutcome.OK.value, 2500)
-        assert "ok" in [str(c) for c in table(app, "#runs").get_row_at(0)]
+        await until(pilot, lambda: "ok" in [str(c) for c in table(app, "#runs").get_row_at(0)])
         await pilot.press("e")
         await until(pilot, lambda: not pws.integrations.get(uid).sync_enabled)
         await pilot.press("f")
