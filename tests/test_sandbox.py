@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from intdash.providers.http import httpx
 from intdash.sandbox.dataset import EPOCH_END, STEP, Dataset
 
@@ -86,3 +88,38 @@ def test_rate_windows_can_be_replaced() -> None:
         assert (box.xero.minute.limit, box.xero.minute.window) == (3, 1.0)
         bad = httpx.post(f"{box.url}/_sandbox/myob/limits", json={"window": "minute", "limit": 3})
         assert bad.status_code == 400 and "no window 'minute'" in bad.json()["error"]
+
+
+async def test_demo_seeds_one_of_each_type_through_the_real_flows(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from intdash.cli.demo import DEMO_LIMIT, demo_sandbox, seed
+    from intdash.core.config import load_settings
+    from intdash.core.status import Reason
+    from intdash.core.workspace import Workspace
+
+    box = demo_sandbox().start()
+    try:
+        for name, value in box.settings("http://127.0.0.1:9/callback").items():
+            monkeypatch.setenv(name, value)
+        ws = Workspace.open(load_settings())
+        made = await seed(ws)
+        views = {view.uid: view for view in ws.integrations.list()}
+        assert {v.type.value for v in views.values()} == {
+            "xero",
+            "myob",
+            "zoho",
+            "webhook",
+            "custom",
+        }
+        assert views[made["acme"]].status.active
+        assert views[made["bay"]].status.active
+        assert views[made["harbour"]].status.reason is Reason.RECONNECT_NEEDED
+        zylker = views[made["zylker"]]
+        assert zylker.status.reason is Reason.LIMIT_REACHED
+        assert zylker.invoices_this_month == DEMO_LIMIT
+        assert views[made["erp"]].status.active  # it has an API key
+        assert ws.invoices.verify().ok
+        ws.close()
+    finally:
+        box.stop()

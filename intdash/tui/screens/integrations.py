@@ -41,6 +41,13 @@ TYPE_ACTIONS = {
 }
 
 
+REASON_WIDTH = 30  # the whole explanation is in the details
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= REASON_WIDTH else text[: REASON_WIDTH - 1] + "…"
+
+
 @dataclass(frozen=True)
 class Snapshot:
     views: list[IntegrationView]
@@ -225,7 +232,7 @@ class IntegrationsScreen(BaseScreen):
             f"{spec.icon} {spec.short}",
             when(view.created),
             status_text(view.status),
-            Text(view.status.explanation or "", style="bright_black"),
+            Text(_short(view.status.explanation), style="bright_black"),
             limit,
             when(view.last_successful_sync),
             self._next_sync(view),
