@@ -87,8 +87,19 @@ class DetailsScreen(BaseScreen):
         yield Footer()
 
     def on_mount(self) -> None:
+        self.fingerprint: tuple[object, ...] | None = None
         self.load()
-        self.set_interval(self.intdash.poll_seconds, self.load)
+        self.set_interval(self.intdash.poll_seconds, self.poll)
+
+    @work(exclusive=True, group="details-poll")
+    async def poll(self) -> None:
+        """Re-read only when something changed, and only while shown."""
+        if not self.is_current:
+            return
+        fingerprint = await self.call(self.ws.integrations.fingerprint, doing="Checking")
+        if fingerprint is not None and fingerprint != self.fingerprint:
+            self.fingerprint = fingerprint
+            self.load()
 
     def _read(self) -> tuple[IntegrationView, list[SyncRun]]:
         return self.ws.integrations.get(self.uid), self.ws.integrations.runs(self.uid)

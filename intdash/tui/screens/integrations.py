@@ -160,7 +160,10 @@ class IntegrationsScreen(BaseScreen):
 
     @work(exclusive=True, group="poll")
     async def poll(self) -> None:
-        """Cheap: only when something changed (here or in another process) is it all re-read."""
+        """Cheap: only when something changed (here or in another process) is it all re-read,
+        and only while this screen is the one shown (it catches up when shown again)."""
+        if not self.is_current:
+            return
         fingerprint = await self.call(
             self.ws.integrations.fingerprint, doing="Checking for changes"
         )
@@ -168,6 +171,10 @@ class IntegrationsScreen(BaseScreen):
             self.snapshot is None or fingerprint != self.snapshot.fingerprint
         ):
             self.load()
+
+    def on_screen_resume(self) -> None:
+        if self.snapshot is not None:
+            self.poll()
 
     def action_refresh(self) -> None:
         self.load()
