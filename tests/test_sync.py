@@ -19,7 +19,7 @@ from intdash.core.models import Invoice, RunOutcome, SyncRun
 from intdash.core.status import Reason
 from intdash.core.workspace import Workspace
 from intdash.sandbox.server import Sandbox
-from intdash.sync.engine import AlreadyRunning, SyncEngine, SyncRefused, Trigger
+from intdash.sync.engine import AlreadyRunning, SyncEngine, SyncRefused
 from tests.conftest import run_intdash
 from tests.providers import connect, pws, redirect_uri, sandbox, sandbox_env, start_intdash
 
@@ -304,4 +304,3 @@ def test_sync_command(pws: Workspace, sandbox_env: dict[str, str]) -> None:
     }  # fmt: skip
     human = run_intdash("sync", uid, env=sandbox_env)
     assert human.stdout.strip() == "ok: fetched 0, created 0, updated 0, held 0"
-    assert Trigger.MANUAL.value == "manual"

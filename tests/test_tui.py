@@ -13,7 +13,6 @@ from textual.widgets import Button, DataTable, Input, Select, Static
 
 from intdash.core.models import RunOutcome
 from intdash.core.workspace import Workspace
-from intdash.providers.http import httpx
 from intdash.sandbox.server import Sandbox
 from intdash.tui.app import IntdashApp
 from intdash.tui.screens.apikeys import ApiKeysScreen
@@ -321,7 +320,3 @@ async def test_works_at_small_sizes(ws: Workspace, size: tuple[int, int]) -> Non
         await until(pilot, lambda: isinstance(app.screen, DetailsScreen))
         await pilot.press("escape")
         await until(pilot, lambda: isinstance(app.screen, IntegrationsScreen))
-
-
-def test_api_is_shared_with_the_app() -> None:
-    assert httpx is not None

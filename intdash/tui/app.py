@@ -24,8 +24,6 @@ CHANGING_ACTIONS = frozenset(
         "configure",
         "remove",
         "reconnect",
-        "api_keys_create",
-        "api_keys_revoke",
         "sync_now",
         "toggle_sync",
         "reset_sync_from",
