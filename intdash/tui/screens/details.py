@@ -116,7 +116,7 @@ class DetailsScreen(BaseScreen):
         reason = f"  —  {view.status.explanation}" if view.status.reason else ""
         since = view.sync_from.isoformat() if view.sync_from else "the beginning"
         self.query_one("#summary", Static).update(
-            f"[b]{view.spec.icon} {view.spec.label}[/b]  {view.uid}  —  {view.name}\n"
+            f"[b]{view.spec.icon} {view.spec.label}[/b] · {view.uid} · {view.name}\n"
             f"Status: {status.markup}{reason}\n"
             f"Last attempted sync: {when(view.last_attempted_sync)}    "
             f"Last successful sync: {when(view.last_successful_sync)}\n"
