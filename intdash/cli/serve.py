@@ -12,6 +12,7 @@ import click
 import uvicorn
 
 from intdash.cli.common import CliState, pass_state
+from intdash.core.heap import freeze_long_lived
 from intdash.core.workspace import Workspace
 
 log = logging.getLogger("intdash.serve")
@@ -56,6 +57,7 @@ async def serve_forever(ws: Workspace, *, schedule: bool = True) -> None:
         await scheduler.start()
     serving = asyncio.create_task(_run_server(server))
     log.info("serving on http://%s:%d", settings.host, settings.port)
+    freeze_long_lived()
     stopped = asyncio.create_task(stop.wait())
     await asyncio.wait({serving, stopped}, return_when=asyncio.FIRST_COMPLETED)
     log.info("stopping: running syncs finish their page")

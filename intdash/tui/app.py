@@ -12,6 +12,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from intdash.core.errors import IntdashError
+from intdash.core.heap import freeze_long_lived
 from intdash.core.redact import redact
 from intdash.core.workspace import Workspace
 
@@ -90,6 +91,7 @@ class IntdashApp(App[None]):
 
             self.scheduler = SyncScheduler(self.workspace)
             await self.scheduler.start()
+        freeze_long_lived()
 
     async def on_unmount(self) -> None:
         if self.scheduler is not None:

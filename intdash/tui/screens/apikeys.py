@@ -67,7 +67,7 @@ class ApiKeysScreen(BaseScreen):
                 k.label, k.key_id, when(k.created), when(k.last_used), state, key=k.key_id
             )
         self.query_one("#no-keys").display = not keys
-        self.refresh_bindings()
+        self.offer_actions()
 
     def selected(self) -> ApiKeyView | None:
         table = self.query_one("#keys", DataTable)
@@ -84,7 +84,7 @@ class ApiKeysScreen(BaseScreen):
 
     @on(DataTable.RowHighlighted)
     def _moved(self) -> None:
-        self.refresh_bindings()
+        self.offer_actions()
 
     def action_move(self, step: int) -> None:
         table = self.query_one("#keys", DataTable)

@@ -54,6 +54,19 @@ class BaseScreen(Helpers, Screen[Any]):
             return None  # greyed in the footer
         return True
 
+    def offer_actions(self) -> None:
+        """Refresh the footer's keys, but only when what it offers has changed: a refresh
+        rebuilds the footer (a widget per key), too costly to repeat on every poll."""
+        state = (
+            id(self.focused),
+            tuple((key, b.binding.action, b.enabled) for key, b in self.active_bindings.items()),
+        )
+        if state != self._offered:
+            self._offered = state
+            self.refresh_bindings()
+
+    _offered: tuple[object, ...] = ()
+
     def action_back(self) -> None:
         if len(self.app.screen_stack) > 2:
             self.app.pop_screen()

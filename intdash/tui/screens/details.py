@@ -65,6 +65,8 @@ class DetailsScreen(BaseScreen):
         self.uid = uid
         self.view: IntegrationView | None = None
         self.syncing = False
+        self.summary = ""
+        self.runs: dict[str, tuple[str, ...]] = {}
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -115,7 +117,7 @@ class DetailsScreen(BaseScreen):
         status = status_text(view.status)
         reason = f"  —  {view.status.explanation}" if view.status.reason else ""
         since = view.sync_from.isoformat() if view.sync_from else "the beginning"
-        self.query_one("#summary", Static).update(
+        summary = (
             f"[b]{view.spec.icon} {view.spec.label}[/b] · {view.uid} · {view.name}\n"
             f"Status: {status.markup}{reason}\n"
             f"Last attempted sync: {when(view.last_attempted_sync)}    "
@@ -124,24 +126,49 @@ class DetailsScreen(BaseScreen):
             f"This month: {view.invoices_this_month:,} of {view.monthly_limit:,}"
             + ("\n[b]Syncing now…[/b]" if self.syncing else "")
         )
-        self.query_one("#b-toggle", Button).label = (
-            "Disable (e)" if view.sync_enabled else "Enable (e)"
-        )
+        # Change only what changed: a layout pass is the costliest thing the loop does while a
+        # sync runs beside it, so the summary re-lays out only when its height changes.
+        if summary != self.summary:
+            lines = summary.count("\n") != self.summary.count("\n")
+            self.query_one("#summary", Static).update(summary, layout=lines)
+            self.summary = summary
+        toggle = self.query_one("#b-toggle", Button)
+        label = "Disable (e)" if view.sync_enabled else "Enable (e)"
+        if str(toggle.label) != label:
+            toggle.label = label
         oauth = view.spec.oauth
         for button in ("#b-test", "#b-sync", "#b-from"):
-            self.query_one(button, Button).display = oauth
+            widget = self.query_one(button, Button)
+            if widget.display != oauth:
+                widget.display = oauth
+        self.show_runs(runs)
+        self.offer_actions()
+
+    def show_runs(self, runs: list[SyncRun]) -> None:
+        """Rebuild the history when runs come or go; otherwise update only the changed cells
+        (a running sync's counts), which needs no layout."""
         table = self.query_one("#runs", DataTable)
-        table.clear()
-        for run in runs:
-            table.add_row(
+        rows = {
+            str(run.id): (
                 when(run.started_at),
                 run.trigger,
                 run.outcome,
                 f"{run.fetched:,} / {run.created:,} / {run.updated:,} / {run.held:,}",
                 run.error or "",
-                key=str(run.id),
             )
-        self.refresh_bindings()
+            for run in runs
+        }
+        if list(rows) != list(self.runs):
+            table.clear()
+            for key, cells in rows.items():
+                table.add_row(*cells, key=key)
+        else:
+            columns = [column.key for column in table.columns.values()]
+            for key, cells in rows.items():
+                for column, old, new in zip(columns, self.runs[key], cells, strict=True):
+                    if old != new:
+                        table.update_cell(key, column, new, update_width=True)
+        self.runs = rows
 
     def applies(self, action: str) -> bool:
         view = self.view
@@ -203,7 +230,7 @@ class DetailsScreen(BaseScreen):
         from intdash.sync.engine import SyncEngine, Trigger
 
         self.syncing = True
-        self.refresh_bindings()
+        self.offer_actions()
         self.notify(f"Syncing {self.uid}…", timeout=2)
         try:
             result = await SyncEngine(self.ws).run(self.uid, Trigger.MANUAL)
@@ -212,7 +239,7 @@ class DetailsScreen(BaseScreen):
             return
         finally:
             self.syncing = False
-            self.refresh_bindings()
+            self.offer_actions()
             self.load()
         counts = (
             f"fetched {result.fetched:,}, created {result.created:,}, updated {result.updated:,}"

@@ -200,7 +200,7 @@ class IntegrationsScreen(BaseScreen):
         if empty:
             self.query_one("#empty-create", Button).focus()
         self.sync_rows()
-        self.refresh_bindings()
+        self.offer_actions()
 
     def _matches(self, view: IntegrationView) -> bool:
         needle = self.filter_text.lower()
@@ -294,7 +294,7 @@ class IntegrationsScreen(BaseScreen):
 
     @on(DataTable.RowHighlighted)
     def _moved(self) -> None:
-        self.refresh_bindings()  # the footer offers the selected type's actions
+        self.offer_actions()  # the footer offers the selected type's actions
 
     @on(DataTable.RowSelected)
     def _chosen(self) -> None:
