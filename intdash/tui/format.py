@@ -9,18 +9,30 @@ from rich.text import Text
 from intdash.core.status import Status
 
 
-def when(moment: datetime | None, now: datetime | None = None) -> str:
-    """A time, short: today's as HH:MM, others as the date."""
+def when(moment: datetime | None, now: datetime | None = None, *, short: bool = False) -> str:
+    """A time, short: today's as HH:MM, others as the date (``short``: "16 Nov" this year,
+    "2025-11" before, where width is scarce)."""
     if moment is None:
         return "never"
-    now = now or datetime.now(UTC)
     local = moment.astimezone()
-    if local.date() == now.astimezone().date():
+    today = (now or datetime.now(UTC)).astimezone().date()
+    if local.date() == today:
         return local.strftime("%H:%M")
-    return local.strftime("%Y-%m-%d")
+    if not short:
+        return local.strftime("%Y-%m-%d")
+    return local.strftime("%d %b" if local.year == today.year else "%Y-%m")
 
 
 def status_text(status: Status) -> Text:
     """Never colour alone: the glyph and the word too."""
     style = "bold green" if status.active else "bright_black"
     return Text(f"{status.glyph} {status.word}", style=style)
+
+
+def count(n: int, *, short: bool = False) -> str:
+    """A count with thousands separators (``short``: 9,999 then 12k, 1.2M)."""
+    if not short or n < 10_000:
+        return f"{n:,}"
+    if n < 1_000_000:
+        return f"{n // 1000}k"
+    return f"{n / 1_000_000:.1f}M"

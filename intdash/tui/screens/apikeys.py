@@ -10,7 +10,6 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Static
 
 from intdash.core.services.apikeys import ApiKeyView, KeyState
-from intdash.tui.format import when
 from intdash.tui.screens.base import BaseScreen
 
 
@@ -64,7 +63,7 @@ class ApiKeysScreen(BaseScreen):
         for k in keys:
             state = "● active" if k.state is KeyState.ACTIVE else "○ revoked"
             table.add_row(
-                k.label, k.key_id, when(k.created), when(k.last_used), state, key=k.key_id
+                k.label, k.key_id, self.when(k.created), self.when(k.last_used), state, key=k.key_id
             )
         self.query_one("#no-keys").display = not keys
         self.offer_actions()

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from textual.binding import Binding
 from textual.screen import ModalScreen, Screen
 
 from intdash.tui.app import CHANGING_ACTIONS
+from intdash.tui.format import when
 
 if TYPE_CHECKING:
     from intdash.core.workspace import Workspace
@@ -28,6 +30,10 @@ class Helpers:
     @property
     def ws(self) -> Workspace:
         return self.intdash.workspace
+
+    def when(self, moment: datetime | None, *, short: bool = False) -> str:
+        """A time as the dashboard writes it, against the workspace's clock."""
+        return when(moment, self.ws.clock(), short=short)
 
     async def call(self, fn: Callable[..., T], *args: Any, doing: str = "") -> T | None:
         """Run a blocking service call off the UI loop; errors become a toast, None returned."""

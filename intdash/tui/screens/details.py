@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -13,7 +13,7 @@ from textual.widgets import Button, DataTable, Footer, Header, Static
 
 from intdash.core.models import SyncRun
 from intdash.core.services.integrations import IntegrationView
-from intdash.tui.format import status_text, when
+from intdash.tui.format import status_text
 from intdash.tui.screens.base import BaseScreen
 
 
@@ -25,6 +25,18 @@ def _check_date(text: str) -> str | None:
     if day > date.today():
         return "not in the future"
     return None
+
+
+# button id: (label, key)
+BUTTONS = {
+    "b-test": ("Test", "t"),
+    "b-sync": ("Sync now", "s"),
+    "b-from": ("Sync from…", "f"),
+    "b-toggle": ("Disable", "e"),
+    "b-remove": ("Remove", "x"),
+    "b-close": ("Close", "esc"),
+}
+COMPACT_BELOW = 100  # narrower, the buttons drop their keys to fit
 
 
 class DetailsScreen(BaseScreen):
@@ -66,6 +78,7 @@ class DetailsScreen(BaseScreen):
         self.view: IntegrationView | None = None
         self.syncing = False
         self.summary = ""
+        self.compact = False
         self.runs: dict[str, tuple[str, ...]] = {}
 
     def compose(self) -> ComposeResult:
@@ -73,12 +86,11 @@ class DetailsScreen(BaseScreen):
         with Vertical(id="details"):
             yield Static("", id="summary")
             with Horizontal(id="detail-buttons"):
-                yield Button("Test (t)", id="b-test")
-                yield Button("Sync now (s)", id="b-sync")
-                yield Button("Sync from… (f)", id="b-from")
-                yield Button("Disable (e)", id="b-toggle")
-                yield Button("Remove (x)", id="b-remove", variant="error")
-                yield Button("Close (esc)", id="b-close")
+                for name in BUTTONS:
+                    danger = name == "b-remove"
+                    yield Button(
+                        self._label(name), id=name, variant="error" if danger else "default"
+                    )
             yield Static("[b]Run history[/b]", id="runs-title")
             table: DataTable[Any] = DataTable(id="runs", cursor_type="row", zebra_stripes=True)
             for key, label in (("time", "Started"), ("trigger", "Trigger"), ("outcome", "Outcome"),
@@ -120,8 +132,8 @@ class DetailsScreen(BaseScreen):
         summary = (
             f"[b]{view.spec.icon} {view.spec.label}[/b] · {view.uid} · {view.name}\n"
             f"Status: {status.markup}{reason}\n"
-            f"Last attempted sync: {when(view.last_attempted_sync)}    "
-            f"Last successful sync: {when(view.last_successful_sync)}\n"
+            f"Last attempted sync: {self.when(view.last_attempted_sync)}    "
+            f"Last successful sync: {self.when(view.last_successful_sync)}\n"
             f"Sync from: {since}    Sync: {'enabled' if view.sync_enabled else 'disabled'}    "
             f"This month: {view.invoices_this_month:,} of {view.monthly_limit:,}"
             + ("\n[b]Syncing now…[/b]" if self.syncing else "")
@@ -132,10 +144,7 @@ class DetailsScreen(BaseScreen):
             lines = summary.count("\n") != self.summary.count("\n")
             self.query_one("#summary", Static).update(summary, layout=lines)
             self.summary = summary
-        toggle = self.query_one("#b-toggle", Button)
-        label = "Disable (e)" if view.sync_enabled else "Enable (e)"
-        if str(toggle.label) != label:
-            toggle.label = label
+        self._relabel()
         oauth = view.spec.oauth
         for button in ("#b-test", "#b-sync", "#b-from"):
             widget = self.query_one(button, Button)
@@ -144,13 +153,33 @@ class DetailsScreen(BaseScreen):
         self.show_runs(runs)
         self.offer_actions()
 
+    def _label(self, name: str) -> str:
+        """A button's label; its key too where there is room (the footer always has them)."""
+        label, key = BUTTONS[name]
+        if name == "b-toggle" and self.view is not None and not self.view.sync_enabled:
+            label = "Enable"
+        return label if self.compact else f"{label} ({key})"
+
+    def _relabel(self) -> None:
+        for name in BUTTONS:
+            button = self.query_one(f"#{name}", Button)
+            label = self._label(name)
+            if str(button.label) != label:
+                button.label = label
+
+    def on_resize(self, event: events.Resize) -> None:
+        compact = event.size.width < COMPACT_BELOW
+        if compact != self.compact:
+            self.compact = compact
+            self._relabel()
+
     def show_runs(self, runs: list[SyncRun]) -> None:
         """Rebuild the history when runs come or go; otherwise update only the changed cells
         (a running sync's counts), which needs no layout."""
         table = self.query_one("#runs", DataTable)
-        rows = {
+        rows: dict[str, tuple[str, ...]] = {
             str(run.id): (
-                when(run.started_at),
+                self.when(run.started_at),
                 run.trigger,
                 run.outcome,
                 f"{run.fetched:,} / {run.created:,} / {run.updated:,} / {run.held:,}",

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Center, Vertical
@@ -17,7 +17,7 @@ from intdash.core.catalog import Action, type_spec
 from intdash.core.services.integrations import IntegrationView
 from intdash.core.services.plans import PlanView
 from intdash.core.status import Reason
-from intdash.tui.format import status_text, when
+from intdash.tui.format import count, status_text
 from intdash.tui.screens.base import BaseScreen
 
 COLUMNS = (
@@ -30,6 +30,19 @@ COLUMNS = (
     ("last", "Last sync"),
     ("next", "Next sync"),
 )
+# Below this width the table goes compact (no cell padding, fixed widths, short headings and
+# dates) so that every column fits 80 columns; ``(heading, width)`` per column, a space included.
+COMPACT_BELOW = 120
+COMPACT = {
+    "uid": ("UID", 12),
+    "type": ("Type", 10),
+    "created": ("Created", 8),
+    "status": ("Status", 11),
+    "reason": ("Why", 10),  # at least: it takes the width the others leave
+    "month": ("Month", 12),
+    "last": ("Last", 7),
+    "next": ("Next", 8),
+}
 SORTS = ("uid", "type", "created", "status", "month", "last")
 SYNCING = {None, Reason.LIMIT_REACHED, Reason.LAST_SYNC_FAILED}
 # actions offered only for the types that have them
@@ -44,8 +57,8 @@ TYPE_ACTIONS = {
 REASON_WIDTH = 30  # the whole explanation is in the details
 
 
-def _short(text: str) -> str:
-    return text if len(text) <= REASON_WIDTH else text[: REASON_WIDTH - 1] + "…"
+def _short(text: str, width: int = REASON_WIDTH) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 @dataclass(frozen=True)
@@ -107,14 +120,15 @@ class IntegrationsScreen(BaseScreen):
         self.sort_key = "uid"
         self.sort_reverse = False
         self.snapshot: Snapshot | None = None
+        self.compact = False
+        self.reason_width = COMPACT["reason"][1]
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static("", id="status-line")
         yield Input(placeholder="Filter: UID, name, type or status (esc clears)", id="filter")
         table: DataTable[Any] = DataTable(id="integrations", cursor_type="row", zebra_stripes=True)
-        for key, label in COLUMNS:
-            table.add_column(label, key=key)
+        self._columns(table)
         yield table
         with Center(id="empty"), Vertical(id="empty-box"):
             yield Static(
@@ -172,6 +186,31 @@ class IntegrationsScreen(BaseScreen):
         ):
             self.load()
 
+    def _columns(self, table: DataTable[Any]) -> None:
+        if self.compact:
+            table.cell_padding = 0
+            for key, (heading, width) in COMPACT.items():
+                table.add_column(
+                    heading, key=key, width=self.reason_width if key == "reason" else width
+                )
+        else:
+            table.cell_padding = 1
+            for key, label in COLUMNS:
+                table.add_column(label, key=key)
+
+    def on_resize(self, event: events.Resize) -> None:
+        width = event.size.width
+        compact = width < COMPACT_BELOW
+        others = sum(w for key, (_, w) in COMPACT.items() if key != "reason")
+        reason_width = max(COMPACT["reason"][1], min(REASON_WIDTH + 1, width - others - 2))
+        if (compact, reason_width) != (self.compact, self.reason_width):
+            self.compact, self.reason_width = compact, reason_width
+            table = self.query_one("#integrations", DataTable)
+            table.clear(columns=True)
+            self._columns(table)
+            if self.snapshot is not None:
+                self.sync_rows()
+
     def on_screen_resume(self) -> None:
         if self.snapshot is not None:
             self.poll()
@@ -224,24 +263,30 @@ class IntegrationsScreen(BaseScreen):
         scheduler = self.intdash.scheduler
         if scheduler is not None and scheduler.leading:
             upcoming = scheduler.next_run(view.uid)
-            return when(upcoming) if upcoming else "—"
+            return self.when(upcoming, short=self.compact) if upcoming else "—"
         assert self.snapshot is not None
         interval = timedelta(minutes=self.snapshot.plan.spec.interval_minutes)
         if view.last_attempted_sync is None:
             return "soon"
-        return "~" + when(max(view.last_attempted_sync + interval, datetime.now(UTC)))
+        upcoming = max(view.last_attempted_sync + interval, self.ws.clock())
+        return "~" + self.when(upcoming, short=self.compact)
 
     def _cells(self, view: IntegrationView) -> tuple[Any, ...]:
         spec = view.spec
-        limit = f"{view.invoices_this_month:,} / {view.monthly_limit:,}"
+        compact = self.compact
+        sep = "/" if compact else " / "
+        label = spec.short.split()[0] if compact and len(spec.short) > 7 else spec.short
+        reason = _short(view.status.explanation, self.reason_width - 1 if compact else REASON_WIDTH)
         return (
             view.uid,
-            f"{spec.icon} {spec.short}",
-            when(view.created),
+            f"{spec.icon} {label}",
+            self.when(view.created, short=compact),
             status_text(view.status),
-            Text(_short(view.status.explanation), style="bright_black"),
-            limit,
-            when(view.last_successful_sync),
+            Text(reason, style="bright_black"),
+            count(view.invoices_this_month, short=compact)
+            + sep
+            + count(view.monthly_limit, short=compact),
+            self.when(view.last_successful_sync, short=compact),
             self._next_sync(view),
         )
 

@@ -10,7 +10,6 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from intdash.core.services.invoices import InvoiceRow
-from intdash.tui.format import when
 from intdash.tui.screens.base import BaseScreen
 
 PAGE = 200
@@ -85,7 +84,7 @@ class InvoicesScreen(BaseScreen):
                 f"{row.fiscal_status} #{row.fiscal_seq}" if row.fiscal_seq else row.fiscal_status
             )
             table.add_row(
-                when(row.received_at),
+                self.when(row.received_at),
                 row.integration_uid,
                 row.number or "—",
                 (row.contact or "—")[:28],
