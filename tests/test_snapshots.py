@@ -150,7 +150,13 @@ def select(pilot: Pilot[Any], uid: str) -> None:
 
 
 async def loaded(pilot: Pilot[Any]) -> None:
-    await until(pilot, lambda: getattr(pilot.app.screen, "views", None))
+    """The integrations screen has read everything (not only its first screenful)."""
+
+    def complete() -> bool:
+        snapshot = getattr(pilot.app.screen, "snapshot", None)
+        return snapshot is not None and snapshot.complete
+
+    await until(pilot, complete)
 
 
 async def integrations(pilot: Pilot[Any], made: dict[str, str]) -> None:
@@ -228,7 +234,9 @@ async def help_keys(pilot: Pilot[Any], made: dict[str, str]) -> None:
 
 
 def _rows(pilot: Pilot[Any], selector: str) -> int:
-    return int(pilot.app.screen.query_one(selector).row_count)  # type: ignore[attr-defined]
+    """Rows in a table, once it has measured them (a DataTable does so when idle)."""
+    table: Any = pilot.app.screen.query_one(selector)
+    return int(table.row_count) if table.virtual_size.height > table.row_count else 0
 
 
 FLOWS: dict[str, Callable[[Pilot[Any], dict[str, str]], Awaitable[None]]] = {

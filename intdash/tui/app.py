@@ -83,15 +83,20 @@ class IntdashApp(App[None]):
                 self.notify(f"No theme {self._wanted_theme!r}; themes: {names}", severity="warning")
             else:
                 self.theme = self._wanted_theme
-        from intdash.tui.screens.integrations import IntegrationsScreen
-
-        await self.push_screen(IntegrationsScreen())
+        for screen in self.first_screens():
+            await self.push_screen(screen)
         if self.schedule and not self.read_only:
             from intdash.sync.scheduler import SyncScheduler
 
             self.scheduler = SyncScheduler(self.workspace)
             await self.scheduler.start()
         freeze_long_lived()
+
+    def first_screens(self) -> list[Screen[Any]]:
+        """The screens shown at start, bottom first."""
+        from intdash.tui.screens.integrations import IntegrationsScreen
+
+        return [IntegrationsScreen()]
 
     async def on_unmount(self) -> None:
         if self.scheduler is not None:

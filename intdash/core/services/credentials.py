@@ -100,11 +100,15 @@ class CredentialStore:
             session.exec(select(Credential.name).where(Credential.integration_id == integration_id))
         )
 
-    def names_by_integration(self, session: Session) -> dict[int, set[str]]:
+    def names_by_integration(
+        self, session: Session, ids: list[int] | None = None
+    ) -> dict[int, set[str]]:
+        """The names of the secrets each integration has (of ``ids``, or of all)."""
+        query = select(Credential.integration_id, Credential.name)
+        if ids is not None:
+            query = query.where(col(Credential.integration_id).in_(ids))
         found: dict[int, set[str]] = {}
-        for integration_id, name in session.exec(
-            select(Credential.integration_id, Credential.name)
-        ):
+        for integration_id, name in session.exec(query):
             found.setdefault(integration_id, set()).add(name)
         return found
 

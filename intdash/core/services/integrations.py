@@ -136,10 +136,17 @@ class IntegrationService:
 
     # -- reading ----------------------------------------------------------------------------
 
-    def list(self, *, include_removed: bool = False) -> list[IntegrationView]:
-        """Every integration, oldest first, with its status."""
+    def list(
+        self, *, include_removed: bool = False, first: int | None = None
+    ) -> list[IntegrationView]:
+        """Every integration, oldest first, with its status; or only the ``first`` few by UID
+        (what a screen shows while it reads the rest)."""
         with self._ws.db.read() as session:
-            query = select(Integration).order_by(col(Integration.id))
+            query = select(Integration)
+            if first is None:
+                query = query.order_by(col(Integration.id))
+            else:
+                query = query.order_by(col(Integration.uid)).limit(first)
             if not include_removed:
                 query = query.where(col(Integration.removed_at).is_(None))
             return self._views(session, list(session.exec(query)))
@@ -197,7 +204,9 @@ class IntegrationService:
             return []
         plan = self._ws.plans.current(session)
         ids = [row.id for row in rows if row.id is not None]
-        secret_names = self._ws.credentials.names_by_integration(session)
+        secret_names = self._ws.credentials.names_by_integration(
+            session, ids if len(ids) <= 500 else None
+        )
         month = self.invoices_this_month(session, ids)
         keys = self._live_keys(session, ids)
         return [
@@ -215,6 +224,16 @@ class IntegrationService:
         if len(ids) <= 500:
             query = query.where(col(FiscalRecord.integration_id).in_(ids))
         return dict(session.exec(query).all())
+
+    def month_total(self) -> int:
+        """Invoices fiscalized this month across every integration."""
+        with self._ws.db.read() as session:
+            total = session.exec(
+                select(func.count())
+                .select_from(FiscalRecord)
+                .where(col(FiscalRecord.recorded_at) >= month_start(self._ws.clock()))
+            ).one()
+        return int(total)
 
     @staticmethod
     def _live_keys(session: Session, ids: builtins.list[int]) -> dict[int, int]:

@@ -11,7 +11,7 @@ from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Center, Vertical
-from textual.widgets import Button, DataTable, Footer, Header, Input, Static
+from textual.widgets import Button, Footer, Header, Input, Static
 
 from intdash.core.catalog import Action, type_spec
 from intdash.core.services.integrations import IntegrationView
@@ -19,30 +19,32 @@ from intdash.core.services.plans import PlanView
 from intdash.core.status import Reason
 from intdash.tui.format import count, status_text
 from intdash.tui.screens.base import BaseScreen
+from intdash.tui.widgets import Column, RowTable
 
+# (key, heading, width): what every value of the column fits
 COLUMNS = (
-    ("uid", "UID"),
-    ("type", "Type"),
-    ("created", "Created"),
-    ("status", "Status"),
-    ("reason", "Why inactive"),
-    ("month", "This month"),
-    ("last", "Last sync"),
-    ("next", "Next sync"),
+    ("uid", "UID", 11),
+    ("type", "Type", 12),
+    ("created", "Created", 10),
+    ("status", "Status", 10),
+    ("reason", "Why inactive", 30),
+    ("month", "This month", 17),
+    ("last", "Last sync", 10),
+    ("next", "Next sync", 11),
 )
-# Below this width the table goes compact (no cell padding, fixed widths, short headings and
-# dates) so that every column fits 80 columns; ``(heading, width)`` per column, a space included.
-COMPACT_BELOW = 120
+# Narrower than the full table, it goes compact: one space between columns, short headings,
+# short dates and counts, and the reason takes what the others leave, so that 80 columns fit all.
 COMPACT = {
-    "uid": ("UID", 12),
-    "type": ("Type", 10),
-    "created": ("Created", 8),
-    "status": ("Status", 11),
-    "reason": ("Why", 10),  # at least: it takes the width the others leave
-    "month": ("Month", 12),
-    "last": ("Last", 7),
-    "next": ("Next", 8),
+    "uid": ("UID", 11),
+    "type": ("Type", 9),
+    "created": ("Created", 7),
+    "status": ("Status", 10),
+    "reason": ("Why", 9),  # at least
+    "month": ("Month", 11),
+    "last": ("Last", 6),
+    "next": ("Next", 7),
 }
+FULL_WIDTH = sum(width + 2 for _, _, width in COLUMNS) + 3  # gaps, the margin and a scrollbar
 SORTS = ("uid", "type", "created", "status", "month", "last")
 SYNCING = {None, Reason.LIMIT_REACHED, Reason.LAST_SYNC_FAILED}
 # actions offered only for the types that have them
@@ -55,10 +57,26 @@ TYPE_ACTIONS = {
 
 
 REASON_WIDTH = 30  # the whole explanation is in the details
+FIRST = 60  # rows read for the first frame (a screenful), before the rest
 
 
 def _short(text: str, width: int = REASON_WIDTH) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+class EmptyState(Center):
+    """What a workspace without integrations shows: what one is, and how to make the first."""
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="empty-box"):
+            yield Static(
+                "[b]No integrations yet[/b]\n\n"
+                "An integration brings invoices into fiscalization: from Xero, MYOB or "
+                "Zoho Books, from a customer's system pushing them with an API key, or out "
+                "to a webhook.",
+                id="empty-text",
+            )
+            yield Button("Create Integration (n)", id="empty-create", variant="primary")
 
 
 @dataclass(frozen=True)
@@ -67,6 +85,8 @@ class Snapshot:
     plan: PlanView
     scheduler: str
     fingerprint: tuple[Any, ...]
+    used: int  # invoices fiscalized this month, all integrations
+    complete: bool = True  # False: only the first few views
 
 
 class IntegrationsScreen(BaseScreen):
@@ -120,40 +140,41 @@ class IntegrationsScreen(BaseScreen):
         self.sort_key = "uid"
         self.sort_reverse = False
         self.snapshot: Snapshot | None = None
+        self.pending: Snapshot | None = None
         self.compact = False
         self.reason_width = COMPACT["reason"][1]
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static("", id="status-line")
-        yield Input(placeholder="Filter: UID, name, type or status (esc clears)", id="filter")
-        table: DataTable[Any] = DataTable(id="integrations", cursor_type="row", zebra_stripes=True)
+        table = RowTable(self._row_cells, id="integrations")
         self._columns(table)
         yield table
-        with Center(id="empty"), Vertical(id="empty-box"):
-            yield Static(
-                "[b]No integrations yet[/b]\n\n"
-                "An integration brings invoices into fiscalization: from Xero, MYOB or "
-                "Zoho Books, from a customer's system pushing them with an API key, or out "
-                "to a webhook.",
-                id="empty-text",
-            )
-            yield Button("Create Integration (n)", id="empty-create", variant="primary")
         yield Footer()
+        # the filter box and the empty state are mounted when first needed: less to style
+        # before the first frame
 
     def on_mount(self) -> None:
-        self.query_one("#filter", Input).display = False
-        self.query_one("#empty").display = False
-        self.query_one("#integrations", DataTable).focus()
-        self.load()
+        self.query_one("#integrations", RowTable).focus()
+        # The first screenful is read here, on the loop: a few index look-ups (~10 ms), so
+        # that the first frame has rows; the rest follows from a thread once it is drawn.
+        try:
+            first = self._read(first=FIRST)
+        except Exception as exc:
+            self.intdash.report(exc, "Reading the integrations")
+            self.load()
+        else:
+            self.show(first)
+            self.call_after_refresh(self.load)
         self.set_interval(self.intdash.poll_seconds, self.poll)
 
     # -- data --------------------------------------------------------------------------------
 
-    def _read(self) -> Snapshot:
+    def _read(self, first: int | None = None) -> Snapshot:
         ws = self.ws
         fingerprint = ws.integrations.fingerprint()
-        views = ws.integrations.list()
+        views = ws.integrations.list(first=first)
+        used = ws.integrations.month_total()
         plan = ws.plans.current()
         holder = ws.leases.current("scheduler")
         scheduler = self.intdash.scheduler
@@ -164,13 +185,17 @@ class IntegrationsScreen(BaseScreen):
         else:
             host, pid = holder.holder.split(":")[:2]
             who = f"syncs scheduled by {host} pid {pid}"
-        return Snapshot(views, plan, who, fingerprint)
+        return Snapshot(views, plan, who, fingerprint, used, complete=first is None)
 
     @work(exclusive=True, group="load")
     async def load(self) -> None:
         snapshot = await self.call(self._read, doing="Reading the integrations")
-        if snapshot is not None:
+        if snapshot is None:
+            return
+        if self.is_current:
             self.show(snapshot)
+        else:  # another screen is on top: shown when this one is again
+            self.pending = snapshot
 
     @work(exclusive=True, group="poll")
     async def poll(self) -> None:
@@ -186,32 +211,31 @@ class IntegrationsScreen(BaseScreen):
         ):
             self.load()
 
-    def _columns(self, table: DataTable[Any]) -> None:
+    def _columns(self, table: RowTable) -> None:
         if self.compact:
-            table.cell_padding = 0
-            for key, (heading, width) in COMPACT.items():
-                table.add_column(
-                    heading, key=key, width=self.reason_width if key == "reason" else width
-                )
+            table.set_columns(
+                [
+                    Column(key, heading, self.reason_width if key == "reason" else width)
+                    for key, (heading, width) in COMPACT.items()
+                ],
+                gap=1,
+            )
         else:
-            table.cell_padding = 1
-            for key, label in COLUMNS:
-                table.add_column(label, key=key)
+            table.set_columns([Column(*column) for column in COLUMNS], gap=2)
 
     def on_resize(self, event: events.Resize) -> None:
         width = event.size.width
-        compact = width < COMPACT_BELOW
-        others = sum(w for key, (_, w) in COMPACT.items() if key != "reason")
-        reason_width = max(COMPACT["reason"][1], min(REASON_WIDTH + 1, width - others - 2))
+        compact = width < FULL_WIDTH
+        others = sum(w + 1 for key, (_, w) in COMPACT.items() if key != "reason")
+        reason_width = max(COMPACT["reason"][1], min(REASON_WIDTH, width - others - 4))
         if (compact, reason_width) != (self.compact, self.reason_width):
             self.compact, self.reason_width = compact, reason_width
-            table = self.query_one("#integrations", DataTable)
-            table.clear(columns=True)
-            self._columns(table)
-            if self.snapshot is not None:
-                self.sync_rows()
+            self._columns(self.query_one("#integrations", RowTable))
 
     def on_screen_resume(self) -> None:
+        if self.pending is not None:
+            self.show(self.pending)
+            self.pending = None
         if self.snapshot is not None:
             self.poll()
 
@@ -225,7 +249,7 @@ class IntegrationsScreen(BaseScreen):
         self.snapshot = snapshot
         self.views = {view.uid: view for view in snapshot.views}
         plan = snapshot.plan
-        used = sum(v.invoices_this_month for v in snapshot.views)
+        used = snapshot.used
         expires = plan.licence_expires.isoformat() if plan.licence_expires else "no expiry"
         self.query_one("#status-line", Static).update(
             f"Plan [b]{plan.spec.label}[/b] ({plan.spec.frequency}, every "
@@ -234,12 +258,19 @@ class IntegrationsScreen(BaseScreen):
             f"{used:,} invoices this month  │  {snapshot.scheduler}"
         )
         empty = not snapshot.views
-        self.query_one("#empty").display = empty
+        if empty and not self.query("#empty"):
+            self.mount(EmptyState(id="empty"), before=self.query_one(Footer))
+        if self.query("#empty"):
+            self.query_one("#empty").display = empty
         self.query_one("#integrations").display = not empty
         if empty:
-            self.query_one("#empty-create", Button).focus()
+            self.call_after_refresh(self._focus_create)
         self.sync_rows()
         self.offer_actions()
+
+    def _focus_create(self) -> None:
+        for button in self.query("#empty-create").results(Button):
+            button.focus()
 
     def _matches(self, view: IntegrationView) -> bool:
         needle = self.filter_text.lower()
@@ -302,46 +333,27 @@ class IntegrationsScreen(BaseScreen):
         }[self.sort_key]
 
     def sync_rows(self) -> None:
-        """Bring the table in line with the data by difference; the cursor stays on its row."""
-        table = self.query_one("#integrations", DataTable)
-        selected = self.selected_uid()
+        """Show the rows that pass the filter, sorted; the cursor stays on its row. Only the
+        rows on screen are drawn, their cells made when drawn."""
         wanted = [uid for uid, view in self.views.items() if self._matches(view)]
-        wanted_set = set(wanted)
-        for row_key in list(table.rows):
-            if row_key.value not in wanted_set:
-                table.remove_row(row_key)
-        present = {row_key.value for row_key in table.rows}
-        for uid in wanted:
-            cells = self._cells(self.views[uid])
-            if uid not in present:
-                table.add_row(*cells, key=uid)
-                continue
-            for (column, _), value in zip(COLUMNS, cells, strict=True):
-                if str(table.get_cell(uid, column)) != str(value):
-                    table.update_cell(uid, column, value)
-        table.sort("uid", key=lambda uid: self._sort_value(uid), reverse=self.sort_reverse)
-        if selected in wanted_set:
-            table.move_cursor(row=table.get_row_index(selected), animate=False)
+        wanted.sort(key=self._sort_value, reverse=self.sort_reverse)
+        self.query_one("#integrations", RowTable).set_rows(wanted)
+
+    def _row_cells(self, uid: str) -> tuple[Any, ...]:
+        return self._cells(self.views[uid])
 
     def selected_uid(self) -> str | None:
-        table = self.query_one("#integrations", DataTable)
-        if not table.row_count:
-            return None
-        try:
-            row_key, _ = table.coordinate_to_cell_key(table.cursor_coordinate)
-        except Exception:
-            return None
-        return row_key.value
+        return self.query_one("#integrations", RowTable).cursor_key
 
     def selected(self) -> IntegrationView | None:
         uid = self.selected_uid()
         return self.views.get(uid) if uid else None
 
-    @on(DataTable.RowHighlighted)
+    @on(RowTable.Highlighted)
     def _moved(self) -> None:
         self.offer_actions()  # the footer offers the selected type's actions
 
-    @on(DataTable.RowSelected)
+    @on(RowTable.Selected)
     def _chosen(self) -> None:
         self.action_details()
 
@@ -354,21 +366,26 @@ class IntegrationsScreen(BaseScreen):
         if action in ("details", "menu"):
             return self.selected() is not None
         if action == "clear_filter":
-            return bool(self.filter_text) or self.query_one("#filter", Input).display
+            return bool(self.filter_text) or any(box.display for box in self.query("#filter"))
         return True
 
     # -- filter and sort ---------------------------------------------------------------------
 
     def action_filter(self) -> None:
+        if not self.query("#filter"):
+            self.mount(
+                Input(placeholder="Filter: UID, name, type or status (esc clears)", id="filter"),
+                before=self.query_one("#integrations"),
+            )
         box = self.query_one("#filter", Input)
         box.display = True
-        box.focus()
+        self.call_after_refresh(box.focus)
 
     def action_clear_filter(self) -> None:
-        box = self.query_one("#filter", Input)
-        box.value = ""
-        box.display = False
-        self.query_one("#integrations", DataTable).focus()
+        for box in self.query("#filter").results(Input):
+            box.value = ""
+            box.display = False
+        self.query_one("#integrations", RowTable).focus()
 
     @on(Input.Changed, "#filter")
     def _filtering(self, event: Input.Changed) -> None:
@@ -377,7 +394,7 @@ class IntegrationsScreen(BaseScreen):
 
     @on(Input.Submitted, "#filter")
     def _filtered(self) -> None:
-        self.query_one("#integrations", DataTable).focus()
+        self.query_one("#integrations", RowTable).focus()
 
     def action_sort(self) -> None:
         self.sort_key = SORTS[(SORTS.index(self.sort_key) + 1) % len(SORTS)]
@@ -389,10 +406,10 @@ class IntegrationsScreen(BaseScreen):
         self.sync_rows()
 
     def action_cursor_down(self) -> None:
-        self.query_one("#integrations", DataTable).action_cursor_down()
+        self.query_one("#integrations", RowTable).action_cursor(1)
 
     def action_cursor_up(self) -> None:
-        self.query_one("#integrations", DataTable).action_cursor_up()
+        self.query_one("#integrations", RowTable).action_cursor(-1)
 
     # -- actions -----------------------------------------------------------------------------
 

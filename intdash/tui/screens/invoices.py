@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import DataTable, Footer, Header, Input, Static
+from textual.widgets import Footer, Header, Input, Static
 
 from intdash.core.services.invoices import InvoiceRow
 from intdash.tui.screens.base import BaseScreen
+from intdash.tui.widgets import Column, RowTable
 
 PAGE = 200
+COLUMNS = (
+    ("received", "Received", 10),
+    ("integration", "Integration", 11),
+    ("number", "Number", 14),
+    ("contact", "Contact", 22),
+    ("date", "Date", 10),
+    ("total", "Total", 14),
+    ("status", "At source", 14),
+    ("fiscal", "Fiscal", 22),
+)
 
 
 class InvoicesScreen(BaseScreen):
@@ -35,65 +44,60 @@ class InvoicesScreen(BaseScreen):
         self.search = ""
         self.last_id: int | None = None
         self.exhausted = False
-        self.loading = False
+        self.fetching = False
+        self.rows: dict[str, tuple[str, ...]] = {}
 
     def compose(self) -> ComposeResult:
         yield Header()
         title = f"Invoices of {self.uid}" if self.uid else "Every invoice"
         yield Static(f"[b]{title}[/b], newest first", id="invoices-title")
         yield Input(placeholder="Filter: number, contact or external id (esc clears)", id="filter")
-        table: DataTable[Any] = DataTable(id="invoices", cursor_type="row", zebra_stripes=True)
-        for key, label in (
-            ("received", "Received"),
-            ("integration", "Integration"),
-            ("number", "Number"),
-            ("contact", "Contact"),
-            ("date", "Date"),
-            ("total", "Total"),
-            ("status", "At source"),
-            ("fiscal", "Fiscal"),
-        ):
-            table.add_column(label, key=key)
+        table = RowTable(self.rows.__getitem__, id="invoices")
+        table.set_columns([Column(*column) for column in COLUMNS])
         yield table
         yield Footer()
 
     def on_mount(self) -> None:
         self.query_one("#filter", Input).display = False
-        self.query_one("#invoices", DataTable).focus()
+        self.query_one("#invoices", RowTable).focus()
         self.restart()
 
     def restart(self) -> None:
-        self.query_one("#invoices", DataTable).clear()
+        self.rows.clear()
+        self.query_one("#invoices", RowTable).set_rows([])
         self.last_id, self.exhausted = None, False
         self.more()
 
-    @work(exclusive=True, group="page")
+    @work(group="page")
     async def more(self) -> None:
-        if self.exhausted or self.loading:
+        if self.exhausted or self.fetching:
             return
-        self.loading = True
+        self.fetching = True
+        search = self.search
         try:
             rows = await self.call(self._page, doing="Reading invoices")
         finally:
-            self.loading = False
+            self.fetching = False
+        if search != self.search:  # the filter changed meanwhile: read for the new one
+            self.more()
+            return
         if rows is None:
             return
-        table = self.query_one("#invoices", DataTable)
         for row in rows:
             fiscal = (
                 f"{row.fiscal_status} #{row.fiscal_seq}" if row.fiscal_seq else row.fiscal_status
             )
-            table.add_row(
+            self.rows[str(row.id)] = (
                 self.when(row.received_at),
                 row.integration_uid,
                 row.number or "—",
-                (row.contact or "—")[:28],
+                row.contact or "—",
                 row.issue_date.isoformat() if row.issue_date else "—",
                 f"{row.total} {row.currency}",
                 row.source_status or "—",
                 fiscal,
-                key=str(row.id),
             )
+        self.query_one("#invoices", RowTable).set_rows(list(self.rows), changed=())
         if rows:
             self.last_id = rows[-1].id
         self.exhausted = len(rows) < PAGE
@@ -103,15 +107,14 @@ class InvoicesScreen(BaseScreen):
             integration_uid=self.uid, before_id=self.last_id, limit=PAGE, search=self.search or None
         )
 
-    @on(DataTable.RowHighlighted)
-    def _moved(self, event: DataTable.RowHighlighted) -> None:
-        table = event.data_table
-        if table.cursor_row >= table.row_count - 20:  # near the end: the next page
+    @on(RowTable.Highlighted)
+    def _moved(self, event: RowTable.Highlighted) -> None:
+        table = event.table
+        if table.row_count and table.cursor_row >= table.row_count - 20:  # the next page
             self.more()
 
     def action_move(self, step: int) -> None:
-        table = self.query_one("#invoices", DataTable)
-        (table.action_cursor_down if step > 0 else table.action_cursor_up)()
+        self.query_one("#invoices", RowTable).action_cursor(step)
 
     def action_filter(self) -> None:
         box = self.query_one("#filter", Input)
@@ -128,6 +131,6 @@ class InvoicesScreen(BaseScreen):
         if box.display:
             box.value = ""
             box.display = False
-            self.query_one("#invoices", DataTable).focus()
+            self.query_one("#invoices", RowTable).focus()
         else:
             self.app.pop_screen()
