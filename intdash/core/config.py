@@ -94,6 +94,13 @@ class ServerSettings(_Section):
 
     host: str = Field("127.0.0.1", description="Address to bind.")
     port: int = Field(DEFAULT_SERVER_PORT, ge=1, le=65535, description="Port to bind.")
+    max_body_bytes: int = Field(
+        4 * 1024 * 1024, ge=1024, description="Largest request body the ingest API reads."
+    )
+    rate_per_second: float = Field(
+        20.0, gt=0, description="Requests per second each API key may make (sustained)."
+    )
+    rate_burst: int = Field(40, ge=1, description="Requests an API key may make at once.")
 
 
 class SyncSettings(_Section):

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from intdash.core.services.apikeys import ApiKeyService
     from intdash.core.services.audit import AuditService
     from intdash.core.services.credentials import CredentialStore
+    from intdash.core.services.ingest import IngestService
     from intdash.core.services.integrations import IntegrationService
     from intdash.core.services.invoices import InvoiceService
     from intdash.core.services.leases import LeaseService
@@ -72,6 +73,12 @@ class Workspace:
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
+
+    @cached_property
+    def ingest(self) -> IngestService:
+        from intdash.core.services.ingest import IngestService
+
+        return IngestService(self)
 
     @cached_property
     def audit(self) -> AuditService:

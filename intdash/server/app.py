@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import TYPE_CHECKING
 
 from sqlalchemy import text
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from intdash import __version__
+from intdash.server.ingest import IngestApi, problem
+from intdash.server.openapi import openapi_document
+
+log = logging.getLogger("intdash.server")
 
 if TYPE_CHECKING:
     from intdash.core.workspace import Workspace
@@ -41,4 +47,32 @@ def create_app(workspace: Workspace, scheduler: SyncScheduler | None = None) -> 
         }
         return JSONResponse(body, status_code=200 if ok else 503)
 
-    return Starlette(routes=[Route("/v1/health", health)])
+    api = IngestApi(workspace)
+    document = openapi_document(__version__)
+
+    async def openapi(_request: Request) -> JSONResponse:
+        return JSONResponse(document)
+
+    async def http_error(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        names = {404: "not_found", 405: "method_not_allowed"}
+        return problem(
+            exc.status_code,
+            names.get(exc.status_code, "http_error"),
+            str(exc.detail),
+            headers=dict(exc.headers or {}),
+        )
+
+    async def unexpected(_request: Request, exc: Exception) -> Response:
+        log.error("unexpected error answering a request: %s", type(exc).__name__, exc_info=exc)
+        return problem(500, "internal", "intdash failed to answer; the details are in its log")
+
+    return Starlette(
+        routes=[
+            Route("/v1/health", health),
+            Route("/v1/openapi.json", openapi),
+            Route("/v1/invoices", api.post_invoices, methods=["POST"]),
+            Route("/v1/invoices/{external_id:path}", api.get_invoice, methods=["GET"]),
+        ],
+        exception_handlers={HTTPException: http_error, Exception: unexpected},
+    )

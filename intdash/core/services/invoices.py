@@ -101,6 +101,7 @@ class BatchResult:
     fiscalized: int = 0
     released: int = 0
     room: int | None = None  # what is left of the month's room after this batch
+    outcomes: dict[str, str] | None = None  # external id: created, updated or unchanged
 
     def add(self, other: BatchResult) -> None:
         for name in ("fetched", "created", "updated", "held", "fiscalized", "released"):
@@ -223,13 +224,16 @@ class InvoiceService:
         batch: Sequence[InvoiceData],
         now: datetime,
         room: int | None = None,
+        *,
+        track: bool = False,
     ) -> BatchResult:
         """Insert new invoices and update changed ones, in the caller's transaction.
 
         New sales invoices are fiscalized while the month's limit allows (``room``, when the
         caller keeps count, else counted here) and held beyond it; purchase invoices are kept as
         received. Within a batch the last copy of an invoice wins. ``result.room`` is what is
-        left of the room afterwards.
+        left of the room afterwards; with ``track``, ``result.outcomes`` says what became of
+        each invoice.
         """
         latest: dict[str, InvoiceData] = {}
         for data in batch:
@@ -247,14 +251,21 @@ class InvoiceService:
         }
         changes: list[dict[str, Any]] = []
         new: list[InvoiceData] = []
+        outcomes: dict[str, str] = {}
         for external_id, data in latest.items():
             found = existing.get(external_id)
             if found is None:
                 new.append(data)
+                outcomes[external_id] = "created"
                 continue
             values = _values(data)
             if any(getattr(found, f) != values[f] for f in _FIELDS):
                 changes.append({"row_id": found.id, "updated_at": now, **values})
+                outcomes[external_id] = "updated"
+            else:
+                outcomes[external_id] = "unchanged"
+        if track:
+            result.outcomes = outcomes
         if changes:
             conn.execute(
                 update(INVOICES)

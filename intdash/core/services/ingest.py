@@ -1,0 +1,177 @@
+"""Invoices pushed by a Custom Integration: the same upsert, monthly limit and fiscal register as
+synced ones, with each invoice's outcome and fiscal record to answer with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from intdash.core.catalog import IntegrationType
+from intdash.core.errors import ConflictError, IntdashError, NotFoundError
+from intdash.core.invoices import InvoiceData
+from intdash.core.models import FiscalRecord, Integration, Invoice
+from intdash.core.status import Reason
+
+if TYPE_CHECKING:
+    from intdash.core.workspace import Workspace
+
+INVOICES = Invoice.__table__  # type: ignore[attr-defined]
+RECORDS = FiscalRecord.__table__  # type: ignore[attr-defined]
+# what stops an integration taking pushed invoices (a reached monthly limit does not: the
+# invoices are taken and held)
+REFUSING = {Reason.REMOVED, Reason.LICENCE_LAPSED, Reason.SYNC_DISABLED}
+
+
+class IntegrationRefused(IntdashError):
+    """The key is good but its integration may not take invoices now (answered with 403)."""
+
+
+@dataclass(frozen=True)
+class StoredInvoice:
+    """An invoice as intdash holds it, with its fiscal record when it has one."""
+
+    external_id: str
+    number: str | None
+    kind: str
+    contact: str | None
+    issue_date: Any
+    due_date: Any
+    currency: str
+    subtotal: Any
+    tax: Any
+    total: Any
+    source_status: str | None
+    source_updated_at: datetime | None
+    fiscal_status: str
+    received_at: datetime
+    updated_at: datetime
+    fiscal: dict[str, Any] | None
+    outcome: str | None = None  # created, updated or unchanged, when just accepted
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "external_id": self.external_id,
+            "number": self.number,
+            "kind": self.kind,
+            "contact": self.contact,
+            "issue_date": self.issue_date.isoformat() if self.issue_date else None,
+            "due_date": self.due_date.isoformat() if self.due_date else None,
+            "currency": self.currency,
+            "subtotal": str(self.subtotal),
+            "tax": str(self.tax),
+            "total": str(self.total),
+            "status": self.source_status,
+            "updated_at": self.source_updated_at.isoformat() if self.source_updated_at else None,
+            "fiscal_status": self.fiscal_status,
+            "received_at": self.received_at.isoformat(),
+            "fiscal_record": self.fiscal,
+        }
+        if self.outcome is not None:
+            body = {"outcome": self.outcome, **body}
+        return body
+
+
+class IngestService:
+    def __init__(self, workspace: Workspace) -> None:
+        self._ws = workspace
+
+    def check(self, uid: str) -> None:
+        """Raise unless ``uid`` is a Custom Integration that may take invoices now."""
+        view = self._ws.integrations.get(uid)
+        if view.type is not IntegrationType.CUSTOM:
+            raise IntegrationRefused(f"{uid} is not a Custom Integration")
+        if view.status.reason in REFUSING:
+            raise IntegrationRefused(f"{uid} takes no invoices: {view.status.explanation}")
+
+    def accept(self, uid: str, invoices: Sequence[InvoiceData]) -> list[StoredInvoice]:
+        """Upsert ``invoices`` for ``uid`` in one transaction; returns each as stored, in the
+        order given (a repeated external id answers for its last copy)."""
+        for attempt in range(3):
+            try:
+                return self._accept(uid, invoices)
+            except IntegrityError:
+                # the same new invoice pushed twice at once: the other insert won; again, it
+                # is now an update or nothing
+                if attempt == 2:
+                    raise ConflictError(
+                        "the same invoices are being pushed concurrently; retry"
+                    ) from None
+        raise AssertionError("unreachable")
+
+    def _accept(self, uid: str, invoices: Sequence[InvoiceData]) -> list[StoredInvoice]:
+        ws = self._ws
+        now = ws.clock()
+        with ws.db.write() as session:
+            conn = session.connection()
+            # one push at a time per integration, so that the month's room is counted right
+            row = conn.execute(
+                select(Integration.__table__)  # type: ignore[attr-defined]
+                .where(Integration.__table__.c.uid == uid)  # type: ignore[attr-defined]
+                .with_for_update()
+            ).first()
+            if row is None:
+                raise NotFoundError(f"no integration with UID {uid!r}")
+            ws.invoices.release_held(conn, row.id, now)
+            result = ws.invoices.upsert(conn, row.id, invoices, now, track=True)
+            outcomes = result.outcomes or {}
+            stored = self._read(conn, row.id, [data.external_id for data in invoices])
+        return [
+            _with_outcome(stored[data.external_id], outcomes.get(data.external_id))
+            for data in invoices
+        ]
+
+    def get(self, uid: str, external_id: str) -> StoredInvoice:
+        with self._ws.db.read() as session:
+            row = self._ws.integrations.find(session, uid)
+            assert row.id is not None
+            found = self._read(session.connection(), row.id, [external_id])
+        if external_id not in found:
+            raise NotFoundError(f"{uid} has no invoice with external id {external_id!r}")
+        return found[external_id]
+
+    @staticmethod
+    def _read(conn: Any, integration_id: int, external_ids: list[str]) -> dict[str, StoredInvoice]:
+        rows = conn.execute(
+            select(
+                INVOICES,
+                RECORDS.c.seq,
+                RECORDS.c.recorded_at,
+                RECORDS.c.invoice_digest,
+                RECORDS.c.prev_hash,
+                RECORDS.c.hash,
+            )
+            .outerjoin(RECORDS, RECORDS.c.invoice_id == INVOICES.c.id)
+            .where(INVOICES.c.integration_id == integration_id)
+            .where(INVOICES.c.external_id.in_(sorted(set(external_ids))))
+        ).all()
+        found: dict[str, StoredInvoice] = {}
+        for r in rows:
+            fiscal = (
+                {
+                    "seq": r.seq,
+                    "recorded_at": r.recorded_at.isoformat(),
+                    "invoice_digest": r.invoice_digest,
+                    "prev_hash": r.prev_hash,
+                    "hash": r.hash,
+                }
+                if r.seq is not None
+                else None
+            )
+            found[r.external_id] = StoredInvoice(
+                r.external_id, r.number, r.kind, r.contact, r.issue_date, r.due_date,
+                r.currency, r.subtotal, r.tax, r.total, r.source_status, r.source_updated_at,
+                r.fiscal_status, r.received_at, r.updated_at, fiscal,
+            )  # fmt: skip
+        return found
+
+
+def _with_outcome(invoice: StoredInvoice, outcome: str | None) -> StoredInvoice:
+    from dataclasses import replace
+
+    return replace(invoice, outcome=outcome or "unchanged")
