@@ -327,3 +327,38 @@ async def test_works_at_small_sizes(ws: Workspace, size: tuple[int, int]) -> Non
         await until(pilot, lambda: isinstance(app.screen, DetailsScreen))
         await pilot.press("escape")
         await until(pilot, lambda: isinstance(app.screen, IntegrationsScreen))
+
+
+async def test_the_dashboard_serves_the_ingest_api(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from intdash.core.config import load_settings
+    from intdash.providers.http import httpx
+    from tests.providers import free_port
+
+    port = free_port()
+    monkeypatch.setenv("INTDASH_SERVER__PORT", str(port))
+    ws = Workspace.open(load_settings(), actor="tester")
+    uid = ws.integrations.create("custom", name="ERP").integration.uid
+    key = ws.keys.create(uid, "production").key
+    app = IntdashApp(ws, schedule=False, serve=True, poll_seconds=0.2)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: app.server is not None)
+        async with httpx.AsyncClient() as client:
+            answer = await client.post(
+                f"http://127.0.0.1:{port}/v1/invoices",
+                json={"external_id": "E-1", "currency": "NZD", "total": "10.00"},
+                headers={"Authorization": f"Bearer {key}"},
+            )
+        assert answer.status_code == 201
+        # and it shows, as any change does
+        await until(pilot, lambda: str(table(app).get_row_at(0)[5]).startswith("1/"))
+
+        # a second dashboard finds the port taken: it says so and goes on without serving
+        second = IntdashApp(ws, schedule=False, serve=True)
+        async with second.run_test(size=(100, 30)) as other:
+            await until(
+                other, lambda: any("not served" in n.message for n in second._notifications)
+            )
+            assert second.server is None
+    ws.close()

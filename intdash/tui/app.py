@@ -64,13 +64,18 @@ class IntdashApp(App[None]):
         theme: str | None = None,
         schedule: bool = True,
         poll_seconds: float = 2.0,
+        serve: bool | None = None,
     ) -> None:
+        """``schedule``: run the sync scheduler here; ``serve``: run the HTTP server (ingest
+        API) here, by default when scheduling. A read-only dashboard does neither."""
         super().__init__()
         self.workspace = workspace
         self.read_only = read_only
         self.schedule = schedule
         self.poll_seconds = poll_seconds
         self.scheduler: Any = None
+        self.serve = schedule if serve is None else serve
+        self.server: Any = None
         self.animation_level = "none"  # over SSH, every frame costs
         self._wanted_theme = theme
 
@@ -90,6 +95,8 @@ class IntdashApp(App[None]):
 
             self.scheduler = SyncScheduler(self.workspace)
             await self.scheduler.start()
+        if self.serve and not self.read_only:
+            self.call_after_refresh(self.start_server)
         freeze_long_lived()
 
     def first_screens(self) -> list[Screen[Any]]:
@@ -98,7 +105,23 @@ class IntdashApp(App[None]):
 
         return [IntegrationsScreen()]
 
+    async def start_server(self) -> None:
+        from intdash.server.runner import HttpServer
+
+        server = HttpServer(self.workspace, self.scheduler)
+        if await server.start():
+            self.server = server
+        else:
+            self.notify(
+                f"The ingest API is not served here: {server.address} is taken "
+                "(another intdash serve or dashboard?)",
+                severity="warning",
+                timeout=10,
+            )
+
     async def on_unmount(self) -> None:
+        if self.server is not None:
+            await self.server.stop()
         if self.scheduler is not None:
             await self.scheduler.stop(grace=10)
 
