@@ -11,6 +11,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -82,6 +83,9 @@ class Database:
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = normalise_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        self._writers: contextlib.AbstractContextManager[Any] = (
+            threading.RLock() if self.is_sqlite else contextlib.nullcontext()
+        )
         kwargs: dict[str, Any] = {"echo": echo, "future": True}
         if self.is_sqlite:
             database = self.url.database
@@ -114,7 +118,9 @@ class Database:
     @contextlib.contextmanager
     def write(self) -> Iterator[Session]:
         """A session whose transaction takes the write lock at once and commits at the end."""
-        with Session(self.engine, expire_on_commit=False) as session:
+        # SQLite has one writer at a time: this process's writers queue here, in turn, rather
+        # than in SQLite's busy handler, whose growing sleeps make the slowest waits long
+        with self._writers, Session(self.engine, expire_on_commit=False) as session:
             if self.is_sqlite:
                 session.connection(execution_options={_BEGIN_KEY: "IMMEDIATE"})
             try:
