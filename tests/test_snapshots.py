@@ -25,6 +25,7 @@ import pytest
 from textual.pilot import Pilot
 
 import intdash.core.services.apikeys
+import intdash.core.services.deliveries
 import intdash.core.services.integrations
 import intdash.providers.connect
 import intdash.tui.screens.connect
@@ -59,6 +60,9 @@ class SeededSecrets:
     def token_urlsafe(self, nbytes: int = 32) -> str:
         return base64.urlsafe_b64encode(self.rng.randbytes(nbytes)).rstrip(b"=").decode()
 
+    def token_bytes(self, nbytes: int = 32) -> bytes:
+        return self.rng.randbytes(nbytes)
+
     def token_hex(self, nbytes: int = 32) -> str:
         return self.rng.randbytes(nbytes).hex()
 
@@ -69,6 +73,7 @@ class SeededSecrets:
 def fixed_randomness(monkeypatch: pytest.MonkeyPatch, seed: int) -> None:
     fake = SeededSecrets(seed)
     for module in (
+        intdash.core.services.deliveries,
         intdash.core.services.integrations,
         intdash.core.services.apikeys,
         intdash.providers.connect,

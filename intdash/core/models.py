@@ -178,3 +178,35 @@ class Lease(SQLModel, table=True):
     holder: str = Field(max_length=120)
     acquired_at: datetime = Field(sa_type=UTCDateTime)
     expires_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class DeliveryState(StrEnum):
+    PENDING = "pending"  # to be attempted (again) at next_attempt_at
+    DELIVERED = "delivered"
+    FAILED = "failed"  # given up on: 24 hours of failures; Resend tries again
+
+
+class Delivery(SQLModel, table=True):
+    """The outbox of a Custom/Webhook integration: one row per fiscalized invoice to deliver,
+    written in the transaction that fiscalizes it, so that a crash delivers it late, not never."""
+
+    __tablename__: ClassVar[str] = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("webhook_id", "invoice_id"),
+        Index(None, "state", "next_attempt_at"),  # what is due
+        Index(None, "webhook_id", "id"),  # one webhook's deliveries, newest first
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    webhook_id: int = Field(foreign_key="integrations.id")
+    invoice_id: int = Field(foreign_key="invoices.id")
+    event_id: str = Field(max_length=64, unique=True)  # webhook-id: the same on every attempt
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    state: str = Field(default=DeliveryState.PENDING.value, max_length=16)
+    attempts: int = 0
+    failures_in_a_row: int = 0
+    next_attempt_at: datetime = Field(sa_type=UTCDateTime)
+    last_attempt_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_status: int | None = None
+    last_error: str | None = Field(default=None, max_length=400)
+    delivered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

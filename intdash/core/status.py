@@ -18,6 +18,7 @@ class Reason(StrEnum):
     SYNC_DISABLED = "sync disabled"
     LIMIT_REACHED = "monthly limit reached"
     LAST_SYNC_FAILED = "last sync failed"
+    DELIVERIES_FAILING = "deliveries failing"  # a Custom/Webhook's endpoint keeps refusing
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class StatusFacts:
     invoices_this_month: int = 0
     monthly_limit: int | None = None
     last_sync_error: str | None = None
+    delivers: bool = False  # a Custom/Webhook: its last error is of deliveries, not syncs
 
 
 @dataclass(frozen=True)
@@ -86,5 +88,6 @@ def derive_status(facts: StatusFacts) -> Status:
             f"{facts.invoices_this_month:,} of {facts.monthly_limit:,} this month",
         )
     if facts.last_sync_error:
-        return Status(False, Reason.LAST_SYNC_FAILED, facts.last_sync_error)
+        reason = Reason.DELIVERIES_FAILING if facts.delivers else Reason.LAST_SYNC_FAILED
+        return Status(False, reason, facts.last_sync_error)
     return ACTIVE

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from intdash.core.services.apikeys import ApiKeyService
     from intdash.core.services.audit import AuditService
     from intdash.core.services.credentials import CredentialStore
+    from intdash.core.services.deliveries import DeliveryService
     from intdash.core.services.ingest import IngestService
     from intdash.core.services.integrations import IntegrationService
     from intdash.core.services.invoices import InvoiceService
@@ -73,6 +74,12 @@ class Workspace:
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
+
+    @cached_property
+    def deliveries(self) -> DeliveryService:
+        from intdash.core.services.deliveries import DeliveryService
+
+        return DeliveryService(self)
 
     @cached_property
     def ingest(self) -> IngestService:

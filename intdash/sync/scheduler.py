@@ -25,6 +25,7 @@ from intdash.core.catalog import type_spec
 from intdash.core.models import AuditEvent
 from intdash.core.services.leases import LeaseInfo, process_identity
 from intdash.core.status import Reason
+from intdash.sync.deliveries import DeliveryWorker
 from intdash.sync.engine import AlreadyRunning, SyncEngine, SyncRefused, Trigger
 
 if TYPE_CHECKING:
@@ -60,12 +61,15 @@ class SyncScheduler:
         holder: str | None = None,
         lease_ttl: timedelta = timedelta(seconds=30),
         tick: timedelta = timedelta(seconds=10),
+        deliver: timedelta = timedelta(seconds=5),
     ) -> None:
         self._ws = workspace
         self.engine = engine or SyncEngine(workspace)
         self.holder = holder or f"{process_identity()}:scheduler"
         self.lease_ttl = lease_ttl
         self.tick_every = tick
+        self.deliver_every = deliver
+        self.deliveries = DeliveryWorker(workspace)
         self.leading = False
         self._scheduler: AsyncIOScheduler | None = None
         self._seen_change: int | None = None
@@ -88,6 +92,11 @@ class SyncScheduler:
             IntervalTrigger(seconds=self.tick_every.total_seconds()),
             id="intdash:tick",
             next_run_time=datetime.now(UTC),
+        )
+        self._scheduler.add_job(
+            self.deliver,
+            IntervalTrigger(seconds=self.deliver_every.total_seconds()),
+            id="intdash:deliver",
         )
 
     async def stop(self, grace: float = 30.0) -> None:
@@ -124,6 +133,16 @@ class SyncScheduler:
                 wanted = await asyncio.to_thread(self.desired)  # reading, off the loop
                 self.reconcile(wanted)  # the jobs themselves change on the loop
                 self._seen_change = change
+
+    async def deliver(self) -> None:
+        """Webhook deliveries that are due, by the process that schedules (claims keep two
+        processes from sending one delivery at once in any case)."""
+        if not self.leading:
+            return
+        try:
+            await self.deliveries.drain()
+        except Exception:
+            log.exception("delivering webhooks failed; trying again shortly")
 
     def _last_change(self) -> int:
         with self._ws.db.read() as session:

@@ -120,7 +120,7 @@ class IngestService:
             ws.invoices.release_held(conn, row.id, now)
             result = ws.invoices.upsert(conn, row.id, invoices, now, track=True)
             outcomes = result.outcomes or {}
-            stored = self._read(conn, row.id, [data.external_id for data in invoices])
+            stored = self.read(conn, row.id, [data.external_id for data in invoices])
         return [
             _with_outcome(stored[data.external_id], outcomes.get(data.external_id))
             for data in invoices
@@ -130,13 +130,13 @@ class IngestService:
         with self._ws.db.read() as session:
             row = self._ws.integrations.find(session, uid)
             assert row.id is not None
-            found = self._read(session.connection(), row.id, [external_id])
+            found = self.read(session.connection(), row.id, [external_id])
         if external_id not in found:
             raise NotFoundError(f"{uid} has no invoice with external id {external_id!r}")
         return found[external_id]
 
     @staticmethod
-    def _read(conn: Any, integration_id: int, external_ids: list[str]) -> dict[str, StoredInvoice]:
+    def read(conn: Any, integration_id: int, external_ids: list[str]) -> dict[str, StoredInvoice]:
         rows = conn.execute(
             select(
                 INVOICES,

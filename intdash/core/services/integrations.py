@@ -274,6 +274,7 @@ class IntegrationService:
             invoices_this_month=month.get(row_id, 0),
             monthly_limit=plan.monthly_limit,
             last_sync_error=row.last_sync_error,
+            delivers=spec.type is IntegrationType.WEBHOOK,
         )
         return IntegrationView(
             uid=row.uid,
@@ -418,7 +419,7 @@ class IntegrationService:
                     for key, value in changes.secrets.items():
                         if value is not None:
                             ws.credentials.put(session, row.id, key, value)
-                    generated = {key: secrets.token_urlsafe(32) for key in spec.generated_secrets}
+                    generated = {key: _generate(key) for key in spec.generated_secrets}
                     for key, value in generated.items():
                         ws.credentials.put(session, row.id, key, value)
                     ws.audit.record(
@@ -463,6 +464,10 @@ class IntegrationService:
                 setattr(row, key, value)
             if "sync_from" in changes.columns:
                 row.cursor = None  # the next sync starts again from the new date
+            if spec.type is IntegrationType.WEBHOOK and (
+                changes.settings or changes.columns.get("sync_enabled") is True
+            ):
+                row.last_sync_error = None  # reconfigured or enabled again: deliveries resume
             if changes.settings:
                 row.settings = {**row.settings, **changes.settings}
             session.add(row)
@@ -501,6 +506,15 @@ class IntegrationService:
             )
             session.flush()
             return self._views(session, [row])[0]
+
+
+def _generate(name: str) -> str:
+    """A secret intdash makes for an integration at its creation."""
+    if name == "signing_secret":
+        from intdash.core.services.deliveries import new_signing_secret
+
+        return new_signing_secret()  # Standard Webhooks' shape, for receivers' libraries
+    return secrets.token_urlsafe(32)
 
 
 def _secret_text(value: Any) -> str:

@@ -293,6 +293,9 @@ class InvoiceService:
                 if status is _FISCALIZED
             ]
             self.register.fiscalize(conn, to_register, now)
+            self._ws.deliveries.enqueue(
+                conn, [(t.invoice_id, integration_id) for t in to_register], now
+            )
             result.created = len(new)
             result.fiscalized = len(to_register)
             result.held = statuses.count(_HELD)
@@ -370,6 +373,7 @@ class InvoiceService:
             .values(fiscal_status=FiscalStatus.FISCALIZED.value, updated_at=now)
         )
         self.register.fiscalize(conn, [_to_fiscalize(r.id, integration_id, r) for r in rows], now)
+        self._ws.deliveries.enqueue(conn, [(r.id, integration_id) for r in rows], now)
         return len(rows)
 
     def release_all(self) -> int:

@@ -1,0 +1,60 @@
+"""deliveries: the outbox of Custom/Webhook integrations
+
+Revision ID: 0005
+Revises: 0004
+Create Date: 2026-11-21
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+from intdash.core import dbtypes
+
+revision: str = "0005"
+down_revision: str | None = "0004"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "deliveries",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("webhook_id", sa.Integer(), nullable=False),
+        sa.Column("invoice_id", sa.Integer(), nullable=False),
+        sa.Column("event_id", sa.String(length=64), nullable=False),
+        sa.Column("created_at", dbtypes.UTCDateTime(), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("failures_in_a_row", sa.Integer(), nullable=False),
+        sa.Column("next_attempt_at", dbtypes.UTCDateTime(), nullable=False),
+        sa.Column("last_attempt_at", dbtypes.UTCDateTime(), nullable=True),
+        sa.Column("last_status", sa.Integer(), nullable=True),
+        sa.Column("last_error", sa.String(length=400), nullable=True),
+        sa.Column("delivered_at", dbtypes.UTCDateTime(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["invoice_id"], ["invoices.id"], name=op.f("fk_deliveries_invoice_id_invoices")
+        ),
+        sa.ForeignKeyConstraint(
+            ["webhook_id"], ["integrations.id"], name=op.f("fk_deliveries_webhook_id_integrations")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_deliveries")),
+        sa.UniqueConstraint("event_id", name=op.f("uq_deliveries_event_id")),
+        sa.UniqueConstraint(
+            "webhook_id", "invoice_id", name=op.f("uq_deliveries_webhook_id_invoice_id")
+        ),
+    )
+    with op.batch_alter_table("deliveries", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_deliveries_state_next_attempt_at"), ["state", "next_attempt_at"]
+        )
+        batch_op.create_index(batch_op.f("ix_deliveries_webhook_id_id"), ["webhook_id", "id"])
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("deliveries", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_deliveries_webhook_id_id"))
+        batch_op.drop_index(batch_op.f("ix_deliveries_state_next_attempt_at"))
+    op.drop_table("deliveries")

@@ -1,0 +1,385 @@
+"""The outbox of Custom/Webhook integrations.
+
+A delivery is written in the transaction that fiscalizes its invoice, so a crash or a restart
+delivers it late, never not at all. Attempts are claimed (the row is pushed forward in time
+before the POST), so two processes do not send the same delivery at once, and a claim whose
+holder dies lapses and is taken again: deliveries are at least once, with one ``webhook-id``
+for all the attempts of one delivery so that a receiver can drop repeats.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, func, insert, select, update
+
+from intdash.core.catalog import IntegrationType
+from intdash.core.errors import ConflictError, NotFoundError
+from intdash.core.models import Delivery, DeliveryState, Integration, Invoice
+
+if TYPE_CHECKING:
+    from intdash.core.services.ingest import StoredInvoice
+    from intdash.core.workspace import Workspace
+
+DELIVERIES = Delivery.__table__  # type: ignore[attr-defined]
+INTEGRATIONS = Integration.__table__  # type: ignore[attr-defined]
+INVOICES = Invoice.__table__  # type: ignore[attr-defined]
+
+SIGNING_SECRET = "signing_secret"  # noqa: S105 - a credential's name
+PREVIOUS_SECRET = "signing_secret_previous"  # noqa: S105 - signs until the overlap ends
+PREVIOUS_UNTIL = "signing_secret_previous_until"  # a setting: when the overlap ends (ISO)
+CLAIM = timedelta(seconds=60)  # an attempt's claim; a dead holder's lapses after this
+GIVE_UP_AFTER = timedelta(hours=24)
+FAILURES_IN_A_ROW = 20
+FIRST_RETRY = timedelta(seconds=30)
+LONGEST_RETRY = timedelta(hours=1)
+
+
+def new_signing_secret() -> str:
+    """A Standard Webhooks secret: ``whsec_`` and 32 random bytes in base64."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def retry_delay(attempts: int, rng: random.Random | None = None) -> timedelta:
+    """Exponential backoff from 30 s, capped at an hour, with ±20 % jitter."""
+    base: timedelta = min(FIRST_RETRY * (2 ** max(attempts - 1, 0)), LONGEST_RETRY)
+    jitter: float = 0.8 + 0.4 * (rng or random).random()
+    return base * jitter
+
+
+@dataclass(frozen=True)
+class DeliveryRow:
+    """A delivery as the dashboard and the CLI list it."""
+
+    id: int
+    event_id: str
+    invoice_external_id: str
+    invoice_number: str | None
+    source_uid: str
+    created_at: datetime
+    state: str
+    attempts: int
+    last_status: int | None
+    last_error: str | None
+    next_attempt_at: datetime | None
+    delivered_at: datetime | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "event_id": self.event_id,
+            "invoice": self.invoice_external_id,
+            "number": self.invoice_number,
+            "integration": self.source_uid,
+            "created": self.created_at.isoformat(),
+            "state": self.state,
+            "attempts": self.attempts,
+            "last_status": self.last_status,
+            "last_error": self.last_error,
+            "next_attempt": self.next_attempt_at.isoformat() if self.next_attempt_at else None,
+            "delivered": self.delivered_at.isoformat() if self.delivered_at else None,
+        }
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """One attempt to make: where, how to sign, and what."""
+
+    delivery_id: int
+    webhook_id: int
+    webhook_uid: str
+    event_id: str
+    url: str
+    headers: dict[str, str]
+    secrets: tuple[str, ...]
+    source_uid: str
+    invoice: StoredInvoice
+
+
+class DeliveryService:
+    def __init__(self, workspace: Workspace) -> None:
+        self._ws = workspace
+
+    # -- writing the outbox (in the fiscalizing transaction) ----------------------------------
+
+    def enqueue(
+        self, conn: Connection, fiscalized: Sequence[tuple[int, int]], now: datetime
+    ) -> int:
+        """Queue a delivery of each ``(invoice id, integration id)`` to every enabled webhook
+        that takes that integration's invoices."""
+        if not fiscalized:
+            return 0
+        hooks = conn.execute(
+            select(INTEGRATIONS.c.id, INTEGRATIONS.c.settings)
+            .where(INTEGRATIONS.c.type == IntegrationType.WEBHOOK.value)
+            .where(INTEGRATIONS.c.removed_at.is_(None))
+            .where(INTEGRATIONS.c.sync_enabled.is_(True))
+        ).all()
+        if not hooks:
+            return 0
+        uids: dict[int, str] = dict(
+            conn.execute(
+                select(INTEGRATIONS.c.id, INTEGRATIONS.c.uid).where(
+                    INTEGRATIONS.c.id.in_({source for _, source in fiscalized})
+                )
+            ).all()
+        )
+        rows = []
+        for hook_id, settings in hooks:
+            wanted = _scope((settings or {}).get("deliver"))
+            for invoice_id, source in fiscalized:
+                if wanted is None or uids.get(source) in wanted:
+                    rows.append(
+                        {
+                            "webhook_id": hook_id,
+                            "invoice_id": invoice_id,
+                            "event_id": "msg_" + secrets.token_urlsafe(18),
+                            "created_at": now,
+                            "state": DeliveryState.PENDING.value,
+                            "attempts": 0,
+                            "failures_in_a_row": 0,
+                            "next_attempt_at": now,
+                        }
+                    )
+        if rows:
+            conn.execute(insert(DELIVERIES), rows)
+        return len(rows)
+
+    # -- attempts -----------------------------------------------------------------------------
+
+    def claim(self, limit: int = 50) -> list[Claimed]:
+        """Take up to ``limit`` due deliveries of active webhooks for one attempt each."""
+        ws = self._ws
+        now = ws.clock()
+        with ws.db.write() as session:
+            conn = session.connection()
+            due = conn.execute(
+                select(DELIVERIES.c.id, DELIVERIES.c.webhook_id, DELIVERIES.c.invoice_id,
+                       DELIVERIES.c.event_id)
+                .join(INTEGRATIONS, INTEGRATIONS.c.id == DELIVERIES.c.webhook_id)
+                .where(DELIVERIES.c.state == DeliveryState.PENDING.value)
+                .where(DELIVERIES.c.next_attempt_at <= now)
+                .where(INTEGRATIONS.c.removed_at.is_(None))
+                .where(INTEGRATIONS.c.sync_enabled.is_(True))
+                .where(INTEGRATIONS.c.last_sync_error.is_(None))
+                .order_by(DELIVERIES.c.next_attempt_at, DELIVERIES.c.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            ).all()  # fmt: skip
+            if not due:
+                return []
+            conn.execute(
+                update(DELIVERIES)
+                .where(DELIVERIES.c.id.in_([d.id for d in due]))
+                .values(next_attempt_at=now + CLAIM)
+            )
+            hooks = {}
+            for hook_id in {d.webhook_id for d in due}:
+                row = session.get(Integration, hook_id)
+                assert row is not None
+                stored_headers = ws.credentials.get(session, hook_id, "headers")
+                headers = json.loads(stored_headers.value) if stored_headers else {}
+                hooks[hook_id] = (row, self.signing_secrets(session, row, now), headers)
+            invoices = {
+                r.id: (r.integration_id, r.external_id)
+                for r in conn.execute(
+                    select(INVOICES.c.id, INVOICES.c.integration_id, INVOICES.c.external_id).where(
+                        INVOICES.c.id.in_([d.invoice_id for d in due])
+                    )
+                )
+            }
+            sources: dict[int, str] = dict(
+                conn.execute(
+                    select(INTEGRATIONS.c.id, INTEGRATIONS.c.uid).where(
+                        INTEGRATIONS.c.id.in_({s for s, _ in invoices.values()})
+                    )
+                ).all()
+            )
+            stored = {}
+            for source_id, external_id in invoices.values():
+                stored.update(
+                    {
+                        (source_id, k): v
+                        for k, v in ws.ingest.read(conn, source_id, [external_id]).items()
+                    }
+                )
+        claimed = []
+        for d in due:
+            row, signing, headers = hooks[d.webhook_id]
+            source_id, external_id = invoices[d.invoice_id]
+            claimed.append(
+                Claimed(
+                    d.id, d.webhook_id, row.uid, d.event_id, str(row.settings.get("url", "")),
+                    headers, signing, sources[source_id], stored[(source_id, external_id)],
+                )
+            )  # fmt: skip
+        return claimed
+
+    def signing_secrets(self, session: Any, row: Integration, now: datetime) -> tuple[str, ...]:
+        """The secrets that sign now: the current one, and the previous during an overlap."""
+        assert row.id is not None
+        found = []
+        current = self._ws.credentials.get(session, row.id, SIGNING_SECRET)
+        if current is not None:
+            found.append(current.value)
+        until = row.settings.get(PREVIOUS_UNTIL)
+        if until and datetime.fromisoformat(until) > now:
+            previous = self._ws.credentials.get(session, row.id, PREVIOUS_SECRET)
+            if previous is not None:
+                found.append(previous.value)
+        return tuple(found)
+
+    def record(self, claimed: Claimed, status: int | None, error: str | None) -> None:
+        """The outcome of one attempt: 2xx is delivered; anything else is tried again later,
+        and 24 hours of it, or 20 failures in a row at one webhook, turn the webhook Inactive."""
+        ws = self._ws
+        now = ws.clock()
+        ok = status is not None and 200 <= status < 300
+        with ws.db.write() as session:
+            conn = session.connection()
+            row = conn.execute(
+                select(DELIVERIES).where(DELIVERIES.c.id == claimed.delivery_id)
+            ).one()
+            attempts = row.attempts + 1
+            values: dict[str, Any] = {
+                "attempts": attempts,
+                "last_attempt_at": now,
+                "last_status": status,
+                "last_error": (error or "")[:400] or None,
+            }
+            if ok:
+                values.update(state=DeliveryState.DELIVERED.value, delivered_at=now,
+                              failures_in_a_row=0)  # fmt: skip
+                conn.execute(update(DELIVERIES).where(DELIVERIES.c.id == row.id).values(values))
+                # a success ends the run of failures at this webhook
+                conn.execute(
+                    update(DELIVERIES)
+                    .where(DELIVERIES.c.webhook_id == claimed.webhook_id)
+                    .where(DELIVERIES.c.failures_in_a_row > 0)
+                    .values(failures_in_a_row=0)
+                )
+                return
+            given_up = now - row.created_at >= GIVE_UP_AFTER
+            values.update(
+                failures_in_a_row=row.failures_in_a_row + 1,
+                state=(DeliveryState.FAILED if given_up else DeliveryState.PENDING).value,
+                next_attempt_at=now + retry_delay(attempts),
+            )
+            conn.execute(update(DELIVERIES).where(DELIVERIES.c.id == row.id).values(values))
+            in_a_row = conn.execute(
+                select(func.coalesce(func.sum(DELIVERIES.c.failures_in_a_row), 0)).where(
+                    DELIVERIES.c.webhook_id == claimed.webhook_id
+                )
+            ).scalar_one()
+            said = f"HTTP {status}" if status is not None else (error or "no answer")
+            if given_up or in_a_row >= FAILURES_IN_A_ROW:
+                why = (
+                    f"{claimed.url} failed for 24 hours ({said})"
+                    if given_up
+                    else f"{in_a_row} failed attempts in a row at {claimed.url} ({said})"
+                )
+                conn.execute(
+                    update(INTEGRATIONS)
+                    .where(INTEGRATIONS.c.id == claimed.webhook_id)
+                    .values(last_sync_error=why)
+                )
+                ws.audit.record(session, "webhook.failing", claimed.webhook_uid, why)
+
+    # -- the operator's view ------------------------------------------------------------------
+
+    def list(self, uid: str, limit: int = 200) -> list[DeliveryRow]:
+        """A webhook's deliveries, newest first."""
+        source = INTEGRATIONS.alias("source")
+        with self._ws.db.read() as session:
+            hook = self._webhook(session, uid)
+            rows = session.connection().execute(
+                select(DELIVERIES, INVOICES.c.external_id, INVOICES.c.number,
+                       source.c.uid.label("source_uid"))
+                .join(INVOICES, INVOICES.c.id == DELIVERIES.c.invoice_id)
+                .join(source, source.c.id == INVOICES.c.integration_id)
+                .where(DELIVERIES.c.webhook_id == hook.id)
+                .order_by(DELIVERIES.c.id.desc())
+                .limit(limit)
+            ).all()  # fmt: skip
+        return [
+            DeliveryRow(
+                r.id,
+                r.event_id,
+                r.external_id,
+                r.number,
+                r.source_uid,
+                r.created_at,
+                r.state,
+                r.attempts,
+                r.last_status,
+                r.last_error,
+                r.next_attempt_at if r.state == DeliveryState.PENDING.value else None,
+                r.delivered_at,
+            )
+            for r in rows
+        ]
+
+    def resend(self, uid: str, delivery_id: int) -> None:
+        """Deliver again now, whatever became of it (the same webhook-id: receivers that
+        dropped it as a repeat see it as such)."""
+        ws = self._ws
+        with ws.db.write() as session:
+            hook = self._webhook(session, uid)
+            done = session.connection().execute(
+                update(DELIVERIES)
+                .where(DELIVERIES.c.id == delivery_id)
+                .where(DELIVERIES.c.webhook_id == hook.id)
+                .values(
+                    state=DeliveryState.PENDING.value,
+                    next_attempt_at=ws.clock(),
+                    failures_in_a_row=0,
+                )
+            )
+            if not done.rowcount:
+                raise NotFoundError(f"{uid} has no delivery {delivery_id}")
+            ws.audit.record(session, "webhook.resend", uid, f"delivery {delivery_id}")
+
+    def rotate_secret(self, uid: str, overlap: timedelta = timedelta(hours=24)) -> str:
+        """A new signing secret (returned, shown once); the old one keeps signing beside it for
+        ``overlap``, so that receivers can switch without missing a delivery."""
+        ws = self._ws
+        now = ws.clock()
+        with ws.db.write() as session:
+            row = self._webhook(session, uid)
+            assert row.id is not None
+            current = ws.credentials.get(session, row.id, SIGNING_SECRET)
+            fresh = new_signing_secret()
+            if current is not None:
+                ws.credentials.put(session, row.id, PREVIOUS_SECRET, current.value)
+            ws.credentials.put(session, row.id, SIGNING_SECRET, fresh)
+            row.settings = {**row.settings, PREVIOUS_UNTIL: (now + overlap).isoformat()}
+            session.add(row)
+            ws.audit.record(
+                session,
+                "webhook.secret_rotated",
+                uid,
+                f"the old secret signs until {now + overlap}",
+            )
+        return fresh
+
+    def _webhook(self, session: Any, uid: str) -> Integration:
+        row = self._ws.integrations.find(session, uid)
+        if row.type != IntegrationType.WEBHOOK.value:
+            raise ConflictError(f"{uid} is not a Custom/Webhook integration")
+        return row
+
+
+def _scope(deliver: Any) -> set[str] | None:
+    """None for every integration's invoices, else the UIDs chosen."""
+    if deliver in (None, "", "all"):
+        return None
+    if isinstance(deliver, list):
+        return {str(u) for u in deliver}
+    return {part.strip() for part in str(deliver).split(",") if part.strip()}
