@@ -362,3 +362,46 @@ async def test_the_dashboard_serves_the_ingest_api(
             )
             assert second.server is None
     ws.close()
+
+
+async def test_webhook_deliveries_view_resend_and_test(ws: Workspace) -> None:
+    from intdash.sync.deliveries import DeliveryWorker
+    from intdash.tui.screens.deliveries import DeliveriesScreen
+    from tests.test_integrations import invoice_data
+    from tests.test_webhooks import Receiver
+
+    receiver = Receiver(status=503)
+    try:
+        ws.plans.set("scale")
+        source = ws.integrations.create("custom", name="ERP").integration.uid
+        hook = ws.integrations.create(
+            "webhook", name="Archive", values={"url": receiver.url}
+        ).integration.uid
+        ws.ingest.accept(source, [invoice_data(1), invoice_data(2)])
+        await DeliveryWorker(ws).drain()
+        app = app_for(ws)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await until(pilot, lambda: uids(app))
+            table(app).move_cursor(row=table(app).get_row_index(hook))
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, DetailsScreen) and app.screen.view)
+            assert app.screen.query_one("#b-deliveries", Button).display
+            assert not app.screen.query_one("#b-sync", Button).display
+            await pilot.press("d")
+            await until(pilot, lambda: isinstance(app.screen, DeliveriesScreen))
+            rows = lambda: table(app, "#deliveries")  # noqa: E731
+            await until(pilot, lambda: rows().row_count == 2)
+            first = [str(c) for c in rows().get_row_at(0)]
+            assert first[3] == "pending" and first[5] == "503"
+
+            receiver.status = 200
+            await pilot.press("r")  # resend the selected one, now
+            await until(pilot, lambda: any("again now" in n.message for n in app._notifications))
+            await DeliveryWorker(ws).run_once()
+            await until(pilot, lambda: str(rows().get_row_at(0)[3]) == "delivered")
+
+            await pilot.press("t")
+            await until(pilot, lambda: any("HTTP 200" in n.message for n in app._notifications))
+            assert receiver.got[-1].event["type"] == "test"
+    finally:
+        receiver.close()

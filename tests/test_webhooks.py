@@ -292,3 +292,40 @@ def test_nothing_to_deliver_costs_a_sync_nothing(ws: Workspace) -> None:
         from intdash.core.models import Delivery
 
         assert session.exec(select(func.count()).select_from(Delivery)).one() == 0
+
+
+def test_the_command_line(ws: Workspace, receiver: Receiver, env: dict[str, str]) -> None:
+    from tests.conftest import run_intdash
+
+    ws.plans.set("scale")
+    source = ws.integrations.create("custom", name="ERP").integration.uid
+    hook, old = webhook(ws, receiver.url)
+    ws.ingest.accept(source, [invoice_data(1)])
+
+    listed = run_intdash("deliveries", "list", hook, "--json", env=env)
+    assert listed.returncode == 0, listed.stderr
+    [row] = json.loads(listed.stdout)
+    assert (row["state"], row["integration"], row["attempts"]) == ("pending", source, 0)
+
+    ran = run_intdash("deliveries", "run", "--json", env=env)
+    assert json.loads(ran.stdout) == {"attempted": 1}, ran.stderr
+    assert len(receiver.got) == 1
+    assert (
+        json.loads(run_intdash("deliveries", "list", hook, "--json", env=env).stdout)[0]["state"]
+        == "delivered"
+    )
+
+    again = run_intdash("deliveries", "resend", hook, str(row["id"]), env=env)
+    assert again.returncode == 0 and "again" in again.stdout
+    rotated = run_intdash("deliveries", "rotate-secret", hook, "--json", env=env)
+    fresh = json.loads(rotated.stdout)["signing_secret"]
+    assert fresh.startswith("whsec_") and fresh != old
+
+    tested = run_intdash("test", hook, env=env)
+    assert tested.returncode == 0 and "HTTP 204" in tested.stdout
+    receiver.status = 500
+    failed = run_intdash("test", hook, env=env)
+    assert failed.returncode == 1 and "HTTP 500" in failed.stderr
+
+    wrong = run_intdash("deliveries", "list", source, env=env)
+    assert wrong.returncode == 1 and "not a Custom/Webhook" in wrong.stderr

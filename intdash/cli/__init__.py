@@ -7,6 +7,7 @@ import click
 from intdash import __version__
 from intdash.cli.common import CliState, IntdashGroup, emit_json, json_option, pass_state
 from intdash.cli.connect import connect, test_connection
+from intdash.cli.deliveries import deliveries
 from intdash.cli.demo import demo
 from intdash.cli.integrations import integrations
 from intdash.cli.keys import keys
@@ -89,6 +90,7 @@ cli.add_command(serve)
 cli.add_command(demo)
 cli.add_command(sync)
 cli.add_command(invoices)
+cli.add_command(deliveries)
 
 
 def main() -> None:

@@ -103,7 +103,24 @@ def connect(state: CliState, uid: str, code: str | None, no_listen: bool, as_jso
 @json_option
 @pass_state
 def test_connection(state: CliState, uid: str, as_json: bool) -> None:
-    """Test an integration's connection with the platform's cheapest call."""
+    """Test an integration's connection with the platform's cheapest call (a webhook: a
+    signed test event)."""
+    from intdash.core.catalog import IntegrationType
+
+    if state.workspace.integrations.get(uid).type is IntegrationType.WEBHOOK:
+        from intdash.sync.deliveries import probe_webhook
+
+        probe = asyncio.run(probe_webhook(state.workspace, uid))
+        if as_json:
+            emit_json({"uid": uid, "ok": probe.ok, "status": probe.status,
+                       "message": probe.describe()})  # fmt: skip
+        elif probe.ok:
+            click.echo(f"OK: {probe.describe()}")
+        if not probe.ok:
+            if not as_json:
+                click.echo(f"intdash: test of {uid} failed: {probe.describe()}", err=True)
+            sys.exit(1)
+        return
     result = asyncio.run(ConnectService(state.workspace).test(uid))
     if as_json:
         emit_json({"uid": result.uid, "ok": result.ok, "message": result.message})

@@ -31,6 +31,7 @@ CHANGING_ACTIONS = frozenset(
         "test_connection",
         "create_key",
         "revoke_key",
+        "resend",
     }
 )
 

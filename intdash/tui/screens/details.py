@@ -11,6 +11,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, DataTable, Footer, Header, Static
 
+from intdash.core.catalog import IntegrationType
 from intdash.core.models import SyncRun
 from intdash.core.services.integrations import IntegrationView
 from intdash.tui.format import status_text
@@ -33,6 +34,7 @@ BUTTONS = {
     "b-sync": ("Sync now", "s"),
     "b-from": ("Sync from…", "f"),
     "b-toggle": ("Disable", "e"),
+    "b-deliveries": ("Deliveries", "d"),
     "b-remove": ("Remove", "x"),
     "b-close": ("Close", "esc"),
 }
@@ -68,6 +70,7 @@ class DetailsScreen(BaseScreen):
         Binding("o", "reconnect", "Reconnect", id="reconnect", tooltip="Authorise again"),
         Binding("x", "remove", "Remove", id="remove", tooltip="Remove it (asks first)"),
         Binding("i", "invoices", "Invoices", id="invoices", tooltip="Its invoices"),
+        Binding("d", "deliveries", "Deliveries", id="deliveries", tooltip="What was sent to it"),
         Binding("j", "scroll_runs(1)", "Down", show=False, id="down"),
         Binding("k", "scroll_runs(-1)", "Up", show=False, id="up"),
     ]
@@ -146,10 +149,12 @@ class DetailsScreen(BaseScreen):
             self.summary = summary
         self._relabel()
         oauth = view.spec.oauth
-        for button in ("#b-test", "#b-sync", "#b-from"):
+        webhook = view.type is IntegrationType.WEBHOOK
+        for button, shown in (("#b-test", oauth or webhook), ("#b-sync", oauth),
+                              ("#b-from", oauth), ("#b-deliveries", webhook)):  # fmt: skip
             widget = self.query_one(button, Button)
-            if widget.display != oauth:
-                widget.display = oauth
+            if widget.display != shown:
+                widget.display = shown
         self.show_runs(runs)
         self.offer_actions()
 
@@ -201,7 +206,12 @@ class DetailsScreen(BaseScreen):
 
     def applies(self, action: str) -> bool:
         view = self.view
-        if action in ("test_connection", "sync_now", "reset_sync_from", "reconnect"):
+        webhook = view is not None and view.type is IntegrationType.WEBHOOK
+        if action == "test_connection":
+            return view is not None and (view.spec.oauth or webhook) and view.removed_at is None
+        if action == "deliveries":
+            return webhook
+        if action in ("sync_now", "reset_sync_from", "reconnect"):
             return view is not None and view.spec.oauth and view.removed_at is None
         if action == "cancel_sync":
             return self.syncing
@@ -227,6 +237,15 @@ class DetailsScreen(BaseScreen):
     async def _b_toggle(self) -> None:
         await self.run_action("toggle_sync")
 
+    @on(Button.Pressed, "#b-deliveries")
+    async def _b_deliveries(self) -> None:
+        await self.run_action("deliveries")
+
+    def action_deliveries(self) -> None:
+        from intdash.tui.screens.deliveries import DeliveriesScreen
+
+        self.app.push_screen(DeliveriesScreen(self.uid))
+
     @on(Button.Pressed, "#b-remove")
     async def _b_remove(self) -> None:
         await self.run_action("remove")
@@ -241,6 +260,12 @@ class DetailsScreen(BaseScreen):
     @work(group="test")
     async def action_test_connection(self) -> None:
         from intdash.providers.connect import ConnectService
+
+        if self.view is not None and self.view.type is IntegrationType.WEBHOOK:
+            from intdash.tui.screens.deliveries import test_and_tell
+
+            await test_and_tell(self, self.uid)
+            return
 
         self.notify(f"Testing {self.uid}…", timeout=2)
         try:
