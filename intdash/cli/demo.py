@@ -43,7 +43,9 @@ async def _connect(ws: Workspace, service: ConnectService, uid: str) -> None:
 
 
 async def seed(ws: Workspace) -> dict[str, str]:
-    """One integration of each type, through the same services and flows an operator uses."""
+    """One integration of each type, through the same services and flows an operator uses.
+    The webhook delivers to the sandbox's receiver."""
+    receiver = str(ws.settings.xero.api_url).removesuffix("/").removesuffix("/xero/api")
     ws.plans.set("scale", monthly_limit=DEMO_LIMIT)
     service = ConnectService(ws)
     engine = SyncEngine(ws, service)
@@ -73,7 +75,7 @@ async def seed(ws: Workspace) -> dict[str, str]:
         ws.credentials.put(session, row.id, OAUTH_TOKEN, dead.to_json())
     await engine.run(harbour)
     made["hook"] = ws.integrations.create(
-        "webhook", name="Fiscal archive", values={"url": "http://127.0.0.1:9/hook"}
+        "webhook", name="Fiscal archive", values={"url": f"{receiver}/_sandbox/receiver"}
     ).integration.uid
     made["erp"] = ws.integrations.create("custom", name="ERP push").integration.uid
     ws.keys.create(made["erp"], "ERP production")

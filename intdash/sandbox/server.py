@@ -5,7 +5,8 @@
 (a JSON object of :class:`~intdash.sandbox.common.Faults` fields) switches faults on,
 ``POST /_sandbox/{platform}/revoke`` revokes every token, ``POST /_sandbox/{platform}/consent``
 with ``?deny=1`` makes consent fail, ``POST /_sandbox/{platform}/limits`` replaces a rate window,
-and ``GET /_sandbox/stats`` reports call counts.
+``POST /_sandbox/receiver`` takes webhook deliveries (204 when signed), and
+``GET /_sandbox/stats`` reports call counts.
 """
 
 from __future__ import annotations
@@ -58,8 +59,10 @@ class Sandbox:
                 Route("/_sandbox/{platform}/revoke", self._revoke, methods=["POST"]),
                 Route("/_sandbox/{platform}/consent", self._consent, methods=["POST"]),
                 Route("/_sandbox/{platform}/limits", self._limits, methods=["POST"]),
+                Route("/_sandbox/receiver", self._receive, methods=["POST"]),
             ]
         )
+        self.received = 0  # webhook deliveries taken by /_sandbox/receiver
 
     @property
     def emulators(self) -> dict[str, Emulator]:
@@ -129,20 +132,27 @@ class Sandbox:
     def _emulator(self, request: Request) -> Emulator | None:
         return self.emulators.get(request.path_params["platform"])
 
+    async def _receive(self, request: Request) -> Response:
+        """A webhook receiver, for a Custom/Webhook integration to deliver to."""
+        await request.body()
+        if "webhook-signature" not in request.headers:
+            return JSONResponse({"error": "unsigned"}, 400)
+        self.received += 1
+        return Response(status_code=204)
+
     async def _stats(self, _request: Request) -> Response:
-        return JSONResponse(
-            {
-                name: {
-                    "invoices": emulator.dataset.size,
-                    "touched": emulator.dataset.touched_count,
-                    "api_calls": emulator.api_calls,
-                    "rate_limited": emulator.rate_limited,
-                    "token_calls": emulator.oauth.token_calls,
-                    "refresh_calls": emulator.oauth.refresh_calls,
-                }
-                for name, emulator in self.emulators.items()
+        platforms: dict[str, Any] = {
+            name: {
+                "invoices": emulator.dataset.size,
+                "touched": emulator.dataset.touched_count,
+                "api_calls": emulator.api_calls,
+                "rate_limited": emulator.rate_limited,
+                "token_calls": emulator.oauth.token_calls,
+                "refresh_calls": emulator.oauth.refresh_calls,
             }
-        )
+            for name, emulator in self.emulators.items()
+        }
+        return JSONResponse({**platforms, "receiver": {"received": self.received}})
 
     async def _touch(self, request: Request) -> Response:
         emulator = self._emulator(request)
