@@ -74,6 +74,8 @@ async def first_frame(
     started = time.perf_counter()
     async with app.run_test(size=SIZE):
         while len(times) < len(conditions):
+            if time.perf_counter() - started > 120:
+                raise RuntimeError(f"{type(app).__name__} never got there")
             await asyncio.sleep(0.001)
     return times
 
@@ -144,7 +146,7 @@ def integrations_shown(count: int) -> Callable[[App[Any]], bool]:
 
 def invoices_ready(app: App[Any]) -> bool:
     tables = app.screen.query("#invoices")
-    return bool(tables) and tables.first(DataTable).row_count > 0
+    return bool(tables) and tables.first(RowTable).row_count > 0
 
 
 async def measure(args: argparse.Namespace) -> None:

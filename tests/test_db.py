@@ -222,3 +222,28 @@ def test_a_newer_schema_is_named(ws: Workspace) -> None:
         session.execute(text("UPDATE alembic_version SET version_num = '9999'"))
     with pytest.raises(ConfigError, match=r"revision '9999'.*newer intdash"):
         ws.db.migrate()
+
+
+def test_monthly_usage_backfilled_from_the_register(ws: Workspace) -> None:
+    """A workspace from before the usage counts: the migration counts its records by month."""
+    from alembic import command
+
+    from intdash.core.models import MonthlyUsage
+    from tests.test_integrations import add_invoices
+
+    ws.plans.set("scale", monthly_limit=1000)
+    uid = ws.integrations.create("custom", name="ERP").integration.uid
+    add_invoices(ws, uid, 7)
+    ws.clock.advance(days=20)  # type: ignore[attr-defined]  # into December
+    add_invoices(ws, uid, 3, start=7)
+    config = ws.db._alembic_config()
+    with ws.db.engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0004")
+        command.upgrade(config, "head")
+    with ws.db.read() as session:
+        counts = sorted(
+            (row.month.isoformat(), row.fiscalized) for row in session.exec(select(MonthlyUsage))
+        )
+    assert counts == [("2026-11-01", 7), ("2026-12-01", 3)]
+    assert ws.integrations.get(uid).invoices_this_month == 3

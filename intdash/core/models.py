@@ -90,6 +90,7 @@ class Invoice(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("integration_id", "external_id"),
         Index(None, "integration_id", "id"),  # one integration's history, newest first
+        Index(None, "updated_at"),  # the dashboard's change check: max(updated_at)
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -210,3 +211,15 @@ class Delivery(SQLModel, table=True):
     last_status: int | None = None
     last_error: str | None = Field(default=None, max_length=400)
     delivered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class MonthlyUsage(SQLModel, table=True):
+    """Invoices fiscalized per integration and calendar month (UTC): what the monthly limit
+    counts, kept up in the transactions that fiscalize, so that reading it is one look-up
+    rather than a count of the month's records."""
+
+    __tablename__: ClassVar[str] = "monthly_usage"
+
+    integration_id: int = Field(foreign_key="integrations.id", primary_key=True)
+    month: date = Field(primary_key=True)  # the first day of the month
+    fiscalized: int = 0

@@ -16,6 +16,7 @@ from intdash.core.catalog import IntegrationType
 from intdash.core.errors import ConflictError, IntdashError, NotFoundError
 from intdash.core.invoices import InvoiceData
 from intdash.core.models import FiscalRecord, Integration, Invoice
+from intdash.core.plans import LicenceState
 from intdash.core.status import Reason
 
 if TYPE_CHECKING:
@@ -23,9 +24,6 @@ if TYPE_CHECKING:
 
 INVOICES = Invoice.__table__  # type: ignore[attr-defined]
 RECORDS = FiscalRecord.__table__  # type: ignore[attr-defined]
-# what stops an integration taking pushed invoices (a reached monthly limit does not: the
-# invoices are taken and held)
-REFUSING = {Reason.REMOVED, Reason.LICENCE_LAPSED, Reason.SYNC_DISABLED}
 
 
 class IntegrationRefused(IntdashError):
@@ -82,12 +80,26 @@ class IngestService:
         self._ws = workspace
 
     def check(self, uid: str) -> None:
-        """Raise unless ``uid`` is a Custom Integration that may take invoices now."""
-        view = self._ws.integrations.get(uid)
-        if view.type is not IntegrationType.CUSTOM:
+        """Raise unless ``uid`` is a Custom Integration that may take invoices now (asked on
+        every request: the few facts that refuse one, not the whole status)."""
+        ws = self._ws
+        with ws.db.read() as session:
+            row = ws.integrations.find(session, uid)
+            plan = ws.plans.current(session)
+        if row.type != IntegrationType.CUSTOM.value:
             raise IntegrationRefused(f"{uid} is not a Custom Integration")
-        if view.status.reason in REFUSING:
-            raise IntegrationRefused(f"{uid} takes no invoices: {view.status.explanation}")
+        reason = (
+            Reason.REMOVED
+            if row.removed_at is not None
+            else Reason.LICENCE_LAPSED
+            if plan.licence is LicenceState.LAPSED
+            else Reason.SYNC_DISABLED
+            if not row.sync_enabled
+            else None
+        )
+        # (a reached monthly limit refuses nothing: the invoices are taken, and held)
+        if reason is not None:
+            raise IntegrationRefused(f"{uid} takes no invoices: {reason.value}")
 
     def accept(self, uid: str, invoices: Sequence[InvoiceData]) -> list[StoredInvoice]:
         """Upsert ``invoices`` for ``uid`` in one transaction; returns each as stored, in the

@@ -22,10 +22,10 @@ from intdash.core.errors import ConflictError, FieldErrors, NotFoundError
 from intdash.core.models import (
     ApiKey,
     AuditEvent,
-    FiscalRecord,
     Integration,
     Invoice,
     Lease,
+    MonthlyUsage,
     SyncRun,
 )
 from intdash.core.plans import LicenceState
@@ -216,22 +216,20 @@ class IntegrationService:
     def invoices_this_month(self, session: Session, ids: Iterable[int]) -> dict[int, int]:
         """Invoices each integration fiscalized this month: what counts against the limit."""
         ids = builtins.list(ids)
-        query = (
-            select(FiscalRecord.integration_id, func.count())
-            .where(col(FiscalRecord.recorded_at) >= month_start(self._ws.clock()))
-            .group_by(col(FiscalRecord.integration_id))
+        query = select(MonthlyUsage.integration_id, MonthlyUsage.fiscalized).where(
+            MonthlyUsage.month == month_start(self._ws.clock()).date()
         )
         if len(ids) <= 500:
-            query = query.where(col(FiscalRecord.integration_id).in_(ids))
+            query = query.where(col(MonthlyUsage.integration_id).in_(ids))
         return dict(session.exec(query).all())
 
     def month_total(self) -> int:
         """Invoices fiscalized this month across every integration."""
         with self._ws.db.read() as session:
             total = session.exec(
-                select(func.count())
-                .select_from(FiscalRecord)
-                .where(col(FiscalRecord.recorded_at) >= month_start(self._ws.clock()))
+                select(func.coalesce(func.sum(MonthlyUsage.fiscalized), 0)).where(
+                    MonthlyUsage.month == month_start(self._ws.clock()).date()
+                )
             ).one()
         return int(total)
 

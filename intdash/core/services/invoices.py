@@ -10,20 +10,23 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col
 
 from intdash.core.clock import month_start
 from intdash.core.dbtypes import MONEY_PLACES, Money, canonical_amount
 from intdash.core.fiscal import FiscalRegister, HashChainRegister, ToFiscalize, Verification
 from intdash.core.invoices import InvoiceData, InvoiceKind
-from intdash.core.models import FiscalRecord, FiscalStatus, Integration, Invoice
+from intdash.core.models import FiscalRecord, FiscalStatus, Integration, Invoice, MonthlyUsage
 
 if TYPE_CHECKING:
     from intdash.core.workspace import Workspace
 
 INVOICES = Invoice.__table__  # type: ignore[attr-defined]
 RECORDS = FiscalRecord.__table__  # type: ignore[attr-defined]
+USAGE = MonthlyUsage.__table__  # type: ignore[attr-defined]
 _FIELDS = (
     "number",
     "kind",
@@ -199,15 +202,29 @@ class InvoiceService:
     # -- the monthly limit -------------------------------------------------------------------
 
     def fiscalized_this_month(self, conn: Connection, integration_id: int, now: datetime) -> int:
-        return int(
-            conn.execute(
-                select(func.count())
-                .select_from(RECORDS)
-                .where(
-                    RECORDS.c.integration_id == integration_id,
-                    RECORDS.c.recorded_at >= month_start(now),
-                )
-            ).scalar_one()
+        found = conn.execute(
+            select(USAGE.c.fiscalized)
+            .where(USAGE.c.integration_id == integration_id)
+            .where(USAGE.c.month == month_start(now).date())
+        ).scalar()
+        return int(found or 0)
+
+    @staticmethod
+    def count_fiscalized(conn: Connection, integration_id: int, at: datetime, n: int) -> None:
+        """Add ``n`` to the integration's count for the month of ``at``, in the caller's
+        transaction (the one that writes the fiscal records)."""
+        if n <= 0:
+            return
+        month = month_start(at).date()
+        dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+        statement = dialect_insert(USAGE).values(
+            integration_id=integration_id, month=month, fiscalized=n
+        )
+        conn.execute(
+            statement.on_conflict_do_update(
+                index_elements=["integration_id", "month"],
+                set_={"fiscalized": USAGE.c.fiscalized + n},
+            )
         )
 
     def room(self, conn: Connection, integration_id: int, now: datetime) -> int:
@@ -293,6 +310,7 @@ class InvoiceService:
                 if status is _FISCALIZED
             ]
             self.register.fiscalize(conn, to_register, now)
+            self.count_fiscalized(conn, integration_id, now, len(to_register))
             self._ws.deliveries.enqueue(
                 conn, [(t.invoice_id, integration_id) for t in to_register], now
             )
@@ -373,6 +391,7 @@ class InvoiceService:
             .values(fiscal_status=FiscalStatus.FISCALIZED.value, updated_at=now)
         )
         self.register.fiscalize(conn, [_to_fiscalize(r.id, integration_id, r) for r in rows], now)
+        self.count_fiscalized(conn, integration_id, now, len(rows))
         self._ws.deliveries.enqueue(conn, [(r.id, integration_id) for r in rows], now)
         return len(rows)
 

@@ -1,4 +1,5 @@
-"""deliveries: the outbox of Custom/Webhook integrations
+"""deliveries: the outbox of Custom/Webhook integrations; monthly usage kept as a count;
+invoices indexed by updated_at
 
 Revision ID: 0005
 Revises: 0004
@@ -51,9 +52,37 @@ def upgrade() -> None:
             batch_op.f("ix_deliveries_state_next_attempt_at"), ["state", "next_attempt_at"]
         )
         batch_op.create_index(batch_op.f("ix_deliveries_webhook_id_id"), ["webhook_id", "id"])
+    op.create_table(
+        "monthly_usage",
+        sa.Column("integration_id", sa.Integer(), nullable=False),
+        sa.Column("month", sa.Date(), nullable=False),
+        sa.Column("fiscalized", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["integration_id"],
+            ["integrations.id"],
+            name=op.f("fk_monthly_usage_integration_id_integrations"),
+        ),
+        sa.PrimaryKeyConstraint("integration_id", "month", name=op.f("pk_monthly_usage")),
+    )
+    month = (
+        "date_trunc('month', recorded_at AT TIME ZONE 'UTC')::date"
+        if op.get_bind().dialect.name == "postgresql"
+        else "strftime('%Y-%m-01', recorded_at)"
+    )
+    op.execute(
+        "INSERT INTO monthly_usage (integration_id, month, fiscalized) "  # noqa: S608 - fixed
+        f"SELECT integration_id, {month}, COUNT(*) FROM fiscal_records "
+        f"GROUP BY integration_id, {month}"
+    )
+    # the dashboard polls max(updated_at): an index makes that one look-up, not a scan
+    with op.batch_alter_table("invoices", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_invoices_updated_at"), ["updated_at"])
 
 
 def downgrade() -> None:
+    op.drop_table("monthly_usage")
+    with op.batch_alter_table("invoices", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_invoices_updated_at"))
     with op.batch_alter_table("deliveries", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_deliveries_webhook_id_id"))
         batch_op.drop_index(batch_op.f("ix_deliveries_state_next_attempt_at"))
