@@ -87,6 +87,19 @@ async def seeded(made: dict[str, str], ws: Workspace) -> None:
         await until(pilot, lambda: getattr(app.screen, "view", None) is not None)
         await shot("details")
         await pilot.press("escape")
+        select(made["hook"])
+        await pilot.press("enter")
+        await until(pilot, lambda: getattr(app.screen, "view", None) is not None)
+        await pilot.press("d")
+        await until(
+            pilot,
+            lambda: (
+                app.screen.query("#deliveries") and app.screen.query_one("#deliveries").row_count
+            ),
+        )
+        await shot("deliveries")
+        await pilot.press("escape")
+        await pilot.press("escape")
         select(made["erp"])
         await pilot.press("a")
         await shot("api-keys")

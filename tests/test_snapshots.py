@@ -211,6 +211,17 @@ async def details(pilot: Pilot[Any], made: dict[str, str]) -> None:
     await until(pilot, lambda: getattr(pilot.app.screen, "view", None) is not None)
 
 
+async def deliveries(pilot: Pilot[Any], made: dict[str, str]) -> None:
+    await loaded(pilot)
+    select(pilot, made["hook"])
+    await pilot.press("enter")
+    await until(pilot, lambda: getattr(pilot.app.screen, "view", None) is not None)
+    await pilot.press("d")
+    await until(
+        pilot, lambda: pilot.app.screen.query("#deliveries") and _rows(pilot, "#deliveries")
+    )
+
+
 async def api_keys(pilot: Pilot[Any], made: dict[str, str]) -> None:
     await loaded(pilot)
     select(pilot, made["erp"])
@@ -252,6 +263,7 @@ FLOWS: dict[str, Callable[[Pilot[Any], dict[str, str]], Awaitable[None]]] = {
     "remove": remove,
     "connect": connect,
     "details": details,
+    "deliveries": deliveries,
     "api-keys": api_keys,
     "key-shown": key_shown,
     "invoices": invoices,

@@ -10,10 +10,13 @@ import socket
 import tempfile
 import threading
 from dataclasses import replace
+from datetime import date, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import click
 
+from intdash.core.invoices import InvoiceData, InvoiceKind
 from intdash.core.services.credentials import OAUTH_TOKEN
 from intdash.core.workspace import Workspace
 from intdash.providers.base import TokenSet
@@ -23,6 +26,7 @@ from intdash.sandbox.myob import MyobEmulator
 from intdash.sandbox.server import Sandbox
 from intdash.sandbox.xero import XeroEmulator
 from intdash.sandbox.zoho import ZohoEmulator
+from intdash.sync.deliveries import DeliveryWorker
 from intdash.sync.engine import SyncEngine
 
 DEMO_LIMIT = 2000  # invoices a month per integration: the Zoho company has more
@@ -79,7 +83,19 @@ async def seed(ws: Workspace) -> dict[str, str]:
     ).integration.uid
     made["erp"] = ws.integrations.create("custom", name="ERP push").integration.uid
     ws.keys.create(made["erp"], "ERP production")
+    # the ERP has pushed a few invoices (as through the ingest API); the webhook delivered them
+    ws.ingest.accept(made["erp"], [_erp_invoice(n) for n in range(1, 6)])
+    await DeliveryWorker(ws).drain()
     return made
+
+
+def _erp_invoice(n: int) -> InvoiceData:
+    day = date(2026, 1, 5) + timedelta(days=n)
+    return InvoiceData(
+        f"ERP-{1000 + n}", f"E-{1000 + n}", InvoiceKind.SALES, "Southern Cross Legal", day,
+        day + timedelta(days=30), "NZD", Decimal(100 * n), Decimal(15 * n), Decimal(115 * n),
+        "issued", None,
+    )  # fmt: skip
 
 
 def _free_port() -> int:
