@@ -157,10 +157,11 @@ async def measure(args: argparse.Namespace) -> None:
     history = seed_invoices(args.invoices)
 
     class HistoryApp(IntdashApp):
-        """The dashboard opened on the invoice history (``i`` from the main screen)."""
+        """The dashboard opened straight on the invoice history (one screen, as the bare app
+        has one)."""
 
         def first_screens(self) -> list[Screen[Any]]:
-            return [*super().first_screens(), InvoicesScreen(None)]
+            return [InvoicesScreen(None)]
 
     bare: list[float] = []
     table: list[float] = []

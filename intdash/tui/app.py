@@ -98,7 +98,8 @@ class IntdashApp(App[None]):
             await self.scheduler.start()
         if self.serve and not self.read_only:
             self.call_after_refresh(self.start_server)
-        freeze_long_lived()
+        # once start-up has settled (its first frames drawn, its first reads made)
+        self.set_timer(2.0, freeze_long_lived)
 
     def first_screens(self) -> list[Screen[Any]]:
         """The screens shown at start, bottom first."""

@@ -141,6 +141,7 @@ class IntegrationsScreen(BaseScreen):
         self.sort_reverse = False
         self.snapshot: Snapshot | None = None
         self.pending: Snapshot | None = None
+        self.stale = False
         self.compact = False
         self.reason_width = COMPACT["reason"][1]
 
@@ -189,12 +190,15 @@ class IntegrationsScreen(BaseScreen):
 
     @work(exclusive=True, group="load")
     async def load(self) -> None:
+        if not self.is_current:  # another screen is on top: read when this one is shown again
+            self.stale = True
+            return
         snapshot = await self.call(self._read, doing="Reading the integrations")
         if snapshot is None:
             return
         if self.is_current:
             self.show(snapshot)
-        else:  # another screen is on top: shown when this one is again
+        else:  # covered meanwhile: shown when this one is again
             self.pending = snapshot
 
     @work(exclusive=True, group="poll")
@@ -236,7 +240,10 @@ class IntegrationsScreen(BaseScreen):
         if self.pending is not None:
             self.show(self.pending)
             self.pending = None
-        if self.snapshot is not None:
+        if self.stale:
+            self.stale = False
+            self.load()
+        elif self.snapshot is not None:
             self.poll()
 
     def action_refresh(self) -> None:
