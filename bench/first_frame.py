@@ -23,19 +23,17 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import UTC, date, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from common import sample_invoice
 from textual.app import App, ComposeResult
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header
 
 from intdash.core.config import load_settings
-from intdash.core.invoices import InvoiceData, InvoiceKind
 from intdash.core.workspace import Workspace
 from intdash.tui.app import IntdashApp
 from intdash.tui.widgets import RowTable
@@ -111,23 +109,7 @@ def seed_invoices(count: int, batch: int = 5000) -> str:
         integration_id = ws.integrations.find(session, uid).id
     assert integration_id is not None
     for start in range(0, count, batch):
-        invoices = [
-            InvoiceData(
-                f"ext-{n}",
-                f"INV-{n:07d}",
-                InvoiceKind.SALES,
-                "Kowhai Cafe",
-                date(2026, 1, 5),
-                date(2026, 2, 5),
-                "NZD",
-                Decimal("100.00"),
-                Decimal("15.00"),
-                Decimal("115.00"),
-                "AUTHORISED",
-                datetime(2026, 1, 5, tzinfo=UTC),
-            )
-            for n in range(start, min(start + batch, count))
-        ]
+        invoices = [sample_invoice(n) for n in range(start, min(start + batch, count))]
         with ws.db.write() as session:
             ws.invoices.upsert(session.connection(), integration_id, invoices, ws.clock())
     ws.close()

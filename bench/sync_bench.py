@@ -24,15 +24,14 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, date, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from common import sample_invoice
+
 from intdash.core.config import load_settings
-from intdash.core.invoices import InvoiceData, InvoiceKind
 from intdash.core.workspace import Workspace
 from intdash.providers.connect import ConnectService
 from intdash.providers.http import httpx
@@ -228,23 +227,7 @@ def bulk_upsert(count: int = 100_000, batch: int = 1000) -> None:
     with ws.db.read() as session:
         integration_id = ws.integrations.find(session, uid).id
     assert integration_id is not None
-    invoices = [
-        InvoiceData(
-            f"ext-{n}",
-            f"INV-{n:07d}",
-            InvoiceKind.SALES,
-            "Kowhai Cafe",
-            date(2026, 1, 5),
-            date(2026, 2, 5),
-            "NZD",
-            Decimal("100.00"),
-            Decimal("15.00"),
-            Decimal("115.00"),
-            "AUTHORISED",
-            datetime(2026, 1, 5, tzinfo=UTC),
-        )
-        for n in range(count)
-    ]
+    invoices = [sample_invoice(n) for n in range(count)]
     started = time.perf_counter()
     room = None
     for start in range(0, count, batch):

@@ -20,6 +20,17 @@ def _error(description: str) -> dict[str, Any]:
     }
 
 
+def _taken(description: str) -> dict[str, Any]:
+    either = [
+        {"$ref": REF.format(model="StoredInvoice")},
+        {"$ref": REF.format(model="BatchResult")},
+    ]
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"oneOf": either}}},
+    }
+
+
 def _schemas() -> dict[str, Any]:
     batch = BatchIn.model_json_schema(ref_template=REF)
     schemas: dict[str, Any] = dict(batch.pop("$defs", {}))
@@ -152,32 +163,8 @@ def openapi_document(version: str) -> dict[str, Any]:
                         },
                     },
                     "responses": {
-                        "200": {
-                            "description": "Taken; nothing new (updated or unchanged).",
-                            "content": {
-                                "application/json": {
-                                    "schema": {
-                                        "oneOf": [
-                                            {"$ref": REF.format(model="StoredInvoice")},
-                                            {"$ref": REF.format(model="BatchResult")},
-                                        ]
-                                    }
-                                }
-                            },
-                        },
-                        "201": {
-                            "description": "Taken; at least one invoice is new.",
-                            "content": {
-                                "application/json": {
-                                    "schema": {
-                                        "oneOf": [
-                                            {"$ref": REF.format(model="StoredInvoice")},
-                                            {"$ref": REF.format(model="BatchResult")},
-                                        ]
-                                    }
-                                }
-                            },
-                        },
+                        "200": _taken("Taken; nothing new (updated or unchanged)."),
+                        "201": _taken("Taken; at least one invoice is new."),
                         "400": _error("The body is not JSON."),
                         "409": _error("The same invoices are being pushed at once: retry."),
                         "413": _error("The body is over the size limit."),
