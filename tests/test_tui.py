@@ -59,7 +59,7 @@ async def test_empty_state_and_create(ws: Workspace) -> None:
             pilot, lambda: app.screen.query("#empty") and app.screen.query_one("#empty").display
         )
         assert "No integrations yet" in str(app.screen.query_one("#empty-text", Static).render())
-        assert app.focused is app.screen.query_one("#empty-create", Button)
+        await until(pilot, lambda: app.focused is app.screen.query_one("#empty-create", Button))
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, CreateScreen))
         app.screen.query_one("#type", Select).value = "webhook"

@@ -89,7 +89,7 @@ class IntdashApp(App[None]):
                 self.notify(f"No theme {self._wanted_theme!r}; themes: {names}", severity="warning")
             else:
                 self.theme = self._wanted_theme
-        for screen in self.first_screens():
+        for screen in self._first[1:]:
             await self.push_screen(screen)
         if self.schedule and not self.read_only:
             from intdash.sync.scheduler import SyncScheduler
@@ -100,6 +100,12 @@ class IntdashApp(App[None]):
             self.call_after_refresh(self.start_server)
         # once start-up has settled (its first frames drawn, its first reads made)
         self.set_timer(2.0, freeze_long_lived)
+
+    def get_default_screen(self) -> Screen[Any]:
+        """The first of :meth:`first_screens` is the app's own bottom screen (no blank screen
+        under it to push over: one layout fewer before the first frame)."""
+        self._first = self.first_screens()
+        return self._first[0]
 
     def first_screens(self) -> list[Screen[Any]]:
         """The screens shown at start, bottom first."""

@@ -74,7 +74,7 @@ class BaseScreen(Helpers, Screen[Any]):
     _offered: tuple[object, ...] = ()
 
     def action_back(self) -> None:
-        if len(self.app.screen_stack) > 2:
+        if len(self.app.screen_stack) > 1:
             self.app.pop_screen()
 
     def reload(self, _result: object = None) -> None:

@@ -90,6 +90,7 @@ class Snapshot:
 
 
 class IntegrationsScreen(BaseScreen):
+    AUTO_FOCUS = None  # the table, or the empty state's button: chosen when the data is read
     BINDINGS = [
         Binding(
             "enter", "details", "Details", id="details", tooltip="Open the selected integration"
@@ -156,16 +157,16 @@ class IntegrationsScreen(BaseScreen):
         # before the first frame
 
     def on_mount(self) -> None:
-        self.query_one("#integrations", RowTable).focus()
         # The first screenful is read here, on the loop: a few index look-ups (~10 ms), so
         # that the first frame has rows; the rest follows from a thread once it is drawn.
         try:
             first = self._read(first=FIRST)
         except Exception as exc:
             self.intdash.report(exc, "Reading the integrations")
+            self.query_one("#integrations", RowTable).focus()
             self.load()
         else:
-            self.show(first)
+            self.show(first)  # it focuses the table, or the empty state's button
             self.call_after_refresh(self.load)
         self.set_interval(self.intdash.poll_seconds, self.poll)
 
@@ -272,6 +273,8 @@ class IntegrationsScreen(BaseScreen):
         self.query_one("#integrations").display = not empty
         if empty:
             self.call_after_refresh(self._focus_create)
+        elif not isinstance(self.focused, (RowTable, Input)):
+            self.query_one("#integrations", RowTable).focus()
         self.sync_rows()
         self.offer_actions()
 
