@@ -403,5 +403,13 @@ async def test_webhook_deliveries_view_resend_and_test(ws: Workspace) -> None:
             await pilot.press("t")
             await until(pilot, lambda: any("HTTP 200" in n.message for n in app._notifications))
             assert receiver.got[-1].event["type"] == "test"
+
+            # a new signing secret, after a confirmation, shown once
+            await pilot.press("R")
+            await until(pilot, lambda: app.screen.query("#confirm"))
+            await pilot.click("#confirm")
+            await until(pilot, lambda: isinstance(app.screen, KeyShownScreen))
+            secret = app.screen.query_one("#secret", Input).value
+            assert secret.startswith("whsec_")
     finally:
         receiver.close()

@@ -32,6 +32,7 @@ CHANGING_ACTIONS = frozenset(
         "create_key",
         "revoke_key",
         "resend",
+        "rotate_secret",
     }
 )
 

@@ -32,6 +32,13 @@ class DeliveriesScreen(BaseScreen):
         Binding("escape", "back", "Back", id="back"),
         Binding("r", "resend", "Resend", id="resend", tooltip="Deliver the selected one again now"),
         Binding("t", "test_connection", "Test", id="test", tooltip="Send a signed test event"),
+        Binding(
+            "R",
+            "rotate_secret",
+            "Rotate secret",
+            id="rotate-secret",
+            tooltip="A new signing secret; the old one signs too for 24 hours",
+        ),
         Binding("j", "move(1)", "Down", show=False, id="down"),
         Binding("k", "move(-1)", "Up", show=False, id="up"),
     ]
@@ -114,6 +121,28 @@ class DeliveriesScreen(BaseScreen):
         row = self.selected()
         if row is not None and row.last_error:
             self.notify(row.last_error, title=f"Delivery {row.event_id}", timeout=10)
+
+    @work(group="rotate")
+    async def action_rotate_secret(self) -> None:
+        from intdash.tui.screens.modals import ConfirmScreen, KeyShownScreen
+
+        confirmed = await self.app.push_screen_wait(
+            ConfirmScreen(
+                f"Rotate the signing secret of {self.uid}?",
+                "A new secret signs every delivery from now on. For 24 hours the old one signs "
+                "beside it, so the receiver can switch to the new one without missing a "
+                "delivery; after that only the new one does.",
+                "Rotate",
+                danger=False,
+            )
+        )
+        if not confirmed:
+            return
+        secret = await self.call(self.ws.deliveries.rotate_secret, self.uid, doing="Rotating")
+        if secret is not None:
+            await self.app.push_screen_wait(
+                KeyShownScreen(f"{self.uid}: its new signing secret", secret)
+            )
 
     @work(group="test")
     async def action_test_connection(self) -> None:
