@@ -57,7 +57,11 @@ class Receiver:
             def log_message(self, *_args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            request_queue_size = 128  # a batch of deliveries comes at once
+            daemon_threads = True
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -329,3 +333,56 @@ def test_the_command_line(ws: Workspace, receiver: Receiver, env: dict[str, str]
 
     wrong = run_intdash("deliveries", "list", source, env=env)
     assert wrong.returncode == 1 and "not a Custom/Webhook" in wrong.stderr
+
+
+def test_a_process_killed_mid_delivery_then_a_new_one_delivers(
+    env: dict[str, str], receiver: Receiver
+) -> None:
+    """The same, with real processes: ``intdash deliveries run`` is killed (SIGKILL) while its
+    POST is held by the receiver; a new one, once the claim has lapsed, delivers."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time as clock
+    from pathlib import Path
+
+    from intdash.core.config import load_settings
+    from tests.conftest import run_intdash
+
+    env = {**env, "INTDASH_SYNC__DELIVERY_CLAIM_SECONDS": "1"}
+    os.environ["INTDASH_SYNC__DELIVERY_CLAIM_SECONDS"] = "1"
+    try:
+        ws = Workspace.open(load_settings(), actor="tester")
+    finally:
+        del os.environ["INTDASH_SYNC__DELIVERY_CLAIM_SECONDS"]
+    ws.plans.set("scale")
+    source = ws.integrations.create("custom", name="ERP").integration.uid
+    hook, secret = webhook(ws, receiver.url)
+    ws.ingest.accept(source, [invoice_data(1)])
+    receiver.hang = threading.Event()
+
+    script = Path(sys.executable).with_name("intdash")
+    base = {k: v for k, v in os.environ.items() if not k.startswith("INTDASH_")}
+    first = subprocess.Popen(
+        [str(script), "deliveries", "run"], env={**base, **env}, stdout=subprocess.DEVNULL
+    )
+    deadline = clock.monotonic() + 30
+    while not receiver.got:  # its POST has arrived and is held: now it dies
+        assert clock.monotonic() < deadline and first.poll() is None
+        clock.sleep(0.02)
+    first.send_signal(signal.SIGKILL)
+    first.wait(10)
+    receiver.hang.set()
+    receiver.hang = None
+    assert states(ws, hook) == ["pending"]
+
+    deadline = clock.monotonic() + 30
+    while states(ws, hook) != ["delivered"]:  # the claim lapses within a second
+        assert clock.monotonic() < deadline, ws.deliveries.list(hook)
+        ran = run_intdash("deliveries", "run", env=env)
+        assert ran.returncode == 0, ran.stderr
+    assert len(receiver.got) == 2
+    assert receiver.got[0].headers["webhook-id"] == receiver.got[1].headers["webhook-id"]
+    assert verify(secret, receiver.got[1].headers, receiver.got[1].body, clock.time())
+    ws.close()

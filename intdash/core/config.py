@@ -114,6 +114,12 @@ class SyncSettings(_Section):
     time_limit_minutes: int = Field(
         30, ge=1, description="A sync run stops (cancelled) after this."
     )
+    delivery_claim_seconds: int = Field(
+        60,
+        ge=1,
+        description="A webhook delivery being attempted is retried after this if its process "
+        "dies mid-attempt.",
+    )
 
 
 class LimitSettings(_Section):

@@ -12,6 +12,6 @@ import gc
 
 
 def freeze_long_lived() -> None:
-    """Collect once, then exempt every surviving object from later collections."""
-    gc.collect()
+    """Exempt every object alive now from later collections. (No collection first: a full
+    one is the very pause this avoids; what start-up left as garbage stays, a little memory.)"""
     gc.freeze()

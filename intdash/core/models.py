@@ -53,6 +53,8 @@ class Integration(SQLModel, table=True):
     last_sync_error: str | None = Field(default=None, sa_type=Text)
     auth_error: str | None = Field(default=None, sa_type=Text)
     removed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # when any of its invoices was last written: what the dashboard's change check reads
+    invoices_changed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class Credential(SQLModel, table=True):
@@ -90,7 +92,6 @@ class Invoice(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("integration_id", "external_id"),
         Index(None, "integration_id", "id"),  # one integration's history, newest first
-        Index(None, "updated_at"),  # the dashboard's change check: max(updated_at)
     )
 
     id: int | None = Field(default=None, primary_key=True)

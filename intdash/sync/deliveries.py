@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("intdash.deliveries")
 BATCH = 50
+CONCURRENCY = 8  # requests in flight at once, so that no receiver is flooded
 
 
 class DeliveryWorker:
@@ -32,8 +33,14 @@ class DeliveryWorker:
         claimed = await asyncio.to_thread(self._ws.deliveries.claim, limit)
         if not claimed:
             return 0
+        at_once = asyncio.Semaphore(CONCURRENCY)
+
+        async def attempt(client: httpx.AsyncClient, claimed: Claimed) -> None:
+            async with at_once:
+                await self._attempt(client, claimed)
+
         async with httpx.AsyncClient() as client:
-            await asyncio.gather(*(self._attempt(client, c) for c in claimed))
+            await asyncio.gather(*(attempt(client, c) for c in claimed))
         return len(claimed)
 
     async def drain(self, rounds: int = 100) -> int:

@@ -35,7 +35,6 @@ INVOICES = Invoice.__table__  # type: ignore[attr-defined]
 SIGNING_SECRET = "signing_secret"  # noqa: S105 - a credential's name
 PREVIOUS_SECRET = "signing_secret_previous"  # noqa: S105 - signs until the overlap ends
 PREVIOUS_UNTIL = "signing_secret_previous_until"  # a setting: when the overlap ends (ISO)
-CLAIM = timedelta(seconds=60)  # an attempt's claim; a dead holder's lapses after this
 GIVE_UP_AFTER = timedelta(hours=24)
 FAILURES_IN_A_ROW = 20
 FIRST_RETRY = timedelta(seconds=30)
@@ -158,6 +157,8 @@ class DeliveryService:
         """Take up to ``limit`` due deliveries of active webhooks for one attempt each."""
         ws = self._ws
         now = ws.clock()
+        # an attempt's claim: should its process die mid-attempt, the delivery is due again
+        claim = timedelta(seconds=ws.settings.sync.delivery_claim_seconds)
         with ws.db.write() as session:
             conn = session.connection()
             due = conn.execute(
@@ -178,7 +179,7 @@ class DeliveryService:
             conn.execute(
                 update(DELIVERIES)
                 .where(DELIVERIES.c.id.in_([d.id for d in due]))
-                .values(next_attempt_at=now + CLAIM)
+                .values(next_attempt_at=now + claim)
             )
             hooks = {}
             for hook_id in {d.webhook_id for d in due}:

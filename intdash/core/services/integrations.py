@@ -161,7 +161,7 @@ class IntegrationService:
                     sa_select(func.max(col(SyncRun.id))).scalar_subquery(),
                     sa_select(func.max(col(SyncRun.ended_at))).scalar_subquery(),
                     sa_select(func.max(col(Invoice.id))).scalar_subquery(),
-                    sa_select(func.max(col(Invoice.updated_at))).scalar_subquery(),
+                    sa_select(func.max(col(Integration.invoices_changed_at))).scalar_subquery(),
                     sa_select(func.max(col(Lease.expires_at))).scalar_subquery(),
                 )
             ).one()

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 INVOICES = Invoice.__table__  # type: ignore[attr-defined]
 RECORDS = FiscalRecord.__table__  # type: ignore[attr-defined]
 USAGE = MonthlyUsage.__table__  # type: ignore[attr-defined]
+INTEGRATIONS = Integration.__table__  # type: ignore[attr-defined]
 _FIELDS = (
     "number",
     "kind",
@@ -318,7 +319,18 @@ class InvoiceService:
             result.fiscalized = len(to_register)
             result.held = statuses.count(_HELD)
         result.room = room
+        if changes or new:
+            self._touch(conn, integration_id, now)
         return result
+
+    @staticmethod
+    def _touch(conn: Connection, integration_id: int, now: datetime) -> None:
+        """Note that the integration's invoices changed: the dashboard's change check."""
+        conn.execute(
+            update(INTEGRATIONS)
+            .where(INTEGRATIONS.c.id == integration_id)
+            .values(invoices_changed_at=now)
+        )
 
     @staticmethod
     def _insert(
@@ -392,6 +404,7 @@ class InvoiceService:
         )
         self.register.fiscalize(conn, [_to_fiscalize(r.id, integration_id, r) for r in rows], now)
         self.count_fiscalized(conn, integration_id, now, len(rows))
+        self._touch(conn, integration_id, now)
         self._ws.deliveries.enqueue(conn, [(r.id, integration_id) for r in rows], now)
         return len(rows)
 

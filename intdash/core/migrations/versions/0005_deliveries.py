@@ -1,5 +1,5 @@
 """deliveries: the outbox of Custom/Webhook integrations; monthly usage kept as a count;
-invoices indexed by updated_at
+integrations note when their invoices last changed
 
 Revision ID: 0005
 Revises: 0004
@@ -74,15 +74,19 @@ def upgrade() -> None:
         f"SELECT integration_id, {month}, COUNT(*) FROM fiscal_records "
         f"GROUP BY integration_id, {month}"
     )
-    # the dashboard polls max(updated_at): an index makes that one look-up, not a scan
-    with op.batch_alter_table("invoices", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_invoices_updated_at"), ["updated_at"])
+    # the dashboard's change check reads this, not max(invoices.updated_at) (a scan)
+    # (plain ALTER TABLE: SQLite adds and drops a column in place, so the table, which others
+    # reference, is not copied)
+    op.add_column("integrations", sa.Column("invoices_changed_at", dbtypes.UTCDateTime()))
+    op.execute(
+        "UPDATE integrations SET invoices_changed_at = (SELECT MAX(updated_at) FROM invoices "
+        "WHERE invoices.integration_id = integrations.id)"
+    )
 
 
 def downgrade() -> None:
     op.drop_table("monthly_usage")
-    with op.batch_alter_table("invoices", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_invoices_updated_at"))
+    op.drop_column("integrations", "invoices_changed_at")
     with op.batch_alter_table("deliveries", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_deliveries_webhook_id_id"))
         batch_op.drop_index(batch_op.f("ix_deliveries_state_next_attempt_at"))
