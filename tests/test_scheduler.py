@@ -191,6 +191,29 @@ def test_serve_answers_health_and_stops_cleanly_on_sigterm(
             time.sleep(0.1)
         assert health.json()["status"] == "ok"
         assert ws.leases.current(LEASE) is not None
+
+        # it serves the ingest API, and delivers what is fiscalized to webhooks
+        from tests.test_webhooks import Receiver
+
+        receiver = Receiver()
+        try:
+            ws.plans.set("scale")
+            uid = ws.integrations.create("custom", name="ERP").integration.uid
+            key = ws.keys.create(uid, "production").key
+            ws.integrations.create("webhook", name="Archive", values={"url": receiver.url})
+            pushed = httpx.post(
+                f"http://127.0.0.1:{port}/v1/invoices",
+                json={"external_id": "E-1", "currency": "NZD", "total": "10.00"},
+                headers={"Authorization": f"Bearer {key}"},
+            )
+            assert pushed.status_code == 201, pushed.text
+            deadline = time.monotonic() + 30
+            while not receiver.got:  # the leader delivers every few seconds
+                assert time.monotonic() < deadline, "nothing delivered"
+                time.sleep(0.1)
+            assert receiver.got[0].event["data"]["invoice"]["external_id"] == "E-1"
+        finally:
+            receiver.close()
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
     finally:

@@ -136,6 +136,10 @@ def test_fiscalized_invoices_delivered_signed(
     assert states(ws, narrow) == []
     push(ws, other, 6)
     assert states(ws, narrow) == ["pending"]
+    # a disabled webhook is sent nothing new
+    ws.integrations.set_sync_enabled(narrow, False)
+    push(ws, other, 7)
+    assert states(ws, narrow) == ["pending"]
 
 
 def test_a_failing_receiver_is_retried_then_turns_the_webhook_inactive(
