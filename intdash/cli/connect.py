@@ -111,22 +111,19 @@ def test_connection(state: CliState, uid: str, as_json: bool) -> None:
         from intdash.sync.deliveries import probe_webhook
 
         probe = asyncio.run(probe_webhook(state.workspace, uid))
-        if as_json:
-            emit_json({"uid": uid, "ok": probe.ok, "status": probe.status,
-                       "message": probe.describe()})  # fmt: skip
-        elif probe.ok:
-            click.echo(f"OK: {probe.describe()}")
-        if not probe.ok:
-            if not as_json:
-                click.echo(f"intdash: test of {uid} failed: {probe.describe()}", err=True)
-            sys.exit(1)
-        return
-    result = asyncio.run(ConnectService(state.workspace).test(uid))
+        _tested(uid, probe.ok, probe.describe(), as_json, status=probe.status)
+    else:
+        result = asyncio.run(ConnectService(state.workspace).test(uid))
+        _tested(uid, result.ok, result.message, as_json)
+
+
+def _tested(uid: str, ok: bool, message: str, as_json: bool, **extra: object) -> None:
+    """Say how a test went; exit 1 when it failed."""
     if as_json:
-        emit_json({"uid": result.uid, "ok": result.ok, "message": result.message})
-    elif result.ok:
-        click.echo(f"OK: {result.message}")
-    if not result.ok:
+        emit_json({"uid": uid, "ok": ok, **extra, "message": message})
+    elif ok:
+        click.echo(f"OK: {message}")
+    if not ok:
         if not as_json:
-            click.echo(f"intdash: connection test of {uid} failed: {result.message}", err=True)
+            click.echo(f"intdash: connection test of {uid} failed: {message}", err=True)
         sys.exit(1)
