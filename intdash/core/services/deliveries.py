@@ -245,6 +245,13 @@ class DeliveryService:
         ok = status is not None and 200 <= status < 300
         with ws.db.write() as session:
             conn = session.connection()
+            # one outcome at a time per webhook: a success resets the run of failures on all
+            # its rows, which would otherwise deadlock with a failure being written beside it
+            conn.execute(
+                select(INTEGRATIONS.c.id)
+                .where(INTEGRATIONS.c.id == claimed.webhook_id)
+                .with_for_update()
+            )
             row = conn.execute(
                 select(DELIVERIES).where(DELIVERIES.c.id == claimed.delivery_id)
             ).one()
