@@ -353,6 +353,7 @@ async def test_the_dashboard_serves_the_ingest_api(
         assert answer.status_code == 201
         # and it shows, as any change does
         await until(pilot, lambda: str(table(app).get_row_at(0)[5]).startswith("1/"))
+        assert str(table(app).get_row_at(0)[6]) != "never"  # a push is its "last sync"
 
         # a second dashboard finds the port taken: it says so and goes on without serving
         second = IntdashApp(ws, schedule=False, serve=True)

@@ -64,6 +64,7 @@ class IntegrationView:
     last_attempted_sync: datetime | None
     last_successful_sync: datetime | None
     last_sync_error: str | None
+    invoices_changed_at: datetime | None  # when any of its invoices was last written
     removed_at: datetime | None
     settings: Mapping[str, Any]
     secrets_set: tuple[str, ...]
@@ -93,6 +94,7 @@ class IntegrationView:
             "sync_from": _iso(self.sync_from),
             "last_attempted_sync": _iso(self.last_attempted_sync),
             "last_successful_sync": _iso(self.last_successful_sync),
+            "invoices_changed_at": _iso(self.invoices_changed_at),
             "last_sync_error": self.last_sync_error,
             "removed": self.removed_at is not None,
             "removed_at": _iso(self.removed_at),
@@ -286,6 +288,7 @@ class IntegrationService:
             last_attempted_sync=row.last_attempted_sync,
             last_successful_sync=row.last_successful_sync,
             last_sync_error=row.last_sync_error,
+            invoices_changed_at=row.invoices_changed_at,
             removed_at=row.removed_at,
             settings=dict(row.settings),
             secrets_set=tuple(sorted(n for n in secret_names if spec.field(n) is not None)),

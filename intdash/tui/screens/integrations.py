@@ -13,7 +13,7 @@ from textual.binding import Binding
 from textual.containers import Center, Vertical
 from textual.widgets import Button, Footer, Header, Input, Static
 
-from intdash.core.catalog import Action, type_spec
+from intdash.core.catalog import Action, IntegrationType, type_spec
 from intdash.core.services.integrations import IntegrationView
 from intdash.core.services.plans import PlanView
 from intdash.core.status import Reason
@@ -312,6 +312,13 @@ class IntegrationsScreen(BaseScreen):
         upcoming = max(view.last_attempted_sync + interval, self.ws.clock())
         return "~" + self.when(upcoming, short=self.compact)
 
+    @staticmethod
+    def _last(view: IntegrationView) -> datetime | None:
+        """The last sync; a Custom Integration is not synced: its last push stands in."""
+        if view.type is IntegrationType.CUSTOM:
+            return view.invoices_changed_at
+        return view.last_successful_sync
+
     def _cells(self, view: IntegrationView) -> tuple[Any, ...]:
         spec = view.spec
         compact = self.compact
@@ -327,7 +334,7 @@ class IntegrationsScreen(BaseScreen):
             count(view.invoices_this_month, short=compact)
             + sep
             + count(view.monthly_limit, short=compact),
-            self.when(view.last_successful_sync, short=compact),
+            self.when(self._last(view), short=compact),
             self._next_sync(view),
         )
 
@@ -339,7 +346,7 @@ class IntegrationsScreen(BaseScreen):
             "created": view.created,
             "status": (not view.status.active, view.status.explanation),
             "month": view.invoices_this_month,
-            "last": view.last_successful_sync or datetime.min.replace(tzinfo=UTC),
+            "last": self._last(view) or datetime.min.replace(tzinfo=UTC),
         }[self.sort_key]
 
     def sync_rows(self) -> None:
