@@ -182,10 +182,16 @@ def test_a_failing_receiver_is_retried_then_turns_the_webhook_inactive(
     clock.advance(hours=2)
     assert deliver(ws) == 0
 
-    # the receiver is mended and the webhook enabled again: everything is delivered
-    receiver.status = 200
+    # enabled again, it counts its failures from nothing: one more round of them (15, one per
+    # waiting delivery) does not turn it straight back to Inactive
     ws.integrations.set_sync_enabled(hook, True)
     assert ws.integrations.get(hook).status.active
+    clock.advance(hours=2)
+    assert deliver(ws) == 15
+    assert ws.integrations.get(hook).status.active
+
+    # the receiver is mended: everything is delivered
+    receiver.status = 200
     clock.advance(hours=2)
     deliver(ws)
     assert set(states(ws, hook)) == {"delivered"}

@@ -55,6 +55,8 @@ class Integration(SQLModel, table=True):
     removed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     # when any of its invoices was last written: what the dashboard's change check reads
     invoices_changed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # a Custom/Webhook's failed delivery attempts since its last success
+    delivery_failures: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class Credential(SQLModel, table=True):
@@ -206,7 +208,6 @@ class Delivery(SQLModel, table=True):
     created_at: datetime = Field(sa_type=UTCDateTime)
     state: str = Field(default=DeliveryState.PENDING.value, max_length=16)
     attempts: int = 0
-    failures_in_a_row: int = 0
     next_attempt_at: datetime = Field(sa_type=UTCDateTime)
     last_attempt_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     last_status: int | None = None

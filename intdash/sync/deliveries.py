@@ -90,20 +90,11 @@ async def probe_webhook(ws: Workspace, uid: str) -> ProbeResult:
     """Send a signed test event to a Custom/Webhook integration's URL; nothing is recorded."""
 
     def read() -> tuple[str, dict[str, str], tuple[str, ...]]:
-        import json
-
         with ws.db.read() as session:
             row = session.exec(select(Integration).where(Integration.uid == uid)).first()
             if row is None or row.type != IntegrationType.WEBHOOK.value:
                 raise ConflictError(f"{uid} is not a Custom/Webhook integration")
-            assert row.id is not None
-            stored = ws.credentials.get(session, row.id, "headers")
-            headers = json.loads(stored.value) if stored else {}
-            return (
-                str(row.settings.get("url", "")),
-                headers,
-                ws.deliveries.signing_secrets(session, row, ws.clock()),
-            )
+            return ws.deliveries.target(session, row, ws.clock())
 
     url, headers, signing = await asyncio.to_thread(read)
     now = ws.clock()

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, insert, select, update
 
 from intdash.core.catalog import IntegrationType
 from intdash.core.errors import ConflictError, NotFoundError
@@ -143,7 +143,6 @@ class DeliveryService:
                             "created_at": now,
                             "state": DeliveryState.PENDING.value,
                             "attempts": 0,
-                            "failures_in_a_row": 0,
                             "next_attempt_at": now,
                         }
                     )
@@ -185,9 +184,7 @@ class DeliveryService:
             for hook_id in {d.webhook_id for d in due}:
                 row = session.get(Integration, hook_id)
                 assert row is not None
-                stored_headers = ws.credentials.get(session, hook_id, "headers")
-                headers = json.loads(stored_headers.value) if stored_headers else {}
-                hooks[hook_id] = (row, self.signing_secrets(session, row, now), headers)
+                hooks[hook_id] = (row, self.target(session, row, now))
             invoices = {
                 r.id: (r.integration_id, r.external_id)
                 for r in conn.execute(
@@ -203,25 +200,34 @@ class DeliveryService:
                     )
                 ).all()
             )
-            stored = {}
+            wanted: dict[int, list[str]] = {}
             for source_id, external_id in invoices.values():
-                stored.update(
-                    {
-                        (source_id, k): v
-                        for k, v in ws.ingest.read(conn, source_id, [external_id]).items()
-                    }
-                )
+                wanted.setdefault(source_id, []).append(external_id)
+            stored = {
+                (source_id, external_id): invoice
+                for source_id, external_ids in wanted.items()
+                for external_id, invoice in ws.ingest.read(conn, source_id, external_ids).items()
+            }
         claimed = []
         for d in due:
-            row, signing, headers = hooks[d.webhook_id]
+            row, (url, headers, signing) = hooks[d.webhook_id]
             source_id, external_id = invoices[d.invoice_id]
             claimed.append(
                 Claimed(
-                    d.id, d.webhook_id, row.uid, d.event_id, str(row.settings.get("url", "")),
-                    headers, signing, sources[source_id], stored[(source_id, external_id)],
+                    d.id, d.webhook_id, row.uid, d.event_id, url, headers, signing,
+                    sources[source_id], stored[(source_id, external_id)],
                 )
             )  # fmt: skip
         return claimed
+
+    def target(
+        self, session: Any, row: Integration, now: datetime
+    ) -> tuple[str, dict[str, str], tuple[str, ...]]:
+        """Where a webhook's deliveries go: its URL, its custom headers, the secrets that sign."""
+        assert row.id is not None
+        stored = self._ws.credentials.get(session, row.id, "headers")
+        headers: dict[str, str] = json.loads(stored.value) if stored else {}
+        return str(row.settings.get("url", "")), headers, self.signing_secrets(session, row, now)
 
     def signing_secrets(self, session: Any, row: Integration, now: datetime) -> tuple[str, ...]:
         """The secrets that sign now: the current one, and the previous during an overlap."""
@@ -245,13 +251,12 @@ class DeliveryService:
         ok = status is not None and 200 <= status < 300
         with ws.db.write() as session:
             conn = session.connection()
-            # one outcome at a time per webhook: a success resets the run of failures on all
-            # its rows, which would otherwise deadlock with a failure being written beside it
-            conn.execute(
-                select(INTEGRATIONS.c.id)
+            # one outcome at a time per webhook: its run of failures is counted on its row
+            failures = conn.execute(
+                select(INTEGRATIONS.c.delivery_failures)
                 .where(INTEGRATIONS.c.id == claimed.webhook_id)
                 .with_for_update()
-            )
+            ).scalar_one()
             row = conn.execute(
                 select(DELIVERIES).where(DELIVERIES.c.id == claimed.delivery_id)
             ).one()
@@ -262,43 +267,30 @@ class DeliveryService:
                 "last_status": status,
                 "last_error": (error or "")[:400] or None,
             }
+            given_up = not ok and now - row.created_at >= GIVE_UP_AFTER
             if ok:
-                values.update(state=DeliveryState.DELIVERED.value, delivered_at=now,
-                              failures_in_a_row=0)  # fmt: skip
-                conn.execute(update(DELIVERIES).where(DELIVERIES.c.id == row.id).values(values))
-                # a success ends the run of failures at this webhook
-                conn.execute(
-                    update(DELIVERIES)
-                    .where(DELIVERIES.c.webhook_id == claimed.webhook_id)
-                    .where(DELIVERIES.c.failures_in_a_row > 0)
-                    .values(failures_in_a_row=0)
+                values.update(state=DeliveryState.DELIVERED.value, delivered_at=now)
+                failures = 0  # a success ends the run of failures at this webhook
+            else:
+                values.update(
+                    state=(DeliveryState.FAILED if given_up else DeliveryState.PENDING).value,
+                    next_attempt_at=now + retry_delay(attempts),
                 )
-                return
-            given_up = now - row.created_at >= GIVE_UP_AFTER
-            values.update(
-                failures_in_a_row=row.failures_in_a_row + 1,
-                state=(DeliveryState.FAILED if given_up else DeliveryState.PENDING).value,
-                next_attempt_at=now + retry_delay(attempts),
-            )
+                failures += 1
             conn.execute(update(DELIVERIES).where(DELIVERIES.c.id == row.id).values(values))
-            in_a_row = conn.execute(
-                select(func.coalesce(func.sum(DELIVERIES.c.failures_in_a_row), 0)).where(
-                    DELIVERIES.c.webhook_id == claimed.webhook_id
-                )
-            ).scalar_one()
-            said = f"HTTP {status}" if status is not None else (error or "no answer")
-            if given_up or in_a_row >= FAILURES_IN_A_ROW:
+            hook: dict[str, Any] = {"delivery_failures": failures}
+            if given_up or failures >= FAILURES_IN_A_ROW:
+                said = f"HTTP {status}" if status is not None else (error or "no answer")
                 why = (
                     f"{claimed.url} failed for 24 hours ({said})"
                     if given_up
-                    else f"{in_a_row} failed attempts in a row at {claimed.url} ({said})"
+                    else f"{failures} failed attempts in a row at {claimed.url} ({said})"
                 )
-                conn.execute(
-                    update(INTEGRATIONS)
-                    .where(INTEGRATIONS.c.id == claimed.webhook_id)
-                    .values(last_sync_error=why)
-                )
+                hook["last_sync_error"] = why
                 ws.audit.record(session, "webhook.failing", claimed.webhook_uid, why)
+            conn.execute(
+                update(INTEGRATIONS).where(INTEGRATIONS.c.id == claimed.webhook_id).values(hook)
+            )
 
     # -- the operator's view ------------------------------------------------------------------
 
@@ -347,7 +339,6 @@ class DeliveryService:
                 .values(
                     state=DeliveryState.PENDING.value,
                     next_attempt_at=ws.clock(),
-                    failures_in_a_row=0,
                 )
             )
             if not done.rowcount:

@@ -468,7 +468,9 @@ class IntegrationService:
             if spec.type is IntegrationType.WEBHOOK and (
                 changes.settings or changes.columns.get("sync_enabled") is True
             ):
-                row.last_sync_error = None  # reconfigured or enabled again: deliveries resume
+                # reconfigured or enabled again: deliveries resume, their count from nothing
+                row.last_sync_error = None
+                row.delivery_failures = 0
             if changes.settings:
                 row.settings = {**row.settings, **changes.settings}
             session.add(row)

@@ -1,5 +1,5 @@
 """deliveries: the outbox of Custom/Webhook integrations; monthly usage kept as a count;
-integrations note when their invoices last changed
+integrations note when their invoices last changed and a webhook's failures in a row
 
 Revision ID: 0005
 Revises: 0004
@@ -29,7 +29,6 @@ def upgrade() -> None:
         sa.Column("created_at", dbtypes.UTCDateTime(), nullable=False),
         sa.Column("state", sa.String(length=16), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("failures_in_a_row", sa.Integer(), nullable=False),
         sa.Column("next_attempt_at", dbtypes.UTCDateTime(), nullable=False),
         sa.Column("last_attempt_at", dbtypes.UTCDateTime(), nullable=True),
         sa.Column("last_status", sa.Integer(), nullable=True),
@@ -78,6 +77,10 @@ def upgrade() -> None:
     # (plain ALTER TABLE: SQLite adds and drops a column in place, so the table, which others
     # reference, is not copied)
     op.add_column("integrations", sa.Column("invoices_changed_at", dbtypes.UTCDateTime()))
+    op.add_column(
+        "integrations",
+        sa.Column("delivery_failures", sa.Integer(), nullable=False, server_default="0"),
+    )
     op.execute(
         "UPDATE integrations SET invoices_changed_at = (SELECT MAX(updated_at) FROM invoices "
         "WHERE invoices.integration_id = integrations.id)"
@@ -86,6 +89,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("monthly_usage")
+    op.drop_column("integrations", "delivery_failures")
     op.drop_column("integrations", "invoices_changed_at")
     with op.batch_alter_table("deliveries", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_deliveries_webhook_id_id"))
