@@ -41,7 +41,12 @@ class HelpScreen(BaseModal[None]):
             if state is False:
                 continue
             note = "  (read-only)" if state is None else ""
-            lines.append(f"[b]{key:>8}[/b]  {binding.description}: {binding.tooltip or ''}{note}")
+            said = (
+                f"{binding.description}: {binding.tooltip}"
+                if binding.tooltip
+                else binding.description
+            )
+            lines.append(f"[b]{key:>8}[/b]  {said}{note}")
         lines.append(f"[b]{'ctrl+p':>8}[/b]  Commands: every action by name")
         with Vertical(classes="dialog help"):
             yield Label("Keys", classes="dialog-title")
