@@ -127,8 +127,15 @@ class BatchIn(BaseModel):
 # -- answers ---------------------------------------------------------------------------------
 
 
-def problem(status: int, error: str, message: str, **extra: Any) -> JSONResponse:
-    headers = extra.pop("headers", None)
+def problem(
+    status: int,
+    error: str,
+    message: str,
+    *,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    """A refusal: ``{"error", "message"}`` and whatever else names the problem."""
     return JSONResponse({"error": error, "message": message, **extra}, status, headers=headers)
 
 

@@ -5,7 +5,7 @@ synced ones, with each invoice's outcome and fiscal record to answer with.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -184,6 +184,4 @@ class IngestService:
 
 
 def _with_outcome(invoice: StoredInvoice, outcome: str | None) -> StoredInvoice:
-    from dataclasses import replace
-
     return replace(invoice, outcome=outcome or "unchanged")
