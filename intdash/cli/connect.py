@@ -26,12 +26,17 @@ def _stdin_lines(loop: asyncio.AbstractEventLoop) -> asyncio.Future[str | None]:
         if not found.done():
             found.set_result(value)
 
+    def post(value: str | None) -> None:
+        # once the loop has closed, the connection ended without a paste: nobody waits for it
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(deliver, value)
+
     def read() -> None:
         for line in sys.stdin:
             if line.strip():
-                loop.call_soon_threadsafe(deliver, line.strip())
+                post(line.strip())
                 return
-        loop.call_soon_threadsafe(deliver, None)
+        post(None)
 
     threading.Thread(target=read, name="paste", daemon=True).start()
     return found
