@@ -12,12 +12,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
+from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual import events
 from textual.binding import Binding, BindingType
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
@@ -86,7 +87,9 @@ class RowTable(ScrollView, can_focus=True):
         self.gap = gap
         self.keys: list[str] = []
         self._index: dict[str, int] = {}
-        self._cache: dict[str, Text] = {}
+        self._cache: dict[str, list[Segment]] = {}  # a row's segments, by key
+        self._header: tuple[Strip, Style] | None = None
+        self._styles: tuple[Style, Style, Style] = (Style(), Style(), Style())
 
     # -- content -----------------------------------------------------------------------------
 
@@ -95,6 +98,7 @@ class RowTable(ScrollView, can_focus=True):
         if gap is not None:
             self.gap = gap
         self._cache.clear()
+        self._header = None
         self._resize()
 
     def set_rows(self, keys: Sequence[str], changed: Sequence[str] | None = None) -> None:
@@ -117,8 +121,7 @@ class RowTable(ScrollView, can_focus=True):
         self.refresh()
 
     def _resize(self) -> None:
-        width = 1 + sum(c.width for c in self.columns) + self.gap * len(self.columns)
-        self.virtual_size = Size(width, len(self.keys) + 1)
+        self.virtual_size = Size(self.line_width, len(self.keys) + 1)
         self.refresh()
 
     # -- the API the screens and tests use ---------------------------------------------------
@@ -188,48 +191,79 @@ class RowTable(ScrollView, can_focus=True):
 
     # -- drawing -----------------------------------------------------------------------------
 
-    def _line(self, cells: Sequence[Cell]) -> Text:
-        line = Text(no_wrap=True, end="")
-        for column, cell in zip(self.columns, cells, strict=False):
-            text = Text(cell) if isinstance(cell, str) else cell.copy()
-            text.truncate(column.width, overflow="ellipsis", pad=True)
-            line.append_text(text)
-            line.append(" " * self.gap)
-        return line
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._header = None  # its style may have changed with the theme
 
-    def _row_text(self, key: str) -> Text:
-        text = self._cache.get(key)
-        if text is None:
+    def _fit(self, cell: Cell, width: int) -> list[Segment]:
+        """One cell as segments exactly ``width`` cells wide: cut with an ellipsis, or padded."""
+        if isinstance(cell, Text) and cell.spans:  # styled in parts: rich lays it out
+            text = cell.copy()
+            text.truncate(width, overflow="ellipsis", pad=True)
+            return list(text.render(self.app.console))
+        plain = cell if isinstance(cell, str) else cell.plain
+        style = None if isinstance(cell, str) or not cell.style else cell.style
+        if cell_len(plain) > width:
+            plain = set_cell_size(plain, width - 1) + "…" if width else ""
+        else:
+            plain = set_cell_size(plain, width)
+        if isinstance(style, str):
+            style = self.app.console.get_style(style)
+        return [Segment(plain, style)]
+
+    def _segments(self, cells: Sequence[Cell]) -> list[Segment]:
+        """A row's segments, its cells' own styles only (the line's style goes on when drawn),
+        neighbours of one style joined: fewer segments to style, crop and write each frame."""
+        gap = Segment(" " * self.gap)
+        segments = [Segment(" ")]
+        for column, cell in zip(self.columns, cells, strict=False):
+            segments.extend(self._fit(cell, column.width))
+            segments.append(gap)
+        return list(Segment.simplify(segments))
+
+    def _row_segments(self, key: str) -> list[Segment]:
+        segments = self._cache.get(key)
+        if segments is None:
             if len(self._cache) > 4096:
                 self._cache.clear()
-            text = self._cache[key] = self._line(self._cells(key))
-        return text
+            segments = self._cache[key] = self._segments(self._cells(key))
+        return segments
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # the styles every line of this pass is drawn with, worked out once
+        base = self.rich_style
+        self._styles = (
+            base,
+            base + self.get_component_rich_style("rowtable--stripe"),
+            self.get_component_rich_style("rowtable--cursor"),
+        )
+        return super().render_lines(crop)
 
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
         scroll_x = round(self.scroll_x)
+        base, stripe, cursor = self._styles
         if y == 0:
-            header = self.get_component_rich_style("rowtable--header")
-            text = self._line([Text(c.label) for c in self.columns])
-            return self._strip(text, header, scroll_x, width)
+            if self._header is None:
+                style = self.get_component_rich_style("rowtable--header")
+                labels = [Text(c.label) for c in self.columns]
+                self._header = (self._strip(self._segments(labels), style, None), style)
+            header, style = self._header
+            return header.crop_extend(scroll_x, scroll_x + width, style)
         row = round(self.scroll_y) + y - 1
-        base = self.rich_style
         if row >= len(self.keys):
             return Strip.blank(width, base)
-        text = self._row_text(self.keys[row])
+        segments = self._row_segments(self.keys[row])
         if row == self.cursor_row:  # over the cells' own colours, so that it reads
-            return self._strip(
-                text, base, scroll_x, width, self.get_component_rich_style("rowtable--cursor")
-            )
-        if row % 2:
-            base = base + self.get_component_rich_style("rowtable--stripe")
-        return self._strip(text, base, scroll_x, width)
+            strip = self._strip(segments, base, cursor)
+            return strip.crop_extend(scroll_x, scroll_x + width, base + cursor)
+        style = stripe if row % 2 else base
+        return self._strip(segments, style, None).crop_extend(scroll_x, scroll_x + width, style)
 
-    def _strip(
-        self, text: Text, style: Style, scroll_x: int, width: int, over: Style | None = None
-    ) -> Strip:
-        segments = [Segment(" "), *text.render(self.app.console)]
-        if over is not None:
-            style = style + over
-        strip = Strip(Segment.apply_style(segments, style, over))
-        return strip.crop_extend(scroll_x, scroll_x + width, style)
+    def _strip(self, segments: list[Segment], style: Style, over: Style | None) -> Strip:
+        return Strip(Segment.apply_style(segments, style, over), self.line_width)
+
+    @property
+    def line_width(self) -> int:
+        """Every row's width in cells: the margin, the columns and their gaps."""
+        return 1 + sum(c.width for c in self.columns) + self.gap * len(self.columns)

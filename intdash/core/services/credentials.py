@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, update
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from intdash.core.models import Credential
@@ -104,11 +105,12 @@ class CredentialStore:
         self, session: Session, ids: list[int] | None = None
     ) -> dict[int, set[str]]:
         """The names of the secrets each integration has (of ``ids``, or of all)."""
-        query = select(Credential.integration_id, Credential.name)
+        table = Credential.__table__  # type: ignore[attr-defined]
+        query = sa_select(table.c.integration_id, table.c.name)
         if ids is not None:
-            query = query.where(col(Credential.integration_id).in_(ids))
+            query = query.where(table.c.integration_id.in_(ids))
         found: dict[int, set[str]] = {}
-        for integration_id, name in session.exec(query):
+        for integration_id, name in session.connection().execute(query):
             found.setdefault(integration_id, set()).add(name)
         return found
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col
+from sqlmodel import Session, col
 
 from intdash.core.models import Lease
 
@@ -67,10 +67,12 @@ class LeaseService:
                 delete(Lease).where(col(Lease.name) == name, col(Lease.holder) == holder)
             )
 
-    def current(self, name: str) -> LeaseInfo | None:
-        """The live lease of that name, if any."""
-        with self._ws.db.read() as session:
-            row = session.get(Lease, name)
+    def current(self, name: str, session: Session | None = None) -> LeaseInfo | None:
+        """The live lease of that name, if any (read in ``session`` when given)."""
+        if session is None:
+            with self._ws.db.read() as own:
+                return self.current(name, own)
+        row = session.get(Lease, name)
         if row is None or row.expires_at <= self._ws.clock():
             return None
         return LeaseInfo(row.name, row.holder, row.acquired_at, row.expires_at)

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import Row
+from sqlalchemy import select as sa_select
 from sqlmodel import Session
 
 from intdash.core.errors import FieldErrors
@@ -62,7 +64,7 @@ class PlanService:
             tier
         ]
 
-    def view_of(self, row: Plan | None) -> PlanView:
+    def view_of(self, row: Plan | Row[Any] | None) -> PlanView:
         tier = Tier(row.tier) if row else Tier.STARTER
         override = row.monthly_limit if row else None
         expires = row.licence_expires if row else None
@@ -75,10 +77,12 @@ class PlanService:
         )
 
     def current(self, session: Session | None = None) -> PlanView:
-        if session is not None:
-            return self.view_of(session.get(Plan, PLAN_ROW))
-        with self._ws.db.read() as own:
-            return self.view_of(own.get(Plan, PLAN_ROW))
+        if session is None:
+            with self._ws.db.read() as own:
+                return self.current(own)
+        table = Plan.__table__  # type: ignore[attr-defined]
+        row = session.connection().execute(sa_select(table).where(table.c.id == PLAN_ROW))
+        return self.view_of(row.first())
 
     def set(
         self,

@@ -84,7 +84,7 @@ class Snapshot:
     views: list[IntegrationView]
     plan: PlanView
     scheduler: str
-    fingerprint: tuple[Any, ...]
+    fingerprint: tuple[Any, ...] | None  # None: not taken (the first screenful)
     used: int  # invoices fiscalized this month, all integrations
     complete: bool = True  # False: only the first few views
 
@@ -174,12 +174,11 @@ class IntegrationsScreen(BaseScreen):
 
     def _read(self, first: int | None = None) -> Snapshot:
         ws = self.ws
-        fingerprint = ws.integrations.fingerprint()
-        views = ws.integrations.list(first=first)
-        used = ws.integrations.month_total()
-        plan = ws.plans.current()
-        holder = ws.leases.current("scheduler")
-        scheduler = self.intdash.scheduler
+        # the change check's fingerprint is taken first: a change made while the rest is read
+        # shows at the next poll. The first screenful goes without (the full read follows).
+        fingerprint = ws.integrations.fingerprint() if first is None else None
+        overview = ws.integrations.overview(first=first)
+        holder, scheduler = overview.scheduler, self.intdash.scheduler
         if holder is None:
             who = "nobody schedules syncs"
         elif scheduler is not None and holder.holder == scheduler.holder:
@@ -187,7 +186,9 @@ class IntegrationsScreen(BaseScreen):
         else:
             host, pid = holder.holder.split(":")[:2]
             who = f"syncs scheduled by {host} pid {pid}"
-        return Snapshot(views, plan, who, fingerprint, used, complete=first is None)
+        return Snapshot(
+            overview.views, overview.plan, who, fingerprint, overview.used, complete=first is None
+        )
 
     @work(exclusive=True, group="load")
     async def load(self) -> None:
