@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, update
+from sqlalchemy import bindparam, delete, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -18,6 +18,10 @@ from intdash.core.models import Credential
 
 if TYPE_CHECKING:
     from intdash.core.workspace import Workspace
+
+_CREDENTIALS = Credential.__table__  # type: ignore[attr-defined]
+NAMES = sa_select(_CREDENTIALS.c.integration_id, _CREDENTIALS.c.name)  # built once
+NAMES_OF = NAMES.where(_CREDENTIALS.c.integration_id.in_(bindparam("ids", expanding=True)))
 
 OAUTH_TOKEN = "oauth_token"  # noqa: S105 - credential names
 TENANT_ID = "tenant_id"
@@ -105,12 +109,9 @@ class CredentialStore:
         self, session: Session, ids: list[int] | None = None
     ) -> dict[int, set[str]]:
         """The names of the secrets each integration has (of ``ids``, or of all)."""
-        table = Credential.__table__  # type: ignore[attr-defined]
-        query = sa_select(table.c.integration_id, table.c.name)
-        if ids is not None:
-            query = query.where(table.c.integration_id.in_(ids))
+        query = NAMES if ids is None else NAMES_OF
         found: dict[int, set[str]] = {}
-        for integration_id, name in session.connection().execute(query):
+        for integration_id, name in session.connection().execute(query, {"ids": ids}):
             found.setdefault(integration_id, set()).add(name)
         return found
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Row, func
+from sqlalchemy import BindParameter, Row, bindparam, func
 from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -40,6 +40,41 @@ if TYPE_CHECKING:
 INTEGRATIONS = Integration.__table__  # type: ignore[attr-defined]
 KEYS = ApiKey.__table__  # type: ignore[attr-defined]
 USAGE = MonthlyUsage.__table__  # type: ignore[attr-defined]
+
+# The reads behind every listing and every change the dashboard sees, built once with their
+# parameters bound at each call: building a statement costs more than running it here.
+_LIVE = INTEGRATIONS.c.removed_at.is_(None)
+_BY_ID = sa_select(INTEGRATIONS).order_by(INTEGRATIONS.c.id)
+_FIRST_BY_UID = sa_select(INTEGRATIONS).order_by(INTEGRATIONS.c.uid).limit(bindparam("first"))
+ROWS = {  # (removed ones too, only the first few)
+    (False, False): _BY_ID.where(_LIVE),
+    (True, False): _BY_ID,
+    (False, True): _FIRST_BY_UID.where(_LIVE),
+    (True, True): _FIRST_BY_UID,
+}
+_OF_IDS: BindParameter[int] = bindparam("ids", expanding=True)
+USAGE_IN_MONTH = sa_select(USAGE.c.integration_id, USAGE.c.fiscalized).where(
+    USAGE.c.month == bindparam("month")
+)
+USAGE_OF = USAGE_IN_MONTH.where(USAGE.c.integration_id.in_(_OF_IDS))
+MONTH_TOTAL = sa_select(func.coalesce(func.sum(USAGE.c.fiscalized), 0)).where(
+    USAGE.c.month == bindparam("month")
+)
+LIVE_KEYS = (
+    sa_select(KEYS.c.integration_id, func.count())
+    .where(KEYS.c.revoked_at.is_(None))
+    .group_by(KEYS.c.integration_id)
+)
+LIVE_KEYS_OF = LIVE_KEYS.where(KEYS.c.integration_id.in_(_OF_IDS))
+FINGERPRINT = sa_select(
+    sa_select(func.max(col(AuditEvent.id))).scalar_subquery(),
+    sa_select(func.max(col(SyncRun.id))).scalar_subquery(),
+    sa_select(func.max(col(SyncRun.ended_at))).scalar_subquery(),
+    sa_select(func.max(col(Invoice.id))).scalar_subquery(),
+    sa_select(func.max(col(Integration.invoices_changed_at))).scalar_subquery(),
+    sa_select(func.max(col(Lease.expires_at))).scalar_subquery(),
+)
+IN_LIST_MAX = 500  # more ids than this: read every row and pick, rather than list them all
 
 UID_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"  # no 0/o, 1/l/i: read aloud, typed safely
 UID_LENGTH = 6
@@ -178,29 +213,14 @@ class IntegrationService:
     ) -> builtins.list[Row[Any]]:
         """Rows of the table, not ORM objects: views are all they make, at a fraction of the
         cost (10,000 of them are read on every change the dashboard sees)."""
-        query = sa_select(INTEGRATIONS)
-        if first is None:
-            query = query.order_by(INTEGRATIONS.c.id)
-        else:
-            query = query.order_by(INTEGRATIONS.c.uid).limit(first)
-        if not include_removed:
-            query = query.where(INTEGRATIONS.c.removed_at.is_(None))
-        return builtins.list(session.connection().execute(query))
+        query = ROWS[include_removed, first is not None]
+        return builtins.list(session.connection().execute(query, {"first": first}))
 
     def fingerprint(self) -> tuple[Any, ...]:
         """Something that changes whenever anything an operator sees changes, from any process,
         at the cost of a few index look-ups: what the dashboard polls."""
         with self._ws.db.read() as session:
-            row = session.execute(
-                sa_select(
-                    sa_select(func.max(col(AuditEvent.id))).scalar_subquery(),
-                    sa_select(func.max(col(SyncRun.id))).scalar_subquery(),
-                    sa_select(func.max(col(SyncRun.ended_at))).scalar_subquery(),
-                    sa_select(func.max(col(Invoice.id))).scalar_subquery(),
-                    sa_select(func.max(col(Integration.invoices_changed_at))).scalar_subquery(),
-                    sa_select(func.max(col(Lease.expires_at))).scalar_subquery(),
-                )
-            ).one()
+            row = session.connection().execute(FINGERPRINT).one()
         return tuple(row)
 
     def runs(self, uid: str, limit: int = 200) -> builtins.list[SyncRun]:
@@ -245,7 +265,7 @@ class IntegrationService:
             plan = self._ws.plans.current(session)
         ids = [row.id for row in rows if row.id is not None]
         secret_names = self._ws.credentials.names_by_integration(
-            session, ids if len(ids) <= 500 else None
+            session, ids if len(ids) <= IN_LIST_MAX else None
         )
         month = self.invoices_this_month(session, ids)
         keys = self._live_keys(session, ids)
@@ -256,32 +276,20 @@ class IntegrationService:
     def invoices_this_month(self, session: Session, ids: Iterable[int]) -> dict[int, int]:
         """Invoices each integration fiscalized this month: what counts against the limit."""
         ids = builtins.list(ids)
-        query = sa_select(USAGE.c.integration_id, USAGE.c.fiscalized).where(
-            USAGE.c.month == month_start(self._ws.clock()).date()
-        )
-        if len(ids) <= 500:
-            query = query.where(USAGE.c.integration_id.in_(ids))
-        return {int(i): int(n) for i, n in session.connection().execute(query)}
+        month = month_start(self._ws.clock()).date()
+        query = USAGE_OF if len(ids) <= IN_LIST_MAX else USAGE_IN_MONTH
+        found = session.connection().execute(query, {"month": month, "ids": ids})
+        return {int(i): int(n) for i, n in found}
 
     def _month_total(self, session: Session) -> int:
         """Invoices fiscalized this month across every integration."""
-        total = session.connection().execute(
-            sa_select(func.coalesce(func.sum(USAGE.c.fiscalized), 0)).where(
-                USAGE.c.month == month_start(self._ws.clock()).date()
-            )
-        )
-        return int(total.scalar_one())
+        month = month_start(self._ws.clock()).date()
+        return int(session.connection().execute(MONTH_TOTAL, {"month": month}).scalar_one())
 
     @staticmethod
     def _live_keys(session: Session, ids: builtins.list[int]) -> dict[int, int]:
-        query = (
-            sa_select(KEYS.c.integration_id, func.count())
-            .where(KEYS.c.revoked_at.is_(None))
-            .group_by(KEYS.c.integration_id)
-        )
-        if len(ids) <= 500:
-            query = query.where(KEYS.c.integration_id.in_(ids))
-        return {int(i): int(n) for i, n in session.connection().execute(query)}
+        query = LIVE_KEYS_OF if len(ids) <= IN_LIST_MAX else LIVE_KEYS
+        return {int(i): int(n) for i, n in session.connection().execute(query, {"ids": ids})}
 
     def _view(
         self,

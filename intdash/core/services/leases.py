@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
@@ -21,6 +21,10 @@ from intdash.core.models import Lease
 
 if TYPE_CHECKING:
     from intdash.core.workspace import Workspace
+
+
+_LEASES = Lease.__table__  # type: ignore[attr-defined]
+BY_NAME = select(_LEASES).where(_LEASES.c.name == bindparam("name"))  # built once
 
 
 def process_identity() -> str:
@@ -72,7 +76,7 @@ class LeaseService:
         if session is None:
             with self._ws.db.read() as own:
                 return self.current(name, own)
-        row = session.get(Lease, name)
+        row = session.connection().execute(BY_NAME, {"name": name}).first()
         if row is None or row.expires_at <= self._ws.clock():
             return None
         return LeaseInfo(row.name, row.holder, row.acquired_at, row.expires_at)

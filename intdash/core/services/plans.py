@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from intdash.core.workspace import Workspace
 
 PLAN_ROW = 1
+_PLAN = Plan.__table__  # type: ignore[attr-defined]
+CURRENT = sa_select(_PLAN).where(_PLAN.c.id == PLAN_ROW)  # built once
 UNCHANGED: Any = object()
 
 
@@ -80,9 +82,7 @@ class PlanService:
         if session is None:
             with self._ws.db.read() as own:
                 return self.current(own)
-        table = Plan.__table__  # type: ignore[attr-defined]
-        row = session.connection().execute(sa_select(table).where(table.c.id == PLAN_ROW))
-        return self.view_of(row.first())
+        return self.view_of(session.connection().execute(CURRENT).first())
 
     def set(
         self,
