@@ -45,10 +45,14 @@ def fresh(home: str) -> Workspace:
 async def empty_state() -> None:
     app = IntdashApp(fresh(tempfile.mkdtemp(prefix="intdash-shots-")), schedule=False)
     async with app.run_test(size=SIZE) as pilot:
-        await until(
-            pilot, lambda: app.screen.query("#empty") and app.screen.query_one("#empty").display
-        )
+        await until(pilot, lambda: empty_settled(app))
         app.save_screenshot("empty.svg", str(OUT))
+
+
+def empty_settled(app: IntdashApp) -> bool:
+    """The empty state shown, its button focused, and the footer offering its keys."""
+    shown = bool(app.screen.query("#empty")) and app.screen.query_one("#empty").display
+    return shown and app.focused is not None and bool(app.screen.query("FooterKey"))
 
 
 async def seeded(made: dict[str, str], ws: Workspace) -> None:

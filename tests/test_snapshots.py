@@ -297,10 +297,15 @@ def test_empty_state(
     ws = Workspace.open(load_settings(), clock=lambda: MOMENT, actor="operator")
 
     async def run_before(pilot: Pilot[Any]) -> None:
+        # shown, its button focused, and the footer offering its keys
+        screen = pilot.app.screen
         await until(
             pilot,
             lambda: (
-                pilot.app.screen.query("#empty") and pilot.app.screen.query_one("#empty").display
+                bool(screen.query("#empty"))
+                and screen.query_one("#empty").display
+                and pilot.app.focused is not None
+                and bool(screen.query("FooterKey"))
             ),
         )
 

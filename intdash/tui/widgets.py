@@ -1,4 +1,5 @@
-"""A table that draws only the rows on screen, for tables of any length.
+"""The dashboard's own widgets: a screen's title bar, and a table that draws only the rows on
+screen, for tables of any length.
 
 Textual's DataTable measures every cell of every row it is given: 10,000 integrations cost it
 seconds of the UI loop. Here the columns have fixed widths, the rows are keys, and a row's cells
@@ -23,9 +24,32 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+from textual.widgets import Static
 
 Cell = str | Text
 Cells = Callable[[str], Sequence[Cell]]
+
+
+class TitleBar(Static):
+    """A screen's top line: intdash, then where the operator is and what it shows.
+
+    One line of text where Textual's Header is four widgets (icon, title, clock space) that say
+    only the app's name: this line says more, and costs less to draw at start."""
+
+    DEFAULT_CSS = """
+    TitleBar { height: auto; padding: 0 1; background: $panel; }
+    """
+
+    def __init__(self, text: str = "", *, id: str | None = None) -> None:
+        super().__init__(self._line(text), id=id)
+
+    @staticmethod
+    def _line(text: str) -> str:
+        return f"[b]intdash[/b]  │  {text}" if text else "[b]intdash[/b]"
+
+    def show(self, text: str) -> None:
+        """Say ``text`` after the app's name (markup)."""
+        self.update(self._line(text))
 
 
 @dataclass(frozen=True)
@@ -88,7 +112,7 @@ class RowTable(ScrollView, can_focus=True):
         self.keys: list[str] = []
         self._index: dict[str, int] = {}
         self._cache: dict[str, list[Segment]] = {}  # a row's segments, by key
-        self._header: tuple[Strip, Style] | None = None
+        self._header: tuple[list[Segment], Style] | None = None
         self._styles: tuple[Style, Style, Style] = (Style(), Style(), Style())
 
     # -- content -----------------------------------------------------------------------------
@@ -241,27 +265,35 @@ class RowTable(ScrollView, can_focus=True):
 
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
-        scroll_x = round(self.scroll_x)
         base, stripe, cursor = self._styles
         if y == 0:
             if self._header is None:
                 style = self.get_component_rich_style("rowtable--header")
                 labels = [Text(c.label) for c in self.columns]
-                self._header = (self._strip(self._segments(labels), style, None), style)
-            header, style = self._header
-            return header.crop_extend(scroll_x, scroll_x + width, style)
+                self._header = (self._segments(labels), style)
+            segments, style = self._header
+            return self._strip(segments, width, style)
         row = round(self.scroll_y) + y - 1
         if row >= len(self.keys):
             return Strip.blank(width, base)
         segments = self._row_segments(self.keys[row])
         if row == self.cursor_row:  # over the cells' own colours, so that it reads
-            strip = self._strip(segments, base, cursor)
-            return strip.crop_extend(scroll_x, scroll_x + width, base + cursor)
-        style = stripe if row % 2 else base
-        return self._strip(segments, style, None).crop_extend(scroll_x, scroll_x + width, style)
+            return self._strip(segments, width, base, cursor)
+        return self._strip(segments, width, stripe if row % 2 else base)
 
-    def _strip(self, segments: list[Segment], style: Style, over: Style | None) -> Strip:
-        return Strip(Segment.apply_style(segments, style, over), self.line_width)
+    def _strip(
+        self, segments: list[Segment], width: int, style: Style, over: Style | None = None
+    ) -> Strip:
+        """A line of ``width`` cells from a row's segments, as scrolled sideways, in ``style``
+        (``over`` goes over the cells' own styles)."""
+        scroll_x = round(self.scroll_x)
+        line_width = self.line_width
+        if scroll_x == 0 and line_width <= width:  # the usual case: made at its width at once
+            padded = [*segments, Segment(" " * (width - line_width))]
+            return Strip(Segment.apply_style(padded, style, over), width)
+        strip = Strip(Segment.apply_style(segments, style, over), line_width)
+        padding = style if over is None else style + over
+        return strip.crop_extend(scroll_x, scroll_x + width, padding)
 
     @property
     def line_width(self) -> int:

@@ -7,10 +7,11 @@ from typing import Any
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Footer, Static
 
 from intdash.core.services.apikeys import ApiKeyView, KeyState
 from intdash.tui.screens.base import BaseScreen
+from intdash.tui.widgets import TitleBar
 
 
 def _check_label(text: str) -> str | None:
@@ -36,8 +37,7 @@ class ApiKeysScreen(BaseScreen):
         self.keys: dict[str, ApiKeyView] = {}
 
     def compose(self) -> ComposeResult:
-        yield Header()
-        yield Static(
+        yield TitleBar(
             f"[b]API keys of {self.uid}[/b]  —  each pushes invoices to intdash's API",
             id="keys-title",
         )

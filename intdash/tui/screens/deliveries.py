@@ -8,11 +8,11 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Footer, Static
 
 from intdash.core.services.deliveries import DeliveryRow
 from intdash.tui.screens.base import BaseScreen
-from intdash.tui.widgets import Column, RowTable
+from intdash.tui.widgets import Column, RowTable, TitleBar
 
 COLUMNS = (
     ("created", "Fiscalized", 10),
@@ -49,8 +49,7 @@ class DeliveriesScreen(BaseScreen):
         self.rows: dict[str, DeliveryRow] = {}
 
     def compose(self) -> ComposeResult:
-        yield Header()
-        yield Static(f"[b]Deliveries of {self.uid}[/b], newest first", id="deliveries-title")
+        yield TitleBar(f"[b]Deliveries of {self.uid}[/b], newest first", id="deliveries-title")
         table = RowTable(self._cells, id="deliveries")
         table.set_columns([Column(*column) for column in COLUMNS])
         yield table

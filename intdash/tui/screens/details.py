@@ -9,13 +9,14 @@ from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Button, DataTable, Footer, Header, Static
+from textual.widgets import Button, DataTable, Footer, Static
 
 from intdash.core.catalog import IntegrationType
 from intdash.core.models import SyncRun
 from intdash.core.services.integrations import IntegrationView
 from intdash.tui.format import status_text
 from intdash.tui.screens.base import BaseScreen
+from intdash.tui.widgets import TitleBar
 
 
 def _check_date(text: str) -> str | None:
@@ -85,7 +86,7 @@ class DetailsScreen(BaseScreen):
         self.runs: dict[str, tuple[str, ...]] = {}
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield TitleBar(f"[b]Details of {self.uid}[/b]", id="details-title")
         with Vertical(id="details"):
             yield Static("", id="summary")
             with Horizontal(id="detail-buttons"):

@@ -11,7 +11,7 @@ from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Center, Vertical
-from textual.widgets import Button, Footer, Header, Input, Static
+from textual.widgets import Button, Footer, Input, Static
 
 from intdash.core.catalog import Action, IntegrationType, type_spec
 from intdash.core.services.integrations import IntegrationView
@@ -19,7 +19,7 @@ from intdash.core.services.plans import PlanView
 from intdash.core.status import Reason
 from intdash.tui.format import count, status_text
 from intdash.tui.screens.base import BaseScreen
-from intdash.tui.widgets import Column, RowTable
+from intdash.tui.widgets import Column, RowTable, TitleBar
 
 # (key, heading, width): what every value of the column fits
 COLUMNS = (
@@ -57,7 +57,6 @@ TYPE_ACTIONS = {
 
 
 REASON_WIDTH = 30  # the whole explanation is in the details
-FIRST = 60  # rows read for the first frame (a screenful), before the rest
 
 
 def _short(text: str, width: int = REASON_WIDTH) -> str:
@@ -147,8 +146,7 @@ class IntegrationsScreen(BaseScreen):
         self.reason_width = COMPACT["reason"][1]
 
     def compose(self) -> ComposeResult:
-        yield Header()
-        yield Static("", id="status-line")
+        yield TitleBar(id="status-line")
         table = RowTable(self._row_cells, id="integrations")
         self._columns(table)
         yield table
@@ -157,10 +155,10 @@ class IntegrationsScreen(BaseScreen):
         # before the first frame
 
     def on_mount(self) -> None:
-        # The first screenful is read here, on the loop: a few index look-ups (~10 ms), so
+        # The first screenful is read here, on the loop (a few index look-ups, a few ms), so
         # that the first frame has rows; the rest follows from a thread once it is drawn.
         try:
-            first = self._read(first=FIRST)
+            first = self._read(first=max(self.size.height, 24))
         except Exception as exc:
             self.intdash.report(exc, "Reading the integrations")
             self.query_one("#integrations", RowTable).focus()
@@ -260,7 +258,7 @@ class IntegrationsScreen(BaseScreen):
         plan = snapshot.plan
         used = snapshot.used
         expires = plan.licence_expires.isoformat() if plan.licence_expires else "no expiry"
-        self.query_one("#status-line", Static).update(
+        self.query_one("#status-line", TitleBar).show(
             f"Plan [b]{plan.spec.label}[/b] ({plan.spec.frequency}, every "
             f"{plan.spec.interval_minutes} min, {plan.monthly_limit:,}/month each)  │  "
             f"Licence [b]{plan.licence.value}[/b] ({expires})  │  "

@@ -5,11 +5,11 @@ from __future__ import annotations
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import Footer, Header, Input, Static
+from textual.widgets import Footer, Input
 
 from intdash.core.services.invoices import InvoiceRow
 from intdash.tui.screens.base import BaseScreen
-from intdash.tui.widgets import Column, RowTable
+from intdash.tui.widgets import Column, RowTable, TitleBar
 
 PAGE = 200
 COLUMNS = (
@@ -48,25 +48,27 @@ class InvoicesScreen(BaseScreen):
         self.rows: dict[str, tuple[str, ...]] = {}
 
     def compose(self) -> ComposeResult:
-        yield Header()
         title = f"Invoices of {self.uid}" if self.uid else "Every invoice"
-        yield Static(f"[b]{title}[/b], newest first", id="invoices-title")
-        yield Input(placeholder="Filter: number, contact or external id (esc clears)", id="filter")
+        yield TitleBar(f"[b]{title}[/b], newest first", id="invoices-title")
+        # the filter box is mounted when first asked for: less to style before the first frame
         table = RowTable(self.rows.__getitem__, id="invoices")
         table.set_columns([Column(*column) for column in COLUMNS])
         yield table
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#filter", Input).display = False
         self.query_one("#invoices", RowTable).focus()
-        # the first page is read here, on the loop (an index walk of 200 rows, ~10 ms at a
-        # million invoices), so that the first frame has it; later pages come from a thread
+        # A screenful is read here, on the loop (an index walk of a few dozen rows, a few ms at
+        # a million invoices), so that the first frame has it; the rest of the page, and the
+        # pages after it, come from a thread.
+        screenful = min(max(self.size.height, 24), PAGE)
         try:
-            self.add_page(self._page())
+            self.add_page(self._page(limit=screenful), limit=screenful)
         except Exception as exc:
             self.intdash.report(exc, "Reading invoices")
             self.restart()
+        else:  # the rest of the first page
+            self.call_after_refresh(self.more, PAGE - screenful)
 
     def restart(self) -> None:
         self.rows.clear()
@@ -75,22 +77,23 @@ class InvoicesScreen(BaseScreen):
         self.more()
 
     @work(group="page")
-    async def more(self) -> None:
+    async def more(self, limit: int = PAGE) -> None:
+        """Read the next ``limit`` invoices (a page), unless all are in."""
         if self.exhausted or self.fetching:
             return
         self.fetching = True
         search = self.search
         try:
-            rows = await self.call(self._page, doing="Reading invoices")
+            rows = await self.call(self._page, limit, doing="Reading invoices")
         finally:
             self.fetching = False
         if search != self.search:  # the filter changed meanwhile: read for the new one
             self.more()
             return
         if rows is not None:
-            self.add_page(rows)
+            self.add_page(rows, limit)
 
-    def add_page(self, rows: list[InvoiceRow]) -> None:
+    def add_page(self, rows: list[InvoiceRow], limit: int = PAGE) -> None:
         for row in rows:
             fiscal = (
                 f"{row.fiscal_status} #{row.fiscal_seq}" if row.fiscal_seq else row.fiscal_status
@@ -108,11 +111,12 @@ class InvoicesScreen(BaseScreen):
         self.query_one("#invoices", RowTable).set_rows(list(self.rows), changed=())
         if rows:
             self.last_id = rows[-1].id
-        self.exhausted = len(rows) < PAGE
+        self.exhausted = len(rows) < limit
 
-    def _page(self) -> list[InvoiceRow]:
+    def _page(self, limit: int = PAGE) -> list[InvoiceRow]:
+        search = self.search or None
         return self.ws.invoices.page(
-            integration_uid=self.uid, before_id=self.last_id, limit=PAGE, search=self.search or None
+            integration_uid=self.uid, before_id=self.last_id, limit=limit, search=search
         )
 
     @on(RowTable.Highlighted)
@@ -125,9 +129,12 @@ class InvoicesScreen(BaseScreen):
         self.query_one("#invoices", RowTable).action_cursor(step)
 
     def action_filter(self) -> None:
+        if not self.query("#filter"):
+            hint = "Filter: number, contact or external id (esc clears)"
+            self.mount(Input(placeholder=hint, id="filter"), before=self.query_one("#invoices"))
         box = self.query_one("#filter", Input)
         box.display = True
-        box.focus()
+        self.call_after_refresh(box.focus)
 
     @on(Input.Changed, "#filter")
     def _filtering(self, event: Input.Changed) -> None:
@@ -135,8 +142,9 @@ class InvoicesScreen(BaseScreen):
         self.restart()
 
     def action_back_or_clear(self) -> None:
-        box = self.query_one("#filter", Input)
-        if box.display:
+        boxes = self.query("#filter").results(Input)
+        box = next(boxes, None)
+        if box is not None and box.display:
             box.value = ""
             box.display = False
             self.query_one("#invoices", RowTable).focus()
