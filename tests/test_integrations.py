@@ -357,3 +357,49 @@ def test_fiscal_records_point_at_their_own_invoices(ws: Workspace) -> None:
         )
         assert record.invoice_digest == expected
     assert ws.invoices.verify().records == 1300
+
+
+def test_overview_reads_the_first_few_by_uid_and_the_status_line_at_once(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import event
+
+    from intdash.core.services import integrations as module
+
+    ws.plans.set("growth", monthly_limit=40)
+    made = [ws.integrations.create(kind).integration.uid for kind in ("custom", "xero") * 4]
+    ws.integrations.remove(made[0])
+    ws.keys.create(made[2], "erp")
+    add_invoices(ws, made[2], 7)
+    add_invoices(ws, made[4], 3, start=100)
+    assert ws.leases.acquire("scheduler", "host-a:4242:abc", timedelta(minutes=1))
+
+    statements: list[str] = []
+
+    def seen(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    event.listen(ws.db.engine, "before_cursor_execute", seen)
+    overview = ws.integrations.overview(first=3)
+    event.remove(ws.db.engine, "before_cursor_execute", seen)
+    # one session: a handful of statements, however many integrations there are
+    assert len([s for s in statements if s.lstrip().upper().startswith("SELECT")]) <= 7
+
+    live = sorted(uid for uid in made[1:])
+    assert [v.uid for v in overview.views] == live[:3]  # by UID; the removed one left out
+    assert overview.used == 10
+    assert overview.plan.monthly_limit == 40
+    assert overview.scheduler is not None and overview.scheduler.holder == "host-a:4242:abc"
+    # the same views as the listing, field by field
+    listed = {v.uid: v for v in ws.integrations.list()}
+    assert all(view == listed[view.uid] for view in overview.views)
+    # and the same again when there are more integrations than an IN list takes
+    monkeypatch.setattr(module, "IN_LIST_MAX", 2)
+    assert {v.uid: v for v in ws.integrations.list()} == listed
+    assert ws.integrations.overview().views == ws.integrations.list()
+    by_uid = {v.uid: v for v in ws.integrations.overview().views}
+    assert by_uid[made[2]].invoices_this_month == 7
+    assert by_uid[made[2]].status.active  # a live key
+    assert by_uid[made[4]].invoices_this_month == 3
