@@ -109,8 +109,17 @@ def test_fiscalized_invoices_delivered_signed(
     # a purchase invoice is not fiscalized, so not delivered
     ws.ingest.accept(source, [invoice_data(4, sales=False)])
     assert states(ws, hook) == ["pending"] * 3
+    view = ws.integrations.get(hook)
+    assert (view.last_attempted_sync, view.last_successful_sync) == (None, None)
+    before = ws.integrations.fingerprint()
 
+    clock.advance(minutes=1)
     assert deliver(ws) == 3
+    # its deliveries are a webhook's syncs: the dashboard shows the last, and sees it change
+    view = ws.integrations.get(hook)
+    assert view.runs_are == "delivery"
+    assert view.last_attempted_sync == view.last_successful_sync == clock.now
+    assert ws.integrations.fingerprint() != before
     assert len(receiver.got) == 3
     now = clock.now.timestamp()
     for got in receiver.got:
@@ -151,6 +160,8 @@ def test_a_failing_receiver_is_retried_then_turns_the_webhook_inactive(
     receiver.status = 503
     push(ws, source, 1)
     assert deliver(ws) == 1
+    view = ws.integrations.get(hook)  # attempted, not delivered
+    assert (view.last_attempted_sync, view.last_successful_sync) == (clock.now, None)
     [row] = ws.deliveries.list(hook)
     assert (row.state, row.attempts, row.last_status) == ("pending", 1, 503)
     assert row.next_attempt_at is not None

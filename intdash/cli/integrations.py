@@ -43,8 +43,8 @@ def _describe(view: IntegrationView) -> None:
     rows += [
         ("Sync", "enabled" if view.sync_enabled else "disabled"),
         ("Sync from", view.sync_from.isoformat() if view.sync_from else "the beginning"),
-        ("Last attempted sync", _when(view.last_attempted_sync)),
-        ("Last successful sync", _when(view.last_successful_sync)),
+        (f"Last attempted {view.runs_are}", _when(view.last_attempted_sync)),
+        (f"Last successful {view.runs_are}", _when(view.last_successful_sync)),
         ("Invoices this month", f"{view.invoices_this_month:,} of {view.monthly_limit:,}"),
     ]
     for field in spec.fields:

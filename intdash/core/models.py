@@ -38,6 +38,8 @@ class RunOutcome(StrEnum):
 
 class Integration(SQLModel, table=True):
     __tablename__: ClassVar[str] = "integrations"
+    # the dashboard's change check reads the latest of these: index look-ups, not scans
+    __table_args__ = (Index(None, "invoices_changed_at"), Index(None, "last_attempted_sync"))
 
     id: int | None = Field(default=None, primary_key=True)
     uid: str = Field(max_length=32, unique=True)
@@ -133,7 +135,10 @@ class FiscalRecord(SQLModel, table=True):
 
 class SyncRun(SQLModel, table=True):
     __tablename__: ClassVar[str] = "sync_runs"
-    __table_args__ = (Index(None, "integration_id", "started_at"),)
+    __table_args__ = (
+        Index(None, "integration_id", "started_at"),
+        Index(None, "ended_at"),  # the dashboard's change check: a look-up, not a scan
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     integration_id: int = Field(foreign_key="integrations.id")

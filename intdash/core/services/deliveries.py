@@ -278,7 +278,10 @@ class DeliveryService:
                 )
                 failures += 1
             conn.execute(update(DELIVERIES).where(DELIVERIES.c.id == row.id).values(values))
-            hook: dict[str, Any] = {"delivery_failures": failures}
+            # a webhook's "sync" is its deliveries: what the dashboard shows as its last sync
+            hook: dict[str, Any] = {"delivery_failures": failures, "last_attempted_sync": now}
+            if ok:
+                hook["last_successful_sync"] = now
             if given_up or failures >= FAILURES_IN_A_ROW:
                 said = f"HTTP {status}" if status is not None else (error or "no answer")
                 why = (

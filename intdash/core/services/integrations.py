@@ -72,6 +72,7 @@ FINGERPRINT = sa_select(
     sa_select(func.max(col(SyncRun.ended_at))).scalar_subquery(),
     sa_select(func.max(col(Invoice.id))).scalar_subquery(),
     sa_select(func.max(col(Integration.invoices_changed_at))).scalar_subquery(),
+    sa_select(func.max(col(Integration.last_attempted_sync))).scalar_subquery(),  # deliveries
     sa_select(func.max(col(Lease.expires_at))).scalar_subquery(),
 )
 IN_LIST_MAX = 500  # more ids than this: read every row and pick, rather than list them all
@@ -114,6 +115,11 @@ class IntegrationView:
     @property
     def spec(self) -> TypeSpec:
         return type_spec(self.type)
+
+    @property
+    def runs_are(self) -> str:
+        """What its "last sync" times are of: a webhook's are its deliveries."""
+        return "delivery" if self.type is IntegrationType.WEBHOOK else "sync"
 
     @property
     def actions(self) -> tuple[Action, ...]:

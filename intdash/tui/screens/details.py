@@ -136,8 +136,8 @@ class DetailsScreen(BaseScreen):
         summary = (
             f"[b]{view.spec.icon} {view.spec.label}[/b] · {view.uid} · {view.name}\n"
             f"Status: {status.markup}{reason}\n"
-            f"Last attempted sync: {self.when(view.last_attempted_sync)}    "
-            f"Last successful sync: {self.when(view.last_successful_sync)}\n"
+            f"Last attempted {view.runs_are}: {self.when(view.last_attempted_sync)}    "
+            f"Last successful {view.runs_are}: {self.when(view.last_successful_sync)}\n"
             f"Sync from: {since}    Sync: {'enabled' if view.sync_enabled else 'disabled'}    "
             f"This month: {view.invoices_this_month:,} of {view.monthly_limit:,}"
             + ("\n[b]Syncing now…[/b]" if self.syncing else "")
