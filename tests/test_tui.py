@@ -226,6 +226,36 @@ async def test_a_change_by_another_process_appears(ws: Workspace, env: dict[str,
         await until(pilot, lambda: first not in uids(app))
 
 
+async def test_start_reads_a_screenful_then_everything_once(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first frame's few rows, then one full read, then only the cheap change check while
+    nothing changes (the polls that start meanwhile wait for the read under way)."""
+    for _ in range(40):
+        ws.integrations.create("custom")
+    reads: list[int | None] = []
+    checks: list[int] = []
+    read, check = IntegrationsScreen._read, ws.integrations.fingerprint
+
+    def counted_read(screen: IntegrationsScreen, first: int | None = None) -> Any:
+        reads.append(first)
+        return read(screen, first)
+
+    def counted_check() -> Any:
+        checks.append(1)
+        return check()
+
+    monkeypatch.setattr(IntegrationsScreen, "_read", counted_read)
+    monkeypatch.setattr(ws.integrations, "fingerprint", counted_check)
+    app = app_for(ws)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: len(uids(app)) == 40)
+        assert reads[0] == 30  # a screenful: the screen's height
+        polls = len(checks)
+        await until(pilot, lambda: len(checks) >= polls + 3)  # three polls more, all quiet
+        assert reads[1:] == [None]
+
+
 async def test_help_and_palette(ws: Workspace) -> None:
     ws.integrations.create("xero")
     app = app_for(ws)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -142,6 +143,7 @@ class IntegrationsScreen(BaseScreen):
         self.snapshot: Snapshot | None = None
         self.pending: Snapshot | None = None
         self.stale = False
+        self.reading = False  # a full read is asked for or under way
         self.compact = False
         self.reason_width = COMPACT["reason"][1]
 
@@ -165,6 +167,7 @@ class IntegrationsScreen(BaseScreen):
             self.load()
         else:
             self.show(first)  # it focuses the table, or the empty state's button
+            self.reading = True  # the full read follows the first frame: polls wait for it
             self.call_after_refresh(self.load)
         self.set_interval(self.intdash.poll_seconds, self.poll)
 
@@ -192,8 +195,13 @@ class IntegrationsScreen(BaseScreen):
     async def load(self) -> None:
         if not self.is_current:  # another screen is on top: read when this one is shown again
             self.stale = True
+            self.reading = False
             return
-        snapshot = await self.call(self._read, doing="Reading the integrations")
+        self.reading = True
+        try:
+            snapshot = await self.call(self._read, doing="Reading the integrations")
+        finally:
+            self.reading = False
         if snapshot is None:
             return
         if self.is_current:
@@ -205,11 +213,13 @@ class IntegrationsScreen(BaseScreen):
     async def poll(self) -> None:
         """Cheap: only when something changed (here or in another process) is it all re-read,
         and only while this screen is the one shown (it catches up when shown again)."""
-        if not self.is_current:
+        if not self.is_current or self.reading:  # a read under way brings what changed
             return
         fingerprint = await self.call(
             self.ws.integrations.fingerprint, doing="Checking for changes"
         )
+        if self.reading:  # one started meanwhile: a second would only repeat it
+            return
         if fingerprint is not None and (
             self.snapshot is None or fingerprint != self.snapshot.fingerprint
         ):
@@ -337,22 +347,26 @@ class IntegrationsScreen(BaseScreen):
             self._next_sync(view),
         )
 
-    def _sort_value(self, uid: str) -> Any:
-        view = self.views[uid]
+    @staticmethod
+    def _sort_value(key: str) -> Callable[[IntegrationView], Any]:
+        """What the rows are sorted by, for a sort key (one value a row, not every key's)."""
+        never = datetime.min.replace(tzinfo=UTC)
         return {
-            "uid": view.uid,
-            "type": view.spec.label,
-            "created": view.created,
-            "status": (not view.status.active, view.status.explanation),
-            "month": view.invoices_this_month,
-            "last": self._last(view) or datetime.min.replace(tzinfo=UTC),
-        }[self.sort_key]
+            "uid": lambda view: view.uid,
+            "type": lambda view: view.spec.label,
+            "created": lambda view: view.created,
+            "status": lambda view: (not view.status.active, view.status.explanation),
+            "month": lambda view: view.invoices_this_month,
+            "last": lambda view: IntegrationsScreen._last(view) or never,
+        }[key]
 
     def sync_rows(self) -> None:
         """Show the rows that pass the filter, sorted; the cursor stays on its row. Only the
         rows on screen are drawn, their cells made when drawn."""
-        wanted = [uid for uid, view in self.views.items() if self._matches(view)]
-        wanted.sort(key=self._sort_value, reverse=self.sort_reverse)
+        views = self.views
+        wanted = [uid for uid, view in views.items() if self._matches(view)]
+        value = self._sort_value(self.sort_key)
+        wanted.sort(key=lambda uid: value(views[uid]), reverse=self.sort_reverse)
         self.query_one("#integrations", RowTable).set_rows(wanted)
 
     def _row_cells(self, uid: str) -> tuple[Any, ...]:
