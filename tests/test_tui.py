@@ -256,6 +256,38 @@ async def test_start_reads_a_screenful_then_everything_once(
         assert reads[1:] == [None]
 
 
+@pytest.mark.parametrize("size", [(80, 24), (140, 30)])
+async def test_the_status_line(ws: Workspace, size: tuple[int, int]) -> None:
+    from datetime import date, timedelta
+
+    from tests.test_integrations import add_invoices
+
+    ws.plans.set("growth", licence_expires=date(2027, 6, 30))
+    uid = ws.integrations.create("custom").integration.uid
+    add_invoices(ws, uid, 12)
+    assert ws.leases.acquire("scheduler", "build-7:4242:abc", timedelta(minutes=5))
+    app = app_for(ws)
+    async with app.run_test(size=size) as pilot:
+        await until(pilot, lambda: uids(app) == [uid])
+        line = " ".join(str(app.screen.query_one("#status-line", Static).render()).split())
+        # the plan, the licence's state and expiry, the month's usage, who schedules syncs
+        assert line.startswith("intdash │ ")
+        assert "Growth" in line and "every 5 min" in line
+        assert "valid" in line and "to 2027-06-30" in line
+        assert "12" in line and "this month" in line
+        assert "build-7 pid 4242" in line
+        if size[0] == 80:  # short enough for two lines at 80 columns
+            assert len(line) <= 2 * 78, line
+        else:
+            assert "5,000/month each" in line
+        ws.leases.release("scheduler", "build-7:4242:abc")
+        ws.plans.set("growth", licence_expires=date(2020, 1, 1))
+        status = lambda: str(app.screen.query_one("#status-line", Static).render())  # noqa: E731
+        nobody = "no scheduler" if size[0] == 80 else "scheduled by nobody"
+        await until(pilot, lambda: "LAPSED" in status() and nobody in status())
+        assert "expired 2020-01-01" in status()
+
+
 async def test_help_and_palette(ws: Workspace) -> None:
     ws.integrations.create("xero")
     app = app_for(ws)

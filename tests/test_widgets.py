@@ -36,7 +36,7 @@ async def test_cells_are_cut_padded_styled_and_scrolled_sideways() -> None:
         table = app.query_one(RowTable)
         table.set_rows(["a", "b"])
         await pilot.pause()
-        assert str(app.query_one(TitleBar).render()) == "intdash  │  Rows, by key"
+        assert str(app.query_one(TitleBar).render()) == "intdash │ Rows, by key"
         assert table.line_width == 1 + 6 + 8 + 10 + 3
         lines = drawn(table)
         width = table.scrollable_content_region.width

@@ -45,7 +45,7 @@ class TitleBar(Static):
 
     @staticmethod
     def _line(text: str) -> str:
-        return f"[b]intdash[/b]  │  {text}" if text else "[b]intdash[/b]"
+        return f"[b]intdash[/b] │ {text}" if text else "[b]intdash[/b]"
 
     def show(self, text: str) -> None:
         """Say ``text`` after the app's name (markup)."""

@@ -15,7 +15,9 @@ from textual.containers import Center, Vertical
 from textual.widgets import Button, Footer, Input, Static
 
 from intdash.core.catalog import Action, IntegrationType, type_spec
+from intdash.core.plans import LicenceState
 from intdash.core.services.integrations import IntegrationView
+from intdash.core.services.leases import LeaseInfo
 from intdash.core.services.plans import PlanView
 from intdash.core.status import Reason
 from intdash.tui.format import count, status_text
@@ -83,7 +85,7 @@ class EmptyState(Center):
 class Snapshot:
     views: list[IntegrationView]
     plan: PlanView
-    scheduler: str
+    scheduler: LeaseInfo | None  # who schedules syncs, if anybody does
     fingerprint: tuple[Any, ...] | None  # None: not taken (the first screenful)
     used: int  # invoices fiscalized this month, all integrations
     complete: bool = True  # False: only the first few views
@@ -179,16 +181,13 @@ class IntegrationsScreen(BaseScreen):
         # shows at the next poll. The first screenful goes without (the full read follows).
         fingerprint = ws.integrations.fingerprint() if first is None else None
         overview = ws.integrations.overview(first=first)
-        holder, scheduler = overview.scheduler, self.intdash.scheduler
-        if holder is None:
-            who = "nobody schedules syncs"
-        elif scheduler is not None and holder.holder == scheduler.holder:
-            who = "this dashboard schedules syncs"
-        else:
-            host, pid = holder.holder.split(":")[:2]
-            who = f"syncs scheduled by {host} pid {pid}"
         return Snapshot(
-            overview.views, overview.plan, who, fingerprint, overview.used, complete=first is None
+            overview.views,
+            overview.plan,
+            overview.scheduler,
+            fingerprint,
+            overview.used,
+            complete=first is None,
         )
 
     @work(exclusive=True, group="load")
@@ -245,6 +244,8 @@ class IntegrationsScreen(BaseScreen):
         if (compact, reason_width) != (self.compact, self.reason_width):
             self.compact, self.reason_width = compact, reason_width
             self._columns(self.query_one("#integrations", RowTable))
+            if self.snapshot is not None:
+                self.query_one("#status-line", TitleBar).show(self._status(self.snapshot))
 
     def on_screen_resume(self) -> None:
         if self.pending is not None:
@@ -265,15 +266,7 @@ class IntegrationsScreen(BaseScreen):
     def show(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
         self.views = {view.uid: view for view in snapshot.views}
-        plan = snapshot.plan
-        used = snapshot.used
-        expires = plan.licence_expires.isoformat() if plan.licence_expires else "no expiry"
-        self.query_one("#status-line", TitleBar).show(
-            f"Plan [b]{plan.spec.label}[/b] ({plan.spec.frequency}, every "
-            f"{plan.spec.interval_minutes} min, {plan.monthly_limit:,}/month each)  │  "
-            f"Licence [b]{plan.licence.value}[/b] ({expires})  │  "
-            f"{used:,} invoices this month  │  {snapshot.scheduler}"
-        )
+        self.query_one("#status-line", TitleBar).show(self._status(snapshot))
         empty = not snapshot.views
         if empty and not self.query("#empty"):
             self.mount(EmptyState(id="empty"), before=self.query_one(Footer))
@@ -286,6 +279,35 @@ class IntegrationsScreen(BaseScreen):
             self.query_one("#integrations", RowTable).focus()
         self.sync_rows()
         self.offer_actions()
+
+    def _status(self, snapshot: Snapshot) -> str:
+        """The plan, the licence, the month's usage and who schedules syncs; shorter where the
+        screen is narrow (the monthly limit is in every row's Month column there)."""
+        plan, holder = snapshot.plan, snapshot.scheduler
+        scheduler = self.intdash.scheduler
+        lapsed = plan.licence is LicenceState.LAPSED
+        licence = f"[b]{'LAPSED' if lapsed else plan.licence.value}[/b]"
+        if holder is None:
+            who = None
+        elif scheduler is not None and holder.holder == scheduler.holder:
+            who = "this dashboard"
+        else:
+            host, pid = holder.holder.split(":")[:2]
+            who = f"{host} pid {pid}"
+        spec, ends = plan.spec, plan.licence_expires
+        until = f"{'expired' if lapsed else 'to'} {ends.isoformat()}" if ends else ""
+        if self.compact:
+            return (
+                f"[b]{spec.label}[/b], every {spec.interval_minutes} min │ licence {licence}"
+                f"{' ' + until if until else ''} │ {count(snapshot.used, short=True)} this month"
+                f" │ {f'scheduler: {who}' if who else '[b]no scheduler[/b]'}"
+            )
+        return (
+            f"Plan [b]{spec.label}[/b] ({spec.frequency}, every {spec.interval_minutes} min, "
+            f"{plan.monthly_limit:,}/month each) │ Licence {licence} ({until or 'no expiry'})"
+            f" │ {snapshot.used:,} invoices this month │ syncs scheduled by "
+            f"{who or '[b]nobody[/b]'}"
+        )
 
     def _focus_create(self) -> None:
         for button in self.query("#empty-create").results(Button):
