@@ -403,3 +403,29 @@ def test_overview_reads_the_first_few_by_uid_and_the_status_line_at_once(
     assert by_uid[made[2]].invoices_this_month == 7
     assert by_uid[made[2]].status.active  # a live key
     assert by_uid[made[4]].invoices_this_month == 3
+
+
+def test_what_each_type_does_is_said_in_its_own_words(ws: Workspace) -> None:
+    custom = ws.integrations.create("custom").integration.uid
+    hook = ws.integrations.create("webhook", values={"url": "https://hooks.example.com/in"})
+    xero = ws.integrations.create("xero").integration.uid
+    add_invoices(ws, custom, 2)
+    ws.integrations.set_sync_enabled(custom, False)
+
+    pushed = dict(ws.integrations.get(custom).activity())
+    assert pushed == {
+        "Last push": ws.clock(),
+        "Pushes": "refused (disabled)",
+        "This month": "2 of 500",
+    }
+    delivered = dict(ws.integrations.get(hook.integration.uid).activity())
+    assert list(delivered) == ["Last attempted delivery", "Last successful delivery", "Deliveries"]
+    assert delivered["Deliveries"] == "enabled" and delivered["Last attempted delivery"] is None
+    synced = dict(ws.integrations.get(xero).activity())
+    assert synced == {
+        "Last attempted sync": None,
+        "Last successful sync": None,
+        "Sync from": "the beginning",
+        "Sync": "enabled",
+        "This month": "0 of 500",
+    }

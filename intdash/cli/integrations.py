@@ -41,11 +41,8 @@ def _describe(view: IntegrationView) -> None:
     if view.status.reason:
         rows.append(("Reason", view.status.explanation))
     rows += [
-        ("Sync", "enabled" if view.sync_enabled else "disabled"),
-        ("Sync from", view.sync_from.isoformat() if view.sync_from else "the beginning"),
-        (f"Last attempted {view.runs_are}", _when(view.last_attempted_sync)),
-        (f"Last successful {view.runs_are}", _when(view.last_successful_sync)),
-        ("Invoices this month", f"{view.invoices_this_month:,} of {view.monthly_limit:,}"),
+        (label, value if isinstance(value, str) else _when(value))
+        for label, value in view.activity()
     ]
     for field in spec.fields:
         if field.secret:

@@ -121,6 +121,23 @@ class IntegrationView:
         """What its "last sync" times are of: a webhook's are its deliveries."""
         return "delivery" if self.type is IntegrationType.WEBHOOK else "sync"
 
+    def activity(self) -> list[tuple[str, datetime | str | None]]:
+        """What it does, in its type's words (a platform's syncs, a Custom Integration's
+        pushes, a webhook's deliveries): labelled times (None: never) and states."""
+        enabled = "enabled" if self.sync_enabled else "disabled"
+        month = ("This month", f"{self.invoices_this_month:,} of {self.monthly_limit:,}")
+        if self.type is IntegrationType.CUSTOM:
+            accepted = "accepted" if self.sync_enabled else "refused (disabled)"
+            return [("Last push", self.invoices_changed_at), ("Pushes", accepted), month]
+        times: list[tuple[str, datetime | str | None]] = [
+            (f"Last attempted {self.runs_are}", self.last_attempted_sync),
+            (f"Last successful {self.runs_are}", self.last_successful_sync),
+        ]
+        if self.type is IntegrationType.WEBHOOK:  # it fiscalizes nothing itself
+            return [*times, ("Deliveries", enabled)]
+        since = self.sync_from.isoformat() if self.sync_from else "the beginning"
+        return [*times, ("Sync from", since), ("Sync", enabled), month]
+
     @property
     def actions(self) -> tuple[Action, ...]:
         return () if self.removed_at else self.spec.actions

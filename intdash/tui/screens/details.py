@@ -132,14 +132,10 @@ class DetailsScreen(BaseScreen):
         self.view = view
         status = status_text(view.status)
         reason = f"  —  {view.status.explanation}" if view.status.reason else ""
-        since = view.sync_from.isoformat() if view.sync_from else "the beginning"
         summary = (
             f"[b]{view.spec.icon} {view.spec.label}[/b] · {view.uid} · {view.name}\n"
             f"Status: {status.markup}{reason}\n"
-            f"Last attempted {view.runs_are}: {self.when(view.last_attempted_sync)}    "
-            f"Last successful {view.runs_are}: {self.when(view.last_successful_sync)}\n"
-            f"Sync from: {since}    Sync: {'enabled' if view.sync_enabled else 'disabled'}    "
-            f"This month: {view.invoices_this_month:,} of {view.monthly_limit:,}"
+            + self._activity(view)
             + ("\n[b]Syncing now…[/b]" if self.syncing else "")
         )
         # Change only what changed: a layout pass is the costliest thing the loop does while a
@@ -158,6 +154,16 @@ class DetailsScreen(BaseScreen):
                 widget.display = shown
         self.show_runs(runs)
         self.offer_actions()
+
+    def _activity(self, view: IntegrationView) -> str:
+        """Its times on one line, its states and the month's count on the next."""
+        times, states = [], []
+        for label, value in view.activity():
+            if isinstance(value, str):
+                states.append(f"{label}: {value}")
+            else:
+                times.append(f"{label}: {self.when(value)}")
+        return "    ".join(times) + "\n" + "    ".join(states)
 
     def _label(self, name: str) -> str:
         """A button's label; its key too where there is room (the footer always has them)."""
