@@ -84,3 +84,28 @@ def test_a_cell_of_plain_style_is_one_segment() -> None:
     assert table._fit(Text("ok", style=Style(bold=True)), 4)[0].text == "ok  "
     assert table._fit("toolong", 4)[0].text == "too…"
     assert table._fit("x", 0)[0].text == ""
+
+
+class Flexible(App[None]):
+    def compose(self) -> ComposeResult:
+        table = RowTable(lambda key: ("a", "b" * 60), id="rows")
+        table.set_columns([Column("x", "X", 6), Column("y", "Y", 10, flex=True)], gap=1)
+        yield table
+
+
+async def test_a_flexible_column_takes_the_room_the_others_leave() -> None:
+    app = Flexible()
+    async with app.run_test(size=(40, 6)) as pilot:
+        table = app.query_one(RowTable)
+        table.set_rows(["one"])
+        await pilot.pause()
+        # 40 columns: a margin, 6 and a gap, the flexible one and its gap, a scrollbar's 2
+        assert table.widths == [6, 40 - 2 - (1 + 6 + 1 + 1)]
+        assert table.line_width <= table.size.width
+        assert drawn(table)[1].rstrip().endswith("b…")  # cut to its width, not past the edge
+        await pilot.resize_terminal(20, 6)
+        await pilot.pause()
+        assert table.widths == [6, 10]  # never under its own width: the table scrolls instead
+        await pilot.resize_terminal(60, 6)
+        await pilot.pause()
+        assert table.widths == [6, 60 - 2 - 9]

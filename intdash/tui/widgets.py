@@ -56,7 +56,8 @@ class TitleBar(Static):
 class Column:
     key: str
     label: str
-    width: int
+    width: int  # a flexible column's least
+    flex: bool = False  # takes what the others leave of the table's width
 
 
 class RowTable(ScrollView, can_focus=True):
@@ -108,6 +109,7 @@ class RowTable(ScrollView, can_focus=True):
         super().__init__(id=id)
         self._cells = cells
         self.columns: list[Column] = []
+        self.widths: list[int] = []  # the columns' widths as drawn (a flexible one's varies)
         self.gap = gap
         self.keys: list[str] = []
         self._index: dict[str, int] = {}
@@ -121,9 +123,27 @@ class RowTable(ScrollView, can_focus=True):
         self.columns = list(columns)
         if gap is not None:
             self.gap = gap
-        self._cache.clear()
-        self._header = None
-        self._resize()
+        self.widths = []
+        self._fit_columns()
+
+    def _fit_columns(self) -> None:
+        """Work out the widths drawn: a flexible column takes the room the others leave (a
+        vertical scrollbar's width kept free), at least its own width."""
+        fixed = 1 + sum(c.width for c in self.columns if not c.flex)
+        fixed += self.gap * len(self.columns)
+        room = self.size.width - self.styles.scrollbar_size_vertical - fixed
+        flexible = [c for c in self.columns if c.flex]
+        share = room // len(flexible) if flexible else 0
+        widths = [max(c.width, share) if c.flex else c.width for c in self.columns]
+        if widths != self.widths:
+            self.widths = widths
+            self._cache.clear()
+            self._header = None
+            self._resize()
+
+    def on_resize(self) -> None:
+        if any(c.flex for c in self.columns):
+            self._fit_columns()
 
     def set_rows(self, keys: Sequence[str], changed: Sequence[str] | None = None) -> None:
         """Show these rows in this order; the cursor stays on its row if it is still shown.
@@ -240,8 +260,8 @@ class RowTable(ScrollView, can_focus=True):
         neighbours of one style joined: fewer segments to style, crop and write each frame."""
         gap = Segment(" " * self.gap)
         segments = [Segment(" ")]
-        for column, cell in zip(self.columns, cells, strict=False):
-            segments.extend(self._fit(cell, column.width))
+        for width, cell in zip(self.widths, cells, strict=False):
+            segments.extend(self._fit(cell, width))
             segments.append(gap)
         return list(Segment.simplify(segments))
 
@@ -298,4 +318,4 @@ class RowTable(ScrollView, can_focus=True):
     @property
     def line_width(self) -> int:
         """Every row's width in cells: the margin, the columns and their gaps."""
-        return 1 + sum(c.width for c in self.columns) + self.gap * len(self.columns)
+        return 1 + sum(self.widths) + self.gap * len(self.widths)

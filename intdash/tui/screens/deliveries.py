@@ -22,7 +22,7 @@ COLUMNS = (
     ("attempts", "Tries", 5),
     ("status", "HTTP", 4),
     ("next", "Next attempt", 12),
-    ("error", "Last error", 40),
+    ("error", "Last error", 20, True),  # what the others leave
 )
 STYLES = {"delivered": "green", "pending": "yellow", "failed": "bold red"}
 
@@ -51,7 +51,7 @@ class DeliveriesScreen(BaseScreen):
     def compose(self) -> ComposeResult:
         yield TitleBar(f"[b]Deliveries of {self.uid}[/b], newest first", id="deliveries-title")
         table = RowTable(self._cells, id="deliveries")
-        table.set_columns([Column(*column) for column in COLUMNS])
+        table.set_columns([Column(*column) for column in COLUMNS], gap=1)
         yield table
         yield Static("", id="deliveries-empty")
         yield Footer()
