@@ -12,15 +12,15 @@ from intdash.tui.screens.base import BaseScreen
 from intdash.tui.widgets import Column, RowTable, TitleBar
 
 PAGE = 200
-COLUMNS = (
+COLUMNS = (  # all of them in 100 columns: the contact takes what the others leave
     ("received", "Received", 10),
     ("integration", "Integration", 11),
-    ("number", "Number", 14),
-    ("contact", "Contact", 22),
+    ("number", "Number", 13),
+    ("contact", "Contact", 10, True),
     ("date", "Date", 10),
     ("total", "Total", 14),
-    ("status", "At source", 14),
-    ("fiscal", "Fiscal", 22),
+    ("status", "At source", 10),
+    ("fiscal", "Fiscal", 10),  # its record's number, or why it has none yet
 )
 
 
@@ -52,7 +52,7 @@ class InvoicesScreen(BaseScreen):
         yield TitleBar(f"[b]{title}[/b], newest first", id="invoices-title")
         # the filter box is mounted when first asked for: less to style before the first frame
         table = RowTable(self.rows.__getitem__, id="invoices")
-        table.set_columns([Column(*column) for column in COLUMNS])
+        table.set_columns([Column(*column) for column in COLUMNS], gap=1)
         yield table
         yield Footer()
 
@@ -95,9 +95,7 @@ class InvoicesScreen(BaseScreen):
 
     def add_page(self, rows: list[InvoiceRow], limit: int = PAGE) -> None:
         for row in rows:
-            fiscal = (
-                f"{row.fiscal_status} #{row.fiscal_seq}" if row.fiscal_seq else row.fiscal_status
-            )
+            fiscal = f"#{row.fiscal_seq}" if row.fiscal_seq else row.fiscal_status
             self.rows[str(row.id)] = (
                 self.when(row.received_at),
                 row.integration_uid,
