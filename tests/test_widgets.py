@@ -18,9 +18,13 @@ ROWS: dict[str, tuple[Any, ...]] = {
 
 
 class Table(App[None]):
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows = dict(ROWS)  # this app's own, to change
+
     def compose(self) -> ComposeResult:
         yield TitleBar("[b]Rows[/b], by key", id="bar")
-        table = RowTable(lambda key: ROWS[key], id="rows")
+        table = RowTable(lambda key: self.rows[key], id="rows")
         table.set_columns([Column("x", "X", 6), Column("y", "Y", 8), Column("z", "Z", 10)], gap=1)
         yield table
 
@@ -70,7 +74,7 @@ async def test_cells_are_cut_padded_styled_and_scrolled_sideways() -> None:
         assert round(table.scroll_x) == table.line_width - width
         assert drawn(table)[1] == full[-width:]
         # rows changed by key are drawn anew, the others kept
-        ROWS["a"] = ("new", "", "")
+        app.rows["a"] = ("new", "", "")
         table.set_rows(["b", "a"], changed=["a"])
         table.scroll_to(x=0, animate=False, immediate=True)
         await pilot.pause()

@@ -44,14 +44,11 @@ USAGE = MonthlyUsage.__table__  # type: ignore[attr-defined]
 # The reads behind every listing and every change the dashboard sees, built once with their
 # parameters bound at each call: building a statement costs more than running it here.
 _LIVE = INTEGRATIONS.c.removed_at.is_(None)
-_BY_ID = sa_select(INTEGRATIONS).order_by(INTEGRATIONS.c.id)
-_FIRST_BY_UID = sa_select(INTEGRATIONS).order_by(INTEGRATIONS.c.uid).limit(bindparam("first"))
-ROWS = {  # (removed ones too, only the first few)
-    (False, False): _BY_ID.where(_LIVE),
-    (True, False): _BY_ID,
-    (False, True): _FIRST_BY_UID.where(_LIVE),
-    (True, True): _FIRST_BY_UID,
-}
+EVERY_ROW = sa_select(INTEGRATIONS).order_by(INTEGRATIONS.c.id)
+LIVE_ROWS = EVERY_ROW.where(_LIVE)
+FIRST_LIVE_ROWS = (
+    sa_select(INTEGRATIONS).where(_LIVE).order_by(INTEGRATIONS.c.uid).limit(bindparam("first"))
+)
 _OF_IDS: BindParameter[int] = bindparam("ids", expanding=True)
 USAGE_IN_MONTH = sa_select(USAGE.c.integration_id, USAGE.c.fiscalized).where(
     USAGE.c.month == bindparam("month")
@@ -211,13 +208,10 @@ class IntegrationService:
 
     # -- reading ----------------------------------------------------------------------------
 
-    def list(
-        self, *, include_removed: bool = False, first: int | None = None
-    ) -> list[IntegrationView]:
-        """Every integration, oldest first, with its status; or only the ``first`` few by UID
-        (what a screen shows while it reads the rest)."""
+    def list(self, *, include_removed: bool = False) -> list[IntegrationView]:
+        """Every integration, oldest first, with its status."""
         with self._ws.db.read() as session:
-            rows = self._rows(session, include_removed=include_removed, first=first)
+            rows = self._rows(session, include_removed=include_removed)
             return self._views(session, rows)
 
     def overview(self, *, first: int | None = None) -> Overview:
@@ -235,9 +229,12 @@ class IntegrationService:
         session: Session, *, include_removed: bool = False, first: int | None = None
     ) -> builtins.list[Row[Any]]:
         """Rows of the table, not ORM objects: views are all they make, at a fraction of the
-        cost (10,000 of them are read on every change the dashboard sees)."""
-        query = ROWS[include_removed, first is not None]
-        return builtins.list(session.connection().execute(query, {"first": first}))
+        cost (10,000 of them are read on every change the dashboard sees). ``first``: only the
+        first few live ones by UID (what a screen shows while it reads the rest)."""
+        if first is not None:
+            return builtins.list(session.connection().execute(FIRST_LIVE_ROWS, {"first": first}))
+        query = EVERY_ROW if include_removed else LIVE_ROWS
+        return builtins.list(session.connection().execute(query))
 
     def fingerprint(self) -> tuple[Any, ...]:
         """Something that changes whenever anything an operator sees changes, from any process,
