@@ -13,6 +13,19 @@ class InvoiceKind(StrEnum):
     PURCHASE = "purchase"
 
 
+class SourceState(StrEnum):
+    """Where an invoice stands at its source, as far as fiscalization cares.
+
+    Only an issued (approved) sales invoice is fiscalized; a draft or one awaiting approval waits
+    until an edit approves it; a voided or deleted one that was fiscalized is refunded. Each
+    connector maps its platform's statuses to these.
+    """
+
+    APPROVED = "approved"  # issued: fiscalize it
+    PENDING = "pending"  # a draft, or submitted for approval: not yet
+    VOID = "void"  # voided or deleted at the source
+
+
 @dataclass(frozen=True)
 class InvoiceData:
     """One invoice normalised from a platform's own shape; what the sync engine upserts."""
@@ -29,3 +42,4 @@ class InvoiceData:
     total: Decimal
     source_status: str | None
     source_updated_at: datetime | None
+    state: SourceState = SourceState.APPROVED

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from intdash.core.catalog import IntegrationType
 from intdash.core.config import MyobSettings
-from intdash.core.invoices import InvoiceData, InvoiceKind
+from intdash.core.invoices import InvoiceData, InvoiceKind, SourceState
 from intdash.providers.base import InvoicePage, Tenant, TokenSet
 from intdash.providers.connector import Connector, RateProblem, member, parse_json
 from intdash.providers.errors import AuthorisationFailed, MalformedResponse
@@ -42,6 +42,8 @@ def _money(raw: Mapping[str, Any], field: str, uid: str) -> Decimal:
 
 
 def parse_invoice(raw: Any, base_currency: str) -> InvoiceData:
+    """A MYOB sale invoice. ``Sale/Invoice`` lists issued invoices only (quotes and orders live
+    under ``Sale/Quote`` and ``Sale/Order``), Open, Closed or in Credit alike: all approved."""
     if not isinstance(raw, dict) or not isinstance(raw.get("UID"), str):
         raise MalformedResponse("MYOB: an invoice has no UID")
     uid = raw["UID"]
@@ -60,6 +62,7 @@ def parse_invoice(raw: Any, base_currency: str) -> InvoiceData:
         total=_money(raw, "TotalAmount", uid),
         source_status=raw.get("Status"),
         source_updated_at=_time(raw.get("LastModified"), "LastModified", uid),
+        state=SourceState.APPROVED,
     )
 
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from intdash.core.catalog import IntegrationType
 from intdash.core.config import XeroSettings
-from intdash.core.invoices import InvoiceData, InvoiceKind
+from intdash.core.invoices import InvoiceData, InvoiceKind, SourceState
 from intdash.providers.api import require
 from intdash.providers.base import InvoicePage, Tenant, TokenSet
 from intdash.providers.connector import Connector, RateProblem, member
@@ -40,6 +40,18 @@ def _money(raw: Mapping[str, Any], field: str) -> Decimal:
     return Decimal(value)
 
 
+APPROVED = frozenset({"AUTHORISED", "PAID"})
+VOID = frozenset({"VOIDED", "DELETED"})
+
+
+def source_state(status: Any) -> SourceState:
+    """Xero: AUTHORISED and PAID are issued; VOIDED and DELETED are gone; DRAFT and SUBMITTED
+    (awaiting approval) are not yet issued."""
+    if status in APPROVED:
+        return SourceState.APPROVED
+    return SourceState.VOID if status in VOID else SourceState.PENDING
+
+
 def parse_invoice(raw: Any) -> InvoiceData:
     if not isinstance(raw, dict) or not isinstance(raw.get("InvoiceID"), str):
         raise MalformedResponse("Xero: an invoice has no InvoiceID")
@@ -64,6 +76,7 @@ def parse_invoice(raw: Any) -> InvoiceData:
         total=_money(raw, "Total"),
         source_status=raw.get("Status"),
         source_updated_at=parse_ms_date(raw.get("UpdatedDateUTC"), "UpdatedDateUTC"),
+        state=source_state(raw.get("Status")),
     )
 
 

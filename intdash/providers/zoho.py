@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from intdash.core.catalog import IntegrationType
 from intdash.core.config import ZohoSettings
-from intdash.core.invoices import InvoiceData, InvoiceKind
+from intdash.core.invoices import InvoiceData, InvoiceKind, SourceState
 from intdash.providers.api import require
 from intdash.providers.base import InvoicePage, Tenant, TokenSet
 from intdash.providers.connector import Connector, RateProblem
@@ -52,6 +52,18 @@ def _parse_date(value: Any, field: str, invoice_id: str) -> date | None:
         raise MalformedResponse(f"Zoho: invoice {invoice_id}: bad {field}: {value!r}") from None
 
 
+# sent, and the states a sent invoice moves through (viewed by the customer, unpaid, overdue,
+# partly or wholly paid): all issued
+APPROVED = frozenset({"sent", "viewed", "unpaid", "overdue", "partially_paid", "paid"})
+
+
+def source_state(status: Any) -> SourceState:
+    """Zoho Books: a draft (or one pending approval) is not issued; void is gone."""
+    if status in APPROVED:
+        return SourceState.APPROVED
+    return SourceState.VOID if status == "void" else SourceState.PENDING
+
+
 def parse_invoice(raw: Any) -> InvoiceData:
     if not isinstance(raw, dict) or not raw.get("invoice_id"):
         raise MalformedResponse("Zoho: an invoice has no invoice_id")
@@ -75,6 +87,7 @@ def parse_invoice(raw: Any) -> InvoiceData:
         source_updated_at=_parse_time(
             raw.get("last_modified_time"), "last_modified_time", invoice_id
         ),
+        state=source_state(raw.get("status")),
     )
 
 
