@@ -44,7 +44,7 @@ def identity() -> OpenAPI:
 def xero() -> Iterator[tuple[Sandbox, str]]:
     box = Sandbox(size=250).start()
     client = box.xero.oauth
-    code = client.mint_code("offline_access accounting.invoices.read")
+    code = client.mint_code("offline_access accounting.invoices.read accounting.settings.read")
     status, token = client.token(
         {
             "grant_type": "authorization_code",

@@ -4,15 +4,23 @@
 ``POST /_sandbox/{platform}/touch?count=N`` edits N invoices, ``POST /_sandbox/{platform}/faults``
 (a JSON object of :class:`~intdash.sandbox.common.Faults` fields) switches faults on,
 ``POST /_sandbox/{platform}/revoke`` revokes every token, ``POST /_sandbox/{platform}/consent``
-with ``?deny=1`` makes consent fail, ``POST /_sandbox/{platform}/limits`` replaces a rate window,
+with ``?deny=1`` makes consent fail (for Xero, ``?tenants=id,id`` picks the organisations the next
+consents tick), ``POST /_sandbox/{platform}/limits`` replaces a rate window,
+``POST /_sandbox/{platform}/redirect_uris`` (``{"uris": [...]}``) registers redirect URIs for the
+platform's client, ``POST /_sandbox/xero/tenants`` (``{"name": ...}``) adds an organisation,
 ``POST /_sandbox/receiver`` takes webhook deliveries (204 when signed), and
 ``GET /_sandbox/stats`` reports call counts.
+
+The emulators match redirect URIs exactly, as the platforms do, against the URIs registered for
+their clients: intdash's default (``http://localhost:8471/callback``), any given at construction,
+any registered since, and the one :meth:`Sandbox.settings` hands out.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import fields
 from typing import Any
 
@@ -40,10 +48,13 @@ class Sandbox:
         xero: XeroEmulator | None = None,
         myob: MyobEmulator | None = None,
         zoho: ZohoEmulator | None = None,
+        redirect_uris: Iterable[str] = (),
     ) -> None:
         self.xero = xero or XeroEmulator(size=size)
         self.myob = myob or MyobEmulator(size=size)
         self.zoho = zoho or ZohoEmulator(size=size)
+        for uri in redirect_uris:
+            self.register_redirect_uri(uri)
         self.host = host
         self.port = port
         self._server: uvicorn.Server | None = None
@@ -59,6 +70,8 @@ class Sandbox:
                 Route("/_sandbox/{platform}/revoke", self._revoke, methods=["POST"]),
                 Route("/_sandbox/{platform}/consent", self._consent, methods=["POST"]),
                 Route("/_sandbox/{platform}/limits", self._limits, methods=["POST"]),
+                Route("/_sandbox/{platform}/redirect_uris", self._redirect_uris, methods=["POST"]),
+                Route("/_sandbox/xero/tenants", self._xero_tenants, methods=["POST"]),
                 Route("/_sandbox/receiver", self._receive, methods=["POST"]),
             ]
         )
@@ -72,8 +85,17 @@ class Sandbox:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    def register_redirect_uri(self, uri: str) -> None:
+        """Register a redirect URI with every platform's client."""
+        for emulator in self.emulators.values():
+            emulator.oauth.register_redirect_uri(uri)
+
     def settings(self, redirect_uri: str | None = None) -> dict[str, str]:
-        """The ``INTDASH_`` settings that point intdash at this sandbox."""
+        """The ``INTDASH_`` settings that point intdash at this sandbox; the redirect URI they
+        name is registered with every platform's client, as an operator registers it in each
+        platform's developer portal."""
+        if redirect_uri:
+            self.register_redirect_uri(redirect_uri)
         base = self.url
         values = {
             "INTDASH_XERO__CLIENT_ID": self.xero.oauth.policy.client_id,
@@ -210,5 +232,48 @@ class Sandbox:
         emulator = self._emulator(request)
         if emulator is None:
             return JSONResponse({"error": "no such platform"}, 404)
+        tenants = request.query_params.get("tenants")
+        if tenants is not None:
+            if not isinstance(emulator, XeroEmulator):
+                return JSONResponse({"error": "only Xero has organisations to pick"}, 400)
+            picks = [t.strip().lower() for t in tenants.split(",") if t.strip()]
+            unknown = [t for t in picks if t not in emulator.organisations]
+            if unknown:
+                return JSONResponse({"error": f"no organisations {unknown}"}, 400)
+            emulator.consent_picks = picks or None
         emulator.oauth.deny_consent = request.query_params.get("deny") == "1"
-        return JSONResponse({"deny": emulator.oauth.deny_consent})
+        return JSONResponse(
+            {"deny": emulator.oauth.deny_consent}
+            | ({"tenants": emulator.consent_picks} if isinstance(emulator, XeroEmulator) else {})
+        )
+
+    async def _redirect_uris(self, request: Request) -> Response:
+        emulator = self._emulator(request)
+        if emulator is None:
+            return JSONResponse({"error": "no such platform"}, 404)
+        body: dict[str, Any] = await request.json()
+        uris = body.get("uris")
+        if not isinstance(uris, list) or not all(isinstance(u, str) for u in uris):
+            return JSONResponse({"error": 'give {"uris": ["https://...", ...]}'}, 400)
+        try:
+            for uri in uris:
+                emulator.oauth.register_redirect_uri(uri)
+        except ValueError as exc:
+            return JSONResponse({"error": str(exc)}, 400)
+        return JSONResponse({"redirect_uris": sorted(emulator.oauth.redirect_uris)})
+
+    async def _xero_tenants(self, request: Request) -> Response:
+        """Another organisation the Xero user can pick at consent: {"name": "...", "id"?: guid,
+        "size"?: invoices}."""
+        body: dict[str, Any] = await request.json()
+        try:
+            added = self.xero.add_organisation(
+                str(body["name"]),
+                str(body["id"]) if body.get("id") else None,
+                int(body["size"]) if body.get("size") is not None else None,
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            return JSONResponse({"error": f"cannot add that organisation: {exc}"}, 400)
+        return JSONResponse(
+            {"tenantId": added.tenant_id, "tenantName": added.name, "id": added.connection_id}
+        )

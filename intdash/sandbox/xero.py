@@ -1,9 +1,23 @@
-"""Xero's identity and Accounting API, as far as intdash uses them.
+"""Xero's identity service and Accounting API, as far as intdash uses them, as strict as Xero.
 
-Tokens rotate on every refresh (a rotated-out refresh token gets ``invalid_grant``), access tokens
-last 30 minutes, and the limits are Xero's: 5 calls in flight, 60 a minute, 5,000 a day per
-tenant, answered with 429, ``Retry-After`` and ``X-Rate-Limit-Problem``, and every answer carries
-the remaining-calls headers.
+Identity: consent only for a registered redirect URI and known scopes; a refresh token only
+with ``offline_access``; refresh tokens rotate (a rotated-out one gets ``invalid_grant``); access
+tokens last 30 minutes and are JWTs whose payload carries ``authentication_event_id``,
+``xero_userid`` and ``exp``. Each consent connects the organisations the user ticks (the first
+one, unless :attr:`XeroEmulator.consent_picks` says otherwise) and stamps their connections with
+its ``authEventId``; ``/connections`` lists the user's connections and filters by
+``?authEventId=``; a deleted connection comes back with the next consent that ticks it.
+
+Accounting: every call needs ``xero-tenant-id`` naming a connected organisation, and a token
+whose scope allows it (invoices: ``accounting.invoices[.read]`` or
+``accounting.transactions[.read]``; ``/Organisation``: ``accounting.settings[.read]``), else 403.
+``GET /Invoices`` pages, filters and orders as Xero does (see
+:mod:`intdash.sandbox.xero_invoices`: without ``order``, not by modification time); paged answers
+carry line items. ``GET /Invoices/{InvoiceID}`` takes an InvoiceID or an InvoiceNumber.
+
+Limits are Xero's: 5 calls in flight (429 with ``X-Rate-Limit-Problem: concurrent`` and no
+``Retry-After``), 60 a minute and 5,000 a day (429 with ``Retry-After``), and every answer
+carries the remaining-calls headers.
 """
 
 from __future__ import annotations
@@ -11,6 +25,8 @@ from __future__ import annotations
 import math
 import time
 import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,47 +44,73 @@ from intdash.sandbox.common import (
     form_of,
     json_response,
     maybe_slow,
-    ms_date,
     parse_http_time,
 )
-from intdash.sandbox.dataset import SourceInvoice
-from intdash.sandbox.oauth import OAuthPolicy, OAuthServer
+from intdash.sandbox.dataset import Dataset
+from intdash.sandbox.oauth import Grant, OAuthPolicy, OAuthServer
+from intdash.sandbox.xero_invoices import (
+    Invalid,
+    find_invoice,
+    ms_date,
+    parse_listing,
+    render_invoice,
+    select,
+)
+from intdash.sandbox.xero_query import QueryError
 
 TENANT_ID = "9d2c1bd0-5ad4-4e8a-9f0b-7e1f3a0c2d11"
 CONNECTION_ID = "1f6a9f7e-33c4-4f51-8a3f-5bc0b8a2e4d7"
 TENANT_NAME = "Demo Company (NZ)"
-STATUSES = ("AUTHORISED", "AUTHORISED", "PAID", "PAID", "PAID", "SUBMITTED", "DRAFT", "VOIDED")
-DEFAULT_PAGE_SIZE = 100
-MAX_PAGE_SIZE = 1000
+USER_ID = "5c1e7d2a-0b3f-4e6a-9d81-2f4b6c8e0a13"
+INVOICE_SCOPES = frozenset(
+    {"accounting.invoices", "accounting.invoices.read"}
+    | {"accounting.transactions", "accounting.transactions.read"}
+)
+SETTINGS_SCOPES = frozenset({"accounting.settings", "accounting.settings.read"})
+SCOPES = frozenset(
+    {"openid", "profile", "email", "offline_access", "accounting.reports.read"}
+    | {"accounting.journals.read", "accounting.budgets.read", "files", "files.read"}
+    | {"assets", "assets.read", "projects", "projects.read", "payroll.employees"}
+    | {f"accounting.{area}{read}" for read in ("", ".read") for area in (
+        "transactions", "invoices", "payments", "banktransactions", "manualjournals",
+        "settings", "contacts", "attachments",
+    )}
+)  # fmt: skip
+_NOT_FOUND = "The resource you're looking for cannot be found"
 
 
-def render_invoice(inv: SourceInvoice) -> dict[str, Any]:
-    status = STATUSES[inv.status % len(STATUSES)]
-    total = float(inv.total)
-    paid = total if status == "PAID" else 0.0
-    return {
-        "Type": "ACCREC" if inv.sales else "ACCPAY",
-        "InvoiceID": inv.id,
-        "InvoiceNumber": inv.number,
-        "Reference": f"PO-{inv.index % 9000 + 1000}",
-        "Contact": {"ContactID": inv.contact_id, "Name": inv.contact},
-        "Date": ms_date(datetime.combine(inv.issue_date, datetime.min.time(), UTC)),
-        "DueDate": ms_date(datetime.combine(inv.due_date, datetime.min.time(), UTC)),
-        "Status": status,
-        "LineAmountTypes": "Exclusive",
-        "SubTotal": float(inv.subtotal),
-        "TotalTax": float(inv.tax),
-        "Total": total,
-        "AmountDue": round(total - paid, 2),
-        "AmountPaid": paid,
-        "AmountCredited": 0.0,
-        "CurrencyCode": inv.currency,
-        "CurrencyRate": 1.0,
-        "IsDiscounted": False,
-        "HasAttachments": False,
-        "HasErrors": False,
-        "UpdatedDateUTC": ms_date(inv.updated),
-    }
+@dataclass
+class Organisation:
+    tenant_id: str
+    name: str
+    connection_id: str
+    dataset: Dataset
+
+
+@dataclass
+class Connection:
+    organisation: Organisation
+    auth_event_id: str
+    created: datetime
+    updated: datetime
+    active: bool = True
+
+    def to_json(self) -> dict[str, str]:
+        def stamp(moment: datetime) -> str:
+            return f"{moment:%Y-%m-%dT%H:%M:%S}.{moment.microsecond:06d}0Z"
+
+        return {
+            "id": self.organisation.connection_id,
+            "authEventId": self.auth_event_id,
+            "tenantId": self.organisation.tenant_id,
+            "tenantType": "ORGANISATION",
+            "tenantName": self.organisation.name,
+            "createdDateUtc": stamp(self.created),
+            "updatedDateUtc": stamp(self.updated),
+        }
+
+
+Handler = Callable[[Request, Organisation], Awaitable[Response]]
 
 
 class XeroEmulator(PlatformEmulator):
@@ -84,38 +126,95 @@ class XeroEmulator(PlatformEmulator):
         day_limit: int = 5000,
         concurrent: int = 5,
         clock: Any = time.time,
+        redirect_uris: Iterable[str] | None = None,
     ) -> None:
-        super().__init__(
-            "xero",
-            size,
-            OAuthServer(
-                OAuthPolicy(
-                    client_id, client_secret, access_ttl, rotate_refresh=True, client_auth="basic"
-                ),
-                clock,
-            ),
+        policy = OAuthPolicy(
+            client_id,
+            client_secret,
+            access_ttl,
+            rotate_refresh=True,
+            client_auth="basic",
+            known_scopes=SCOPES,
+            offline_scope="offline_access",
+            https_redirects=True,
+            strict_pkce=True,
+            jwt_claims=self._claims,
         )
+        super().__init__("xero", size, OAuthServer(policy, clock, redirect_uris))
+        self.oauth.on_consent = self._consented
+        self.clock = clock
+        self._size = size
         self.minute = RateWindow(minute_limit, minute_window)
         self.day = RateWindow(day_limit, 86_400)
         self.inflight = InFlight(concurrent)
-        self.connected = True
+        self.busy_429 = 0  # the next N API calls answer as if five were already in flight
+        self.organisations: dict[str, Organisation] = {
+            TENANT_ID: Organisation(TENANT_ID, TENANT_NAME, CONNECTION_ID, self.dataset)
+        }
+        self.consent_picks: list[str] | None = None  # tenants ticked at consent; None: the first
+        self.connections: dict[str, Connection] = {}  # by tenant id: one per organisation
         self.app = Starlette(
             routes=[
                 Route("/identity/connect/authorize", self.authorize),
                 Route("/identity/connect/token", self.token, methods=["POST"]),
                 Route("/identity/connect/revocation", self.revocation, methods=["POST"]),
-                Route("/api/connections", self.connections),
-                Route("/api/Connections", self.connections),
+                Route("/api/connections", self.list_connections),
+                Route("/api/Connections", self.list_connections),
                 Route("/api/connections/{id}", self.disconnect, methods=["DELETE"]),
+                Route("/api/Connections/{id}", self.disconnect, methods=["DELETE"]),
                 Route("/api/api.xro/2.0/Invoices", self.invoices),
+                Route("/api/api.xro/2.0/Invoices/{key}", self.invoice),
                 Route("/api/api.xro/2.0/Organisation", self.organisation),
             ]
         )
 
+    # -- organisations and connections -------------------------------------------------------
+
+    def add_organisation(
+        self, name: str, tenant_id: str | None = None, size: int | None = None
+    ) -> Organisation:
+        """Another organisation the user may tick at consent, with invoices of its own."""
+        tenant_id = str(uuid.UUID(tenant_id)) if tenant_id else str(uuid.uuid4())
+        if tenant_id in self.organisations:
+            raise ValueError(f"organisation {tenant_id} exists already")
+        dataset = Dataset(self._size if size is None else size, seed=f"xero:{tenant_id}")
+        found = Organisation(tenant_id, name, str(uuid.uuid4()), dataset)
+        self.organisations[tenant_id] = found
+        return found
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(float(self.clock()), UTC)
+
+    def _consented(self, event_id: str, _scope: str) -> None:
+        picks = self.consent_picks or [next(iter(self.organisations))]
+        now = self._now()
+        for tenant_id in picks:
+            found = self.connections.get(tenant_id)
+            if found is None:
+                self.connections[tenant_id] = Connection(
+                    self.organisations[tenant_id], event_id, now, now
+                )
+            else:  # a reconnection: the same connection, authorised again
+                found.auth_event_id, found.updated, found.active = event_id, now, True
+
+    def _claims(self, grant: Grant, _now: float) -> dict[str, Any]:
+        return {
+            "iss": "https://identity.xero.com",
+            "aud": "https://identity.xero.com/resources",
+            "sub": USER_ID.replace("-", ""),
+            "auth_time": int(grant.auth_time),
+            "xero_userid": USER_ID,
+            "global_session_id": grant.event_id.replace("-", ""),
+            "authentication_event_id": grant.event_id,
+        }
+
     # -- identity ----------------------------------------------------------------------------
 
     async def revocation(self, request: Request) -> Response:
-        self.oauth.revoke_token((await form_of(request)).get("token", ""))
+        """Revoking a refresh token also removes the user's connections, as on Xero."""
+        if self.oauth.revoke_token((await form_of(request)).get("token", "")):
+            for connection in self.connections.values():
+                connection.active = False
         return Response(status_code=200)
 
     def _unauthorised(self, request: Request) -> Response | None:
@@ -127,28 +226,31 @@ class XeroEmulator(PlatformEmulator):
             detail = "AuthenticationUnsuccessful"
         else:
             return None
-        return json_response(
-            {"Type": None, "Title": "Unauthorized", "Status": 401, "Detail": detail}, 401
-        )
+        return self._problem(401, "Unauthorized", detail)
 
-    async def connections(self, request: Request) -> Response:
+    @staticmethod
+    def _problem(status: int, title: str, detail: str) -> Response:
+        return json_response(
+            {"Type": None, "Title": title, "Status": status, "Detail": detail,
+             "Instance": str(uuid.uuid4()), "Extensions": {}},
+            status,
+        )  # fmt: skip
+
+    async def list_connections(self, request: Request) -> Response:
         refused = self._unauthorised(request)
         if refused is not None:
             return refused
-        if not self.connected:
-            return json_response([])
-        stamp = "2026-01-05T09:00:00.0000000Z"
+        event = request.query_params.get("authEventId")
+        if event is not None:
+            try:
+                event = str(uuid.UUID(event))
+            except ValueError:
+                return self._problem(400, "Bad Request", "authEventId is not a Guid")
         return json_response(
             [
-                {
-                    "id": CONNECTION_ID,
-                    "authEventId": "3c6e2a41-8d7e-4f5a-b1d2-9e0f4c7a6b85",
-                    "tenantId": TENANT_ID,
-                    "tenantType": "ORGANISATION",
-                    "tenantName": TENANT_NAME,
-                    "createdDateUtc": stamp,
-                    "updatedDateUtc": stamp,
-                }
+                c.to_json()
+                for c in self.connections.values()
+                if c.active and (event is None or c.auth_event_id == event)
             ]
         )
 
@@ -156,8 +258,12 @@ class XeroEmulator(PlatformEmulator):
         refused = self._unauthorised(request)
         if refused is not None:
             return refused
-        self.connected = False
-        return Response(status_code=204)
+        wanted = request.path_params["id"].lower()
+        for connection in self.connections.values():
+            if connection.active and connection.organisation.connection_id == wanted:
+                connection.active = False
+                return Response(status_code=204)
+        return Response(status_code=404)
 
     # -- accounting --------------------------------------------------------------------------
 
@@ -168,24 +274,28 @@ class XeroEmulator(PlatformEmulator):
             "X-AppMinLimit-Remaining": "9999",
         }
 
-    def _too_many(self, problem: str, retry_after: float) -> Response:
+    def _too_many(self, problem: str, retry_after: float | None) -> Response:
         self.rate_limited += 1
         headers = self._limit_headers()
-        headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
+        if retry_after is not None:  # none for the concurrency limit
+            headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
         headers["X-Rate-Limit-Problem"] = problem
         return Response(status_code=429, headers=headers)
 
-    async def _api(self, request: Request, handler: Any) -> Response:
-        """Authentication, tenant, limits and faults, then ``handler``."""
+    async def _api(self, request: Request, handler: Handler, scopes: frozenset[str]) -> Response:
+        """Authentication, tenant, scope, limits and faults, then ``handler``."""
         refused = self._unauthorised(request)
         if refused is not None:
             return refused
-        if request.headers.get("xero-tenant-id") != TENANT_ID or not self.connected:
-            return json_response(
-                {"Title": "Forbidden", "Status": 403, "Detail": "AuthenticationUnsuccessful"}, 403
-            )
-        if not self.inflight.enter():
-            return self._too_many("concurrent", 1)
+        connection = self.connections.get(request.headers.get("xero-tenant-id", "").lower())
+        if connection is None or not connection.active:
+            return self._problem(403, "Forbidden", "AuthenticationUnsuccessful")
+        grant = self.oauth.grant_of(bearer(request))
+        if grant is None or not grant.scopes & scopes:
+            return self._problem(403, "Forbidden", "AuthorizationUnsuccessful")
+        if self.busy_429 > 0 or not self.inflight.enter():
+            self.busy_429 = max(0, self.busy_429 - 1)
+            return self._too_many("concurrent", None)
         try:
             self.api_calls += 1
             await maybe_slow(self.faults)
@@ -202,49 +312,73 @@ class XeroEmulator(PlatformEmulator):
                 return self._too_many("minute", wait)
             if self.faults.take("fail_5xx"):
                 return Response("Internal Server Error", 500, headers=self._limit_headers())
-            response: Response = await handler(request)
+            response = await handler(request, connection.organisation)
             response.headers.update(self._limit_headers())
             return response
         finally:
             self.inflight.leave()
 
-    async def invoices(self, request: Request) -> Response:
-        return await self._api(request, self._invoices)
+    @staticmethod
+    def _envelope(invoices: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+        return {
+            "Id": str(uuid.uuid4()),
+            "Status": "OK",
+            "ProviderName": "intdash sandbox",
+            "DateTimeUTC": ms_date(datetime.now(UTC)),
+            **extra,
+            "Invoices": invoices,
+        }
 
-    async def _invoices(self, request: Request) -> Response:
+    @staticmethod
+    def _refusal(exc: Exception) -> Response:
+        if isinstance(exc, QueryError):
+            body: dict[str, Any] = {"ErrorNumber": 16, "Type": "QueryParseException"}
+        else:
+            body = {"ErrorNumber": 10, "Type": "ValidationException"}
+        body["Message"] = str(exc)
+        body["Elements"] = [{"ValidationErrors": [{"Message": str(exc)}]}]
+        return json_response(body, 400)
+
+    async def invoices(self, request: Request) -> Response:
+        return await self._api(request, self._invoices, INVOICE_SCOPES)
+
+    async def _invoices(self, request: Request, organisation: Organisation) -> Response:
         if "application/json" not in request.headers.get("accept", ""):
             return Response("<Response><Status>OK</Status></Response>", media_type="text/xml")
-        since = parse_http_time(request.headers.get("if-modified-since", ""))
+        query = request.query_params
         try:
-            page = max(1, int(request.query_params.get("page", "1")))
-            size = int(request.query_params.get("pageSize", str(DEFAULT_PAGE_SIZE)))
-        except ValueError:
-            return json_response({"Type": "ValidationException", "Message": "bad page"}, 400)
-        size = min(max(size, 1), MAX_PAGE_SIZE)
+            ask = parse_listing(query)
+        except (QueryError, Invalid) as exc:
+            return self._refusal(exc)
+        since = parse_http_time(request.headers.get("if-modified-since", ""))
         if self.faults.take("malformed"):
             return Response(MALFORMED, media_type="application/json")
-        total = self.dataset.count_after(since)
-        items = self.dataset.list_after(since, (page - 1) * size, size)
+        total, items = select(organisation.dataset, since, ask)
+        lines = "page" in query and query.get("summaryOnly", "").lower() != "true"
+        pagination = {
+            "page": ask.page,
+            "pageSize": ask.size,
+            "pageCount": max(1, math.ceil(total / ask.size)),
+            "itemCount": total,
+        }
         return json_response(
-            {
-                "Id": str(uuid.uuid4()),
-                "Status": "OK",
-                "ProviderName": "intdash sandbox",
-                "DateTimeUTC": ms_date(datetime.now(UTC)),
-                "pagination": {
-                    "page": page,
-                    "pageSize": size,
-                    "pageCount": max(1, math.ceil(total / size)),
-                    "itemCount": total,
-                },
-                "Invoices": [render_invoice(inv) for inv in items],
-            }
+            self._envelope([render_invoice(i, lines=lines) for i in items], pagination=pagination)
         )
 
-    async def organisation(self, request: Request) -> Response:
-        return await self._api(request, self._organisation)
+    async def invoice(self, request: Request) -> Response:
+        return await self._api(request, self._invoice, INVOICE_SCOPES)
 
-    async def _organisation(self, request: Request) -> Response:
+    async def _invoice(self, request: Request, organisation: Organisation) -> Response:
+        dataset = organisation.dataset
+        index = find_invoice(dataset, request.path_params["key"])
+        if index is None:
+            return Response(_NOT_FOUND, status_code=404, media_type="text/plain")
+        return json_response(self._envelope([render_invoice(dataset.invoice(index))]))
+
+    async def organisation(self, request: Request) -> Response:
+        return await self._api(request, self._organisation, SETTINGS_SCOPES)
+
+    async def _organisation(self, request: Request, organisation: Organisation) -> Response:
         return json_response(
             {
                 "Id": str(uuid.uuid4()),
@@ -253,9 +387,9 @@ class XeroEmulator(PlatformEmulator):
                 "DateTimeUTC": ms_date(datetime.now(UTC)),
                 "Organisations": [
                     {
-                        "OrganisationID": TENANT_ID,
-                        "Name": TENANT_NAME,
-                        "LegalName": TENANT_NAME,
+                        "OrganisationID": organisation.tenant_id,
+                        "Name": organisation.name,
+                        "LegalName": organisation.name,
                         "BaseCurrency": "NZD",
                         "CountryCode": "NZ",
                         "IsDemoCompany": True,
