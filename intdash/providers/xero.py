@@ -1,11 +1,15 @@
-"""Xero: OAuth 2.0 with PKCE, tenants from /connections, invoices by page and If-Modified-Since."""
+"""Xero: OAuth 2.0 with PKCE, the consent's tenant from /connections, invoices by page and
+If-Modified-Since."""
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from intdash.core.catalog import IntegrationType
@@ -84,6 +88,42 @@ def _http_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
+CONCURRENCY_WAIT = 1.0  # a 429 that names no wait: the concurrency limit, free again in a moment
+MINUTE_WAIT = 60.0  # a minute limit met without Retry-After (undocumented): the whole window
+
+
+def auth_event_id(access_token: str) -> str | None:
+    """The consent an access token comes from: ``authentication_event_id`` in the payload of
+    Xero's JWT, read without verifying the signature (Xero checks the token; intdash only uses
+    it to find the consent's tenants). None when the token is not a JWT or names no event."""
+    parts = access_token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except ValueError:  # not base64, not UTF-8 or not JSON
+        return None
+    found = payload.get("authentication_event_id") if isinstance(payload, dict) else None
+    return found if isinstance(found, str) and found else None
+
+
+def _retry_after(value: str | None, now: float) -> float | None:
+    """Retry-After in seconds (it may also be an HTTP date), or None when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return max(0.0, moment.timestamp() - now)
+
+
 class XeroConnector(Connector):
     type: ClassVar[IntegrationType] = IntegrationType.XERO
     label: ClassVar[str] = "Xero"
@@ -111,13 +151,20 @@ class XeroConnector(Connector):
         return headers
 
     def rate_problem(self, response: httpx.Response) -> RateProblem | None:
+        """Xero's 429: ``Retry-After`` when it names one; a concurrency 429 carries none (wait a
+        second); a day's limit is a stop until tomorrow, not a retry."""
         if response.status_code != 429:
             return None
-        try:
-            retry_after = float(response.headers.get("Retry-After", "60"))
-        except ValueError:
-            retry_after = 60.0
         problem = response.headers.get("X-Rate-Limit-Problem", "").lower()
+        now = self.clock()
+        retry_after = _retry_after(response.headers.get("Retry-After"), now)
+        if retry_after is None:
+            if problem == "day":
+                retry_after = 86_400.0 - now % 86_400  # until midnight UTC
+            elif problem in ("minute", "appminute"):
+                retry_after = MINUTE_WAIT
+            else:
+                retry_after = CONCURRENCY_WAIT
         return RateProblem(retry_after, daily=problem == "day")
 
     def remaining_calls(self, response: httpx.Response) -> int | None:
@@ -127,21 +174,50 @@ class XeroConnector(Connector):
     async def find_tenant(
         self, api: ApiClient, callback: Mapping[str, str], settings: Mapping[str, Any]
     ) -> Tenant:
-        connections = await api.get_json(f"{self.api}/connections", what="Xero /connections")
+        """The organisation of this consent: /connections lists every organisation the user has
+        connected to the app, by any consent (another integration's, a colleague's made a moment
+        later), so it is asked for the tenants of this consent's ``authEventId`` (from the
+        access token). When the consent ticked several, a reconnection keeps the organisation it
+        had; otherwise the operator is asked to tick one. A token naming no event falls back to
+        the organisation connected most recently."""
+        event = auth_event_id((await api.token()).access_token)
+        connections = await api.get_json(
+            f"{self.api}/connections",
+            params={"authEventId": event} if event else None,
+            what="Xero /connections",
+        )
         if not isinstance(connections, list):
             raise MalformedResponse("Xero /connections: expected a list")
         organisations = [
             c for c in connections
             if isinstance(c, dict) and c.get("tenantType") == "ORGANISATION" and c.get("tenantId")
+            and (event is None or c.get("authEventId", event) == event)
         ]  # fmt: skip
         if not organisations:
             raise AuthorisationFailed("the Xero consent gave access to no organisation")
-        # the one authorised most recently is the one just chosen
-        chosen = max(organisations, key=lambda c: str(c.get("updatedDateUtc", "")))
+        if event is None:
+            chosen = max(organisations, key=lambda c: str(c.get("updatedDateUtc", "")))
+        elif len(organisations) == 1:
+            chosen = organisations[0]
+        else:
+            chosen = self._one_of(organisations, settings)
         return Tenant(
             str(chosen["tenantId"]),
             str(chosen.get("tenantName") or chosen["tenantId"]),
-            {"connection_id": str(chosen.get("id", ""))},
+            {"connection_id": str(chosen.get("id", "")), "auth_event_id": event or ""},
+        )
+
+    @staticmethod
+    def _one_of(organisations: list[dict[str, Any]], settings: Mapping[str, Any]) -> dict[str, Any]:
+        """Of several organisations ticked in one consent, the one the integration had before."""
+        before = settings.get("tenant_name")
+        same = [c for c in organisations if before and c.get("tenantName") == before]
+        if len(same) == 1:
+            return same[0]
+        names = ", ".join(sorted(str(c.get("tenantName") or c["tenantId"]) for c in organisations))
+        raise AuthorisationFailed(
+            f"the Xero consent gave access to {len(organisations)} organisations ({names}); an "
+            "integration reads one: connect again and tick only the organisation it is for"
         )
 
     async def test(self, api: ApiClient) -> str:
