@@ -230,6 +230,11 @@ class OAuthServer:
             return pkce  # a PKCE client may send no secret
         return secrets.compare_digest(posted, policy.client_secret)
 
+    def client_ok(self, form: dict[str, str], authorization: str | None) -> bool:
+        """Whether a request to an endpoint other than the token endpoint (revocation) comes
+        from the client: its secret, or its id alone for a PKCE client."""
+        return self._client_ok(form, authorization, pkce=True)
+
     def _jwt(self, grant: Grant, now: float, claims: Claims) -> str:
         payload = {
             "nbf": int(now),

@@ -212,7 +212,10 @@ class XeroEmulator(PlatformEmulator):
 
     async def revocation(self, request: Request) -> Response:
         """Revoking a refresh token also removes the user's connections, as on Xero."""
-        if self.oauth.revoke_token((await form_of(request)).get("token", "")):
+        form = await form_of(request)
+        if not self.oauth.client_ok(form, request.headers.get("authorization")):
+            return json_response({"error": "invalid_client"}, 401)
+        if self.oauth.revoke_token(form.get("token", "")):
             for connection in self.connections.values():
                 connection.active = False
         return Response(status_code=200)
