@@ -7,8 +7,9 @@ they were created (here that is also InvoiceNumber order), not by modification t
 that needs ``UpdatedDateUTC ASC`` must ask for it. Ties in any order fall back to modification
 order (reversed when the first key descends).
 
-Ordered by ``UpdatedDateUTC`` alone and unfiltered, the dataset answers directly, at any size;
-any other listing reads every invoice modified since the time given (fine up to ~50,000).
+Ordered by ``UpdatedDateUTC`` alone and unfiltered (or in the default order, unfiltered and
+without ``If-Modified-Since``), the dataset answers directly, at any size; any other listing reads
+every invoice modified since the time given (fine up to ~50,000).
 """
 
 from __future__ import annotations
@@ -219,6 +220,10 @@ def select(dataset: Dataset, since: datetime | None, ask: Listing) -> tuple[int,
             return total, []
         start = max(0, end - ask.size)
         return total, dataset.list_after(since, start, end - start)[::-1]
+    if ask.order is None and ask.keep is None and since is None:
+        size = dataset.size
+        if getattr(dataset, "live_count", size) == size:  # none deleted: index order is direct
+            return size, [dataset.invoice(i) for i in range(offset, min(size, offset + ask.size))]
     rows = [(n, inv, invoice_values(inv)) for n, inv in enumerate(_scan(dataset, since))]
     if ask.keep is not None:
         keep = ask.keep
