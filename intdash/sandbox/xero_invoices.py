@@ -89,8 +89,8 @@ def render_invoice(inv: SourceInvoice, *, lines: bool = True) -> dict[str, Any]:
         "SubTotal": float(inv.subtotal),
         "TotalTax": float(inv.tax),
         "Total": float(inv.total),
-        "AmountDue": float(v["AmountDue"]),  # type: ignore[arg-type]
-        "AmountPaid": float(v["AmountPaid"]),  # type: ignore[arg-type]
+        "AmountDue": float(str(v["AmountDue"])),
+        "AmountPaid": float(str(v["AmountPaid"])),
         "AmountCredited": 0.0,
         "CurrencyCode": inv.currency,
         "CurrencyRate": 1.0,
@@ -132,8 +132,7 @@ class Listing:
         return (
             self.keep is None
             and self.order is not None
-            and len(self.order) == 1
-            and (self.order[0][0] == "UpdatedDateUTC")
+            and ([name for name, _ in self.order] == ["UpdatedDateUTC"])
         )
 
 
@@ -207,7 +206,9 @@ def _scan(dataset: Dataset, since: datetime | None) -> Iterator[SourceInvoice]:
         offset += len(batch)
 
 
-def select(dataset: Dataset, since: datetime | None, ask: Listing) -> tuple[int, list[Any]]:
+def select(
+    dataset: Dataset, since: datetime | None, ask: Listing
+) -> tuple[int, list[SourceInvoice]]:
     """(how many match, the invoices of the page asked for)."""
     offset = (ask.page - 1) * ask.size
     if ask.fast:
@@ -232,11 +233,11 @@ def select(dataset: Dataset, since: datetime | None, ask: Listing) -> tuple[int,
         rows.sort(key=lambda row: row[1].index)
     else:
         keys = ask.order
-        last = keys[0][1]  # ties go the way of the first key (as Xero's own tie-break would)
+        backwards = keys[0][1]  # ties: modification order, reversed when the first key descends
         rows.sort(
             key=lambda row: tuple(
                 [_Desc(row[2][name]) if desc else row[2][name] for name, desc in keys]
-                + [_Desc(row[0]) if last else row[0]]
+                + [_Desc(row[0]) if backwards else row[0]]
             )
         )
     return len(rows), [inv for _, inv, _ in rows[offset : offset + ask.size]]
