@@ -53,9 +53,9 @@ from intdash.sandbox.xero_invoices import (
     find_invoice,
     ms_date,
     parse_listing,
-    render_invoice,
     select,
 )
+from intdash.sandbox.xero_invoices import render_invoice as render_invoice  # the Xero shape
 from intdash.sandbox.xero_query import QueryError
 
 TENANT_ID = "9d2c1bd0-5ad4-4e8a-9f0b-7e1f3a0c2d11"
