@@ -93,7 +93,7 @@ def list_(
                 (r.contact or "-")[:24],
                 r.issue_date.isoformat() if r.issue_date else "-",
                 f"{r.total} {r.currency}",
-                f"{r.fiscal_status} #{r.fiscal_seq}" if r.fiscal_seq else r.fiscal_status,
+                f"{r.fiscal_status} #{r.record_seq}" if r.record_seq else r.fiscal_status,
             ]
             for r in rows
         ),

@@ -23,9 +23,26 @@ metadata: MetaData = SQLModel.metadata
 
 
 class FiscalStatus(StrEnum):
-    RECEIVED = "received"
-    HELD = "held"  # over the monthly limit: kept, not fiscalized, released later
-    FISCALIZED = "fiscalized"
+    """Where an invoice stands in the fiscal register.
+
+    Only an approved sales invoice is fiscalized, once within the monthly limit; a fiscalized one
+    that is voided (or no longer approved) at its source is refunded, and one whose amounts
+    change is refunded and fiscalized again.
+    """
+
+    RECEIVED = "received"  # a purchase invoice: kept, never fiscalized
+    HELD = "held"  # approved, over the monthly limit: released when there is room
+    FISCALIZED = "fiscalized"  # its latest sale record stands
+    AWAITING_APPROVAL = "awaiting approval"  # a sales invoice not yet approved at its source
+    REFUNDED = "refunded"  # fiscalized, then voided (or no longer approved): its sale refunded
+    VOIDED = "voided"  # voided at its source before it was fiscalized: not fiscalized, not held
+
+
+class RecordKind(StrEnum):
+    """What a fiscal record says: an invoice sold, or an earlier sale of it refunded."""
+
+    SALE = "sale"
+    REFUND = "refund"
 
 
 class RunOutcome(StrEnum):
@@ -112,22 +129,40 @@ class Invoice(SQLModel, table=True):
     total: Decimal = Field(sa_type=Money)
     source_status: str | None = Field(default=None, max_length=32)
     source_updated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    fiscal_status: str = Field(default=FiscalStatus.RECEIVED.value, max_length=16)
+    fiscal_status: str = Field(
+        default=FiscalStatus.RECEIVED.value,
+        max_length=32,
+        sa_column_kwargs={"server_default": FiscalStatus.RECEIVED.value},
+    )
     received_at: datetime = Field(sa_type=UTCDateTime)
     updated_at: datetime = Field(sa_type=UTCDateTime)
 
 
 class FiscalRecord(SQLModel, table=True):
-    """An entry of the fiscal register: numbered, timed, and hash-chained to the one before."""
+    """An entry of the fiscal register: numbered, timed, and hash-chained to the one before.
+
+    An invoice has a sale record once fiscalized; a refund record names the sale it reverses
+    (``refers_to``), and an invoice whose amounts changed has a refund and a new sale.
+    """
 
     __tablename__: ClassVar[str] = "fiscal_records"
 
-    __table_args__ = (Index(None, "integration_id", "recorded_at"),)
+    __table_args__ = (
+        Index(None, "integration_id", "recorded_at"),
+        # an invoice's records: an index look-up (no wider: every record written pays for it)
+        Index(None, "invoice_id"),
+    )
 
     seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
-    invoice_id: int = Field(foreign_key="invoices.id", unique=True)
+    invoice_id: int = Field(foreign_key="invoices.id")
     integration_id: int = Field(foreign_key="integrations.id")
     recorded_at: datetime = Field(sa_type=UTCDateTime)
+    kind: str = Field(
+        default=RecordKind.SALE.value,
+        max_length=8,
+        sa_column_kwargs={"server_default": RecordKind.SALE.value},
+    )
+    refers_to: int | None = Field(default=None, foreign_key="fiscal_records.seq")  # a refund's sale
     invoice_digest: str = Field(max_length=64)  # SHA-256 of the invoice as fiscalized
     prev_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64)
@@ -196,12 +231,12 @@ class DeliveryState(StrEnum):
 
 
 class Delivery(SQLModel, table=True):
-    """The outbox of a Custom/Webhook integration: one row per fiscalized invoice to deliver,
-    written in the transaction that fiscalizes it, so that a crash delivers it late, not never."""
+    """The outbox of a Custom/Webhook integration: one row each time an invoice's fiscal record
+    changes (fiscalized, fiscalized again with new amounts, refunded), written in the transaction
+    that makes the record, so that a crash delivers it late, not never."""
 
     __tablename__: ClassVar[str] = "deliveries"
     __table_args__ = (
-        UniqueConstraint("webhook_id", "invoice_id"),
         Index(None, "state", "next_attempt_at"),  # what is due
         Index(None, "webhook_id", "id"),  # one webhook's deliveries, newest first
     )

@@ -31,7 +31,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from intdash.core.errors import ConflictError, NotFoundError
-from intdash.core.invoices import InvoiceData, InvoiceKind
+from intdash.core.invoices import InvoiceData, InvoiceKind, SourceState
 from intdash.core.services.apikeys import KeyProblem
 from intdash.core.services.ingest import IntegrationRefused
 
@@ -88,7 +88,13 @@ class InvoiceIn(BaseModel):
     tax: Amount = Field(Decimal(0))
     total: Amount
     status: Annotated[str, StringConstraints(strip_whitespace=True, max_length=32)] | None = Field(
-        None, description="The invoice's status in your system."
+        None,
+        description="The invoice's status in your system. 'void' (in any case) means it was "
+        "voided: if it was fiscalized, it is refunded (once), else it is not fiscalized. "
+        "'draft' (in any case) means it is not issued yet: it is kept, awaiting approval, and "
+        "fiscalized when a later push gives another status. Any other status, or none, means "
+        "issued: a sales invoice is fiscalized (and a change of its total, tax or currency "
+        "refunds that and fiscalizes it again).",
     )
     updated_at: Annotated[datetime, AfterValidator(_aware)] | None = Field(
         None, description="When it last changed in your system (with a time zone)."
@@ -115,7 +121,17 @@ class InvoiceIn(BaseModel):
             self.total,
             self.status,
             self.updated_at,
+            source_state(self.status),
         )
+
+
+def source_state(status: str | None) -> SourceState:
+    """A pushed status as fiscalization reads it: "void" and "draft" (in any case) are voided
+    and not yet issued; any other status, or none, is issued."""
+    word = (status or "").strip().casefold()
+    if word == "void":
+        return SourceState.VOID
+    return SourceState.PENDING if word == "draft" else SourceState.APPROVED
 
 
 class BatchIn(BaseModel):

@@ -38,9 +38,14 @@ def _schemas() -> dict[str, Any]:
     schemas.setdefault("Invoice", InvoiceIn.model_json_schema(ref_template=REF))
     fiscal = {
         "type": "object",
-        "description": "The invoice's entry in the fiscal register.",
+        "description": "An entry of the fiscal register: a sale, or a refund of one.",
         "properties": {
             "seq": {"type": "integer", "description": "Its number in the register."},
+            "kind": {"type": "string", "enum": ["sale", "refund"]},
+            "refers_to": {
+                "type": ["integer", "null"],
+                "description": "A refund: the number of the sale it refunds.",
+            },
             "recorded_at": {"type": "string", "format": "date-time"},
             "invoice_digest": {"type": "string", "description": "SHA-256 of the invoice."},
             "prev_hash": {"type": "string"},
@@ -72,13 +77,30 @@ def _schemas() -> dict[str, Any]:
             "updated_at": {"type": ["string", "null"], "format": "date-time"},
             "fiscal_status": {
                 "type": "string",
-                "enum": ["fiscalized", "held", "received"],
-                "description": "held: over the plan's monthly limit, fiscalized once there "
-                "is room; received: a purchase invoice, kept but not fiscalized.",
+                "enum": [
+                    "fiscalized",
+                    "held",
+                    "awaiting approval",
+                    "refunded",
+                    "voided",
+                    "received",
+                ],
+                "description": "fiscalized: its sale is in the register (a change of its "
+                "total, tax or currency refunds that sale and records a new one); held: issued "
+                "but over the plan's monthly limit, fiscalized once there is room; awaiting "
+                "approval: a draft, fiscalized once issued; refunded: fiscalized, then voided "
+                "(or made a draft again), so its sale was refunded; voided: voided before it "
+                "was fiscalized, so it is not (unless issued again); "
+                "received: a purchase invoice, kept but not fiscalized.",
             },
             "received_at": {"type": "string", "format": "date-time"},
             "fiscal_record": {
-                "oneOf": [{"$ref": REF.format(model="FiscalRecord")}, {"type": "null"}]
+                "description": "Its latest sale in the fiscal register.",
+                "oneOf": [{"$ref": REF.format(model="FiscalRecord")}, {"type": "null"}],
+            },
+            "refund_record": {
+                "description": "The refund of that sale, when it was refunded.",
+                "oneOf": [{"$ref": REF.format(model="FiscalRecord")}, {"type": "null"}],
             },
         },
         "required": ["external_id", "kind", "currency", "total", "fiscal_status", "fiscal_record"],

@@ -1,5 +1,6 @@
 """Invoices pushed by a Custom Integration: the same upsert, monthly limit and fiscal register as
-synced ones, with each invoice's outcome and fiscal record to answer with.
+synced ones (a pushed void refunds a fiscalized invoice), with each invoice's outcome and fiscal
+records to answer with.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from intdash.core.catalog import IntegrationType
 from intdash.core.errors import ConflictError, IntdashError, NotFoundError
 from intdash.core.invoices import InvoiceData
-from intdash.core.models import FiscalRecord, Integration, Invoice
+from intdash.core.models import FiscalRecord, Integration, Invoice, RecordKind
 from intdash.core.plans import LicenceState
 from intdash.core.status import Reason
 
@@ -49,8 +50,9 @@ class StoredInvoice:
     fiscal_status: str
     received_at: datetime
     updated_at: datetime
-    fiscal: dict[str, Any] | None
+    fiscal: dict[str, Any] | None  # its latest sale record
     outcome: str | None = None  # created, updated or unchanged, when just accepted
+    refund: dict[str, Any] | None = None  # the refund of that sale, when refunded
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -69,6 +71,7 @@ class StoredInvoice:
             "fiscal_status": self.fiscal_status,
             "received_at": self.received_at.isoformat(),
             "fiscal_record": self.fiscal,
+            "refund_record": self.refund,
         }
         if self.outcome is not None:
             body = {"outcome": self.outcome, **body}
@@ -150,37 +153,45 @@ class IngestService:
     @staticmethod
     def read(conn: Any, integration_id: int, external_ids: list[str]) -> dict[str, StoredInvoice]:
         rows = conn.execute(
-            select(
-                INVOICES,
-                RECORDS.c.seq,
-                RECORDS.c.recorded_at,
-                RECORDS.c.invoice_digest,
-                RECORDS.c.prev_hash,
-                RECORDS.c.hash,
-            )
-            .outerjoin(RECORDS, RECORDS.c.invoice_id == INVOICES.c.id)
+            select(INVOICES)
             .where(INVOICES.c.integration_id == integration_id)
             .where(INVOICES.c.external_id.in_(sorted(set(external_ids))))
         ).all()
+        records = _records(conn, [r.id for r in rows])
         found: dict[str, StoredInvoice] = {}
         for r in rows:
-            fiscal = (
-                {
-                    "seq": r.seq,
-                    "recorded_at": r.recorded_at.isoformat(),
-                    "invoice_digest": r.invoice_digest,
-                    "prev_hash": r.prev_hash,
-                    "hash": r.hash,
-                }
-                if r.seq is not None
-                else None
-            )
+            sale, refund = records.get(r.id, (None, None))
             found[r.external_id] = StoredInvoice(
                 r.external_id, r.number, r.kind, r.contact, r.issue_date, r.due_date,
                 r.currency, r.subtotal, r.tax, r.total, r.source_status, r.source_updated_at,
-                r.fiscal_status, r.received_at, r.updated_at, fiscal,
+                r.fiscal_status, r.received_at, r.updated_at, sale, refund=refund,
             )  # fmt: skip
         return found
+
+
+def _records(conn: Any, invoice_ids: list[int]) -> dict[int, tuple[Any, Any]]:
+    """Each invoice's latest sale record, and the refund of that sale if it has one."""
+    if not invoice_ids:
+        return {}
+    sales: dict[int, dict[str, Any]] = {}
+    refunds: dict[int, dict[str, Any]] = {}  # by the sale they refund
+    for r in conn.execute(
+        select(RECORDS).where(RECORDS.c.invoice_id.in_(invoice_ids)).order_by(RECORDS.c.seq)
+    ):
+        record = {
+            "seq": r.seq,
+            "kind": r.kind,
+            "refers_to": r.refers_to,
+            "recorded_at": r.recorded_at.isoformat(),
+            "invoice_digest": r.invoice_digest,
+            "prev_hash": r.prev_hash,
+            "hash": r.hash,
+        }
+        if r.kind == RecordKind.REFUND.value:
+            refunds[r.refers_to] = record
+        else:
+            sales[r.invoice_id] = record
+    return {i: (sale, refunds.get(sale["seq"])) for i, sale in sales.items()}
 
 
 def _with_outcome(invoice: StoredInvoice, outcome: str | None) -> StoredInvoice:

@@ -1,5 +1,7 @@
-"""Invoices: upserted in batches without duplicates, fiscalized within the monthly limit (held
-beyond it, released when there is room again), listed page by page, and the register verified.
+"""Invoices: upserted in batches without duplicates; approved sales invoices fiscalized within
+the monthly limit (held beyond it, released when there is room again), refunded when voided at
+their source, refunded and fiscalized again when their amounts change (the rules:
+:func:`intdash.core.fiscal.next_step`); listed page by page, and the register verified.
 """
 
 from __future__ import annotations
@@ -10,16 +12,30 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col
 
 from intdash.core.clock import month_start
 from intdash.core.dbtypes import MONEY_PLACES, Money, canonical_amount
-from intdash.core.fiscal import FiscalRegister, HashChainRegister, ToFiscalize, Verification
-from intdash.core.invoices import InvoiceData, InvoiceKind
-from intdash.core.models import FiscalRecord, FiscalStatus, Integration, Invoice, MonthlyUsage
+from intdash.core.fiscal import (
+    FiscalRegister,
+    HashChainRegister,
+    Step,
+    ToFiscalize,
+    Verification,
+    next_step,
+)
+from intdash.core.invoices import InvoiceData
+from intdash.core.models import (
+    FiscalRecord,
+    FiscalStatus,
+    Integration,
+    Invoice,
+    MonthlyUsage,
+    RecordKind,
+)
 
 if TYPE_CHECKING:
     from intdash.core.workspace import Workspace
@@ -91,9 +107,12 @@ def _sqlite_row(
     )
 
 
-_RECEIVED = FiscalStatus.RECEIVED.value
 _FISCALIZED = FiscalStatus.FISCALIZED.value
 _HELD = FiscalStatus.HELD.value
+_REFUND = RecordKind.REFUND.value
+_FIRST_SALE = Step.SALE  # (looked up once: an enum's members are slow to reach per invoice)
+_REFUNDS = (Step.REFUND, Step.REFUND_AND_SALE)
+_SALES_AGAIN = (Step.SALE_AGAIN, Step.REFUND_AND_SALE)
 
 
 @dataclass
@@ -102,13 +121,14 @@ class BatchResult:
     created: int = 0
     updated: int = 0
     held: int = 0
-    fiscalized: int = 0
+    fiscalized: int = 0  # fiscalized for the first time (what the monthly limit counts)
     released: int = 0
+    refunded: int = 0  # refund records made (voided, or refunded to be fiscalized again)
     room: int | None = None  # what is left of the month's room after this batch
     outcomes: dict[str, str] | None = None  # external id: created, updated or unchanged
 
     def add(self, other: BatchResult) -> None:
-        for name in ("fetched", "created", "updated", "held", "fiscalized", "released"):
+        for name in ("fetched", "created", "updated", "held", "fiscalized", "released", "refunded"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         if other.room is not None:
             self.room = other.room
@@ -147,7 +167,12 @@ class _Fiscalizable(Protocol):
     def tax(self) -> Decimal: ...
 
 
-def _to_fiscalize(invoice_id: int, integration_id: int, data: _Fiscalizable) -> ToFiscalize:
+def _to_fiscalize(
+    invoice_id: int,
+    integration_id: int,
+    data: _Fiscalizable,
+    kind: RecordKind = RecordKind.SALE,
+) -> ToFiscalize:
     return ToFiscalize(
         invoice_id=invoice_id,
         integration_id=integration_id,
@@ -157,6 +182,25 @@ def _to_fiscalize(invoice_id: int, integration_id: int, data: _Fiscalizable) -> 
         currency=data.currency,
         total=str(canonical_amount(data.total)),
         tax=str(canonical_amount(data.tax)),
+        kind=kind,
+    )
+
+
+def _amounts_changed(found: Any, data: InvoiceData) -> bool:
+    """Whether what a sale records of the amounts changed (an edit of anything else does not
+    make a new record)."""
+    return bool(
+        found.total != data.total or found.tax != data.tax or found.currency != data.currency
+    )
+
+
+def _latest_record(kind: RecordKind) -> Any:
+    """The number of a listed invoice's latest record of this kind (an index look-up)."""
+    return (
+        select(func.max(RECORDS.c.seq))
+        .where(RECORDS.c.invoice_id == INVOICES.c.id)
+        .where(RECORDS.c.kind == kind.value)
+        .scalar_subquery()
     )
 
 
@@ -176,7 +220,16 @@ class InvoiceRow:
     source_status: str | None
     fiscal_status: str
     received_at: datetime
-    fiscal_seq: int | None
+    fiscal_seq: int | None  # its latest sale record
+    refund_seq: int | None = None  # its latest refund record
+
+    @property
+    def record_seq(self) -> int | None:
+        """The record that says where it stands: its refund when refunded, its sale when
+        fiscalized, else none."""
+        if self.fiscal_status == FiscalStatus.REFUNDED.value:
+            return self.refund_seq
+        return self.fiscal_seq if self.fiscal_status == _FISCALIZED else None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -191,6 +244,7 @@ class InvoiceRow:
             "status": self.source_status,
             "fiscal_status": self.fiscal_status,
             "fiscal_seq": self.fiscal_seq,
+            "refund_seq": self.refund_seq,
             "received": self.received_at.isoformat(),
         }
 
@@ -247,9 +301,10 @@ class InvoiceService:
     ) -> BatchResult:
         """Insert new invoices and update changed ones, in the caller's transaction.
 
-        New sales invoices are fiscalized while the month's limit allows (``room``, when the
-        caller keeps count, else counted here) and held beyond it; purchase invoices are kept as
-        received. Within a batch the last copy of an invoice wins. ``result.room`` is what is
+        Approved sales invoices are fiscalized while the month's limit allows (``room``, when
+        the caller keeps count, else counted here) and held beyond it; the rest follow
+        :func:`~intdash.core.fiscal.next_step` (a void refunds, new amounts refund and fiscalize
+        again). Within a batch the last copy of an invoice wins. ``result.room`` is what is
         left of the room afterwards; with ``track``, ``result.outcomes`` says what became of
         each invoice.
         """
@@ -262,63 +317,83 @@ class InvoiceService:
         existing = {
             row.external_id: row
             for row in conn.execute(
-                select(INVOICES.c.id, INVOICES.c.external_id, *(INVOICES.c[f] for f in _FIELDS))
+                select(
+                    INVOICES.c.id,
+                    INVOICES.c.external_id,
+                    INVOICES.c.fiscal_status,
+                    *(INVOICES.c[f] for f in _FIELDS),
+                )
                 .where(INVOICES.c.integration_id == integration_id)
                 .where(INVOICES.c.external_id.in_(list(latest)))
             )
         }
         changes: list[dict[str, Any]] = []
         new: list[InvoiceData] = []
+        statuses: list[str] = []  # of the new ones
+        to_register: list[ToFiscalize] = []  # in order: the stored invoices', then the new
+        first_time = held = 0  # fiscalized for the first time (what the month counts); held
         outcomes: dict[str, str] = {}
         for external_id, data in latest.items():
             found = existing.get(external_id)
             if found is None:
+                status, step = next_step(None, data, False)
+            else:
+                values = _values(data)
+                if not any(getattr(found, f) != values[f] for f in _FIELDS):
+                    outcomes[external_id] = "unchanged"
+                    continue
+                status, step = next_step(found.fiscal_status, data, _amounts_changed(found, data))
+            sold = step is _FIRST_SALE
+            if sold:  # as far as the month's room goes
+                if room is None:
+                    room = self.room(conn, integration_id, now)
+                if room > 0:
+                    room -= 1
+                    first_time += 1
+                else:
+                    status, sold = _HELD, False
+                    held += 1
+            if found is None:
                 new.append(data)
+                statuses.append(status)
                 outcomes[external_id] = "created"
                 continue
-            values = _values(data)
-            if any(getattr(found, f) != values[f] for f in _FIELDS):
-                changes.append({"row_id": found.id, "updated_at": now, **values})
-                outcomes[external_id] = "updated"
-            else:
-                outcomes[external_id] = "unchanged"
+            if step in _REFUNDS:  # what was sold is refunded
+                to_register.append(
+                    _to_fiscalize(found.id, integration_id, found, RecordKind.REFUND)
+                )
+            if sold or step in _SALES_AGAIN:
+                to_register.append(_to_fiscalize(found.id, integration_id, data))
+            changes.append(
+                {"row_id": found.id, "updated_at": now, "fiscal_status": status, **values}
+            )
+            outcomes[external_id] = "updated"
         if track:
             result.outcomes = outcomes
         if changes:
             conn.execute(
                 update(INVOICES)
                 .where(INVOICES.c.id == bindparam("row_id"))
-                .values({f: bindparam(f) for f in (*_FIELDS, "updated_at")}),
+                .values({f: bindparam(f) for f in (*_FIELDS, "updated_at", "fiscal_status")}),
                 changes,
             )
             result.updated = len(changes)
         if new:
-            if room is None:
-                room = self.room(conn, integration_id, now)
-            statuses: list[str] = []
-            for data in new:
-                if data.kind is not InvoiceKind.SALES:
-                    statuses.append(_RECEIVED)
-                elif room > 0:
-                    statuses.append(_FISCALIZED)
-                    room -= 1
-                else:
-                    statuses.append(_HELD)
             ids = self._insert(conn, integration_id, new, statuses, now)
-            to_register = [
+            to_register.extend(
                 _to_fiscalize(invoice_id, integration_id, data)
                 for invoice_id, data, status in zip(ids, new, statuses, strict=True)
-                if status is _FISCALIZED
-            ]
-            self.register.fiscalize(conn, to_register, now)
-            self.count_fiscalized(conn, integration_id, now, len(to_register))
-            self._ws.deliveries.enqueue(
-                conn, [(t.invoice_id, integration_id) for t in to_register], now
+                if status == _FISCALIZED
             )
             result.created = len(new)
-            result.fiscalized = len(to_register)
-            result.held = statuses.count(_HELD)
-        result.room = room
+        if to_register:
+            records = self.register.fiscalize(conn, to_register, now)
+            self.count_fiscalized(conn, integration_id, now, first_time)
+            # each invoice whose record changed, once (delivered as it now stands)
+            changed = dict.fromkeys([r["invoice_id"] for r in records])
+            self._ws.deliveries.enqueue(conn, [(i, integration_id) for i in changed], now)
+            result.refunded = [r["kind"] for r in records].count(_REFUND)
+        result.fiscalized, result.held, result.room = first_time, held, room
         if changes or new:
             self._touch(conn, integration_id, now)
         return result
@@ -433,8 +508,9 @@ class InvoiceService:
         limit: int = 100,
         search: str | None = None,
     ) -> list[InvoiceRow]:
-        """Invoices newest first, a page at a time (keyset: pass the last id as ``before_id``).
-        Invoices of removed integrations stay listed."""
+        """Invoices newest first, a page at a time (keyset: pass the last id as ``before_id``),
+        each once, with its latest sale and refund records' numbers. Invoices of removed
+        integrations stay listed."""
         query = (
             select(
                 INVOICES.c.id,
@@ -449,10 +525,10 @@ class InvoiceService:
                 INVOICES.c.source_status,
                 INVOICES.c.fiscal_status,
                 INVOICES.c.received_at,
-                RECORDS.c.seq,
+                _latest_record(RecordKind.SALE),
+                _latest_record(RecordKind.REFUND),
             )
             .join(Integration, col(Integration.id) == INVOICES.c.integration_id)
-            .join(RECORDS, RECORDS.c.invoice_id == INVOICES.c.id, isouter=True)
             .order_by(INVOICES.c.id.desc())
             .limit(limit)
         )

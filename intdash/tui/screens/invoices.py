@@ -7,6 +7,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Footer, Input
 
+from intdash.core.models import FiscalStatus
 from intdash.core.services.invoices import InvoiceRow
 from intdash.tui.screens.base import BaseScreen
 from intdash.tui.widgets import Column, RowTable, TitleBar
@@ -20,8 +21,13 @@ COLUMNS = (  # all of them in 100 columns: the contact takes what the others lea
     ("date", "Date", 10),
     ("total", "Total", 14),
     ("status", "At source", 10),
-    ("fiscal", "Fiscal", 10),  # its record's number, or why it has none yet
+    ("fiscal", "Fiscal", 10),  # its sale record's number, or where it stands
 )
+# what the Fiscal column says of an invoice without a standing sale (in its 10 characters)
+FISCAL_WORDS = {
+    FiscalStatus.REFUNDED.value: "refunded",
+    FiscalStatus.AWAITING_APPROVAL.value: "awaiting",
+}
 
 
 class InvoicesScreen(BaseScreen):
@@ -95,7 +101,11 @@ class InvoicesScreen(BaseScreen):
 
     def add_page(self, rows: list[InvoiceRow], limit: int = PAGE) -> None:
         for row in rows:
-            fiscal = f"#{row.fiscal_seq}" if row.fiscal_seq else row.fiscal_status
+            fiscal = (
+                f"#{row.fiscal_seq}"
+                if row.fiscal_seq and row.fiscal_status == FiscalStatus.FISCALIZED.value
+                else FISCAL_WORDS.get(row.fiscal_status, row.fiscal_status)
+            )
             self.rows[str(row.id)] = (
                 self.when(row.received_at),
                 row.integration_uid,
