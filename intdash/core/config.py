@@ -60,6 +60,9 @@ class XeroSettings(OAuthAppSettings):
         "https://api.xero.com",
         description="API base; /connections and /api.xro/2.0/... are appended.",
     )
+    page_size: int = Field(
+        1000, ge=1, le=1000, description="Invoices a page (Xero serves up to 1,000 since 2024)."
+    )
 
 
 class MyobSettings(OAuthAppSettings):
@@ -74,6 +77,7 @@ class MyobSettings(OAuthAppSettings):
     api_url: str = Field(
         "https://api.myob.com", description="API base; /accountright/... is appended."
     )
+    page_size: int = Field(1000, ge=1, le=1000, description="Invoices a page ($top).")
 
 
 class ZohoSettings(OAuthAppSettings):
@@ -87,6 +91,7 @@ class ZohoSettings(OAuthAppSettings):
         "https://www.zohoapis.com",
         description="API base when the token response names no api_domain.",
     )
+    page_size: int = Field(200, ge=1, le=200, description="Invoices a page (per_page).")
 
 
 class ServerSettings(_Section):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections.abc import AsyncIterator, Mapping
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -16,12 +16,12 @@ from intdash.providers.base import InvoicePage, Tenant, TokenSet
 from intdash.providers.connector import Connector, RateProblem, member, parse_json
 from intdash.providers.errors import AuthorisationFailed, MalformedResponse
 from intdash.providers.http import httpx
+from intdash.providers.paging import Listing, start_cursor, walk
 from intdash.providers.ratelimit import RateLimits
 
 if TYPE_CHECKING:
     from intdash.providers.api import ApiClient
 
-PAGE_SIZE = 1000
 BASE_CURRENCY = {"NZ": "NZD", "AU": "AUD"}
 
 
@@ -147,35 +147,33 @@ class MyobConnector(Connector):
     async def pages(
         self, api: ApiClient, cursor: str | None, since: date | None
     ) -> AsyncIterator[InvoicePage]:
+        """Invoices modified since the cursor, oldest change first, by keyset pages (see
+        :mod:`intdash.providers.paging`) rather than ``NextPageLink``, whose ``$skip`` loses
+        invoices edited during the sync."""
         tenant = api.tenant
         if tenant is None:
             raise AuthorisationFailed("MYOB: no company file chosen yet: connect first")
-        watermark: datetime | None = datetime.fromisoformat(cursor) if cursor else None
-        if watermark is None and since is not None:
-            watermark = datetime.combine(since, datetime.min.time(), UTC) - timedelta(seconds=1)
-        params = {"$top": str(PAGE_SIZE), "$orderby": "LastModified asc"}
-        if watermark is not None:
-            stamp = watermark.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="seconds")
-            params["$filter"] = f"LastModified gt datetime'{stamp}'"
-        url: str | None = f"{self.api}/{tenant.id}/Sale/Invoice"
-        query: dict[str, str] | None = params
-        highest = watermark
+        url = f"{self.api}/{tenant.id}/Sale/Invoice"
         currency = tenant.extra.get("currency", "AUD")
-        while url:
-            data = await api.get_json(url, params=query, what="MYOB invoices")
+        size = self.settings.page_size
+
+        async def fetch(modified_since: datetime | None, page: int) -> Listing:
+            params = {
+                "$top": str(size),
+                "$skip": str((page - 1) * size),
+                "$orderby": "LastModified asc",
+            }
+            if modified_since is not None:
+                stamp = modified_since.astimezone(UTC).replace(tzinfo=None)
+                params["$filter"] = f"LastModified gt datetime'{stamp.isoformat('T', 'seconds')}'"
+            data = await api.get_json(url, params=params, what="MYOB invoices")
             items = data.get("Items") if isinstance(data, dict) else None
             if not isinstance(items, list):
                 raise MalformedResponse("MYOB invoices: expected 'Items' (list) in the answer")
             invoices = await asyncio.to_thread(
-                lambda: [parse_invoice(item, currency) for item in items]  # noqa: B023 - awaited here
+                lambda: [parse_invoice(item, currency) for item in items]
             )
-            for invoice in invoices:
-                if invoice.source_updated_at and (
-                    highest is None or invoice.source_updated_at > highest
-                ):
-                    highest = invoice.source_updated_at
-            yield InvoicePage(invoices, highest.isoformat() if highest else cursor)
-            next_link = data.get("NextPageLink")
-            if next_link and not str(next_link).startswith(self.settings.api_url.rstrip("/")):
-                raise MalformedResponse(f"MYOB: NextPageLink leaves the API: {next_link}")
-            url, query = (str(next_link), None) if next_link else (None, None)
+            return Listing(invoices, more=len(items) >= size)
+
+        async for found in walk(fetch, start_cursor(cursor, since), label="MYOB invoices"):
+            yield found

@@ -7,7 +7,7 @@ import base64
 import json
 import re
 from collections.abc import AsyncIterator, Mapping
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -20,12 +20,12 @@ from intdash.providers.base import InvoicePage, Tenant, TokenSet
 from intdash.providers.connector import Connector, RateProblem, member
 from intdash.providers.errors import AuthorisationFailed, MalformedResponse
 from intdash.providers.http import httpx
+from intdash.providers.paging import Listing, start_cursor, walk
 from intdash.providers.ratelimit import RateLimits
 
 if TYPE_CHECKING:
     from intdash.providers.api import ApiClient
 
-PAGE_SIZE = 100
 _MS_DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
 
 
@@ -229,31 +229,20 @@ class XeroConnector(Connector):
     async def pages(
         self, api: ApiClient, cursor: str | None, since: date | None
     ) -> AsyncIterator[InvoicePage]:
-        watermark: datetime | None = datetime.fromisoformat(cursor) if cursor else None
-        if watermark is None and since is not None:
-            watermark = datetime.combine(since, datetime.min.time(), UTC) - timedelta(seconds=1)
-        headers = {"If-Modified-Since": _http_time(watermark)} if watermark else {}
-        highest = watermark
-        page = 1
-        while True:
+        """Invoices modified since the cursor, oldest change first, by keyset pages (see
+        :mod:`intdash.providers.paging`); the order is asked for, never assumed."""
+        size = self.settings.page_size
+
+        async def fetch(modified_since: datetime | None, page: int) -> Listing:
+            headers = {"If-Modified-Since": _http_time(modified_since)} if modified_since else {}
             data = await api.get_json(
                 f"{self.api}/api.xro/2.0/Invoices",
-                params={
-                    "page": str(page),
-                    "pageSize": str(PAGE_SIZE),
-                    "order": "UpdatedDateUTC ASC",
-                },
+                params={"page": str(page), "pageSize": str(size), "order": "UpdatedDateUTC ASC"},
                 headers=headers,
                 what=f"Xero invoices page {page}",
             )
             raw = require(data, "Invoices", list, f"Xero invoices page {page}")
-            invoices = [parse_invoice(item) for item in raw]
-            for invoice in invoices:
-                if invoice.source_updated_at and (
-                    highest is None or invoice.source_updated_at > highest
-                ):
-                    highest = invoice.source_updated_at
-            yield InvoicePage(invoices, highest.isoformat() if highest else cursor)
-            if len(raw) < PAGE_SIZE:
-                return
-            page += 1
+            return Listing([parse_invoice(item) for item in raw], more=len(raw) >= size)
+
+        async for found in walk(fetch, start_cursor(cursor, since), label="Xero invoices"):
+            yield found

@@ -1,10 +1,21 @@
-"""Deterministic invoice data of any size, computed on demand.
+"""Deterministic invoice data of any size, computed on demand, that changes as a real company's
+books do.
 
-Invoice ``i`` of ``n`` is a pure function of the seed and ``i``, so a million invoices cost no
-memory. Their modification times rise with ``i`` and end at :data:`EPOCH_END`; invoices that
-are *touched* (edited, as a bookkeeper would) get a later modification time, in touch order,
-and a new revision. Listing "modified after T" therefore is: the untouched invoices past an
-index computed from T, then the touched ones after T.
+Invoice ``i`` of the first ``size`` is a pure function of the seed and ``i``, so a million
+invoices cost no memory. Their modification times rise with ``i`` (``step`` apart; a step of zero
+gives them all one time) and end at ``epoch_end``. Changes are stamped with the dataset's clock,
+as the platforms stamp them with theirs, and never earlier than the latest stamp already given:
+
+- an edit (:meth:`Dataset.touch`) gives an invoice a new revision and the current time, so it
+  moves to the end of a listing ordered by modification time, and every invoice after its old
+  place moves up one;
+- a creation (:meth:`Dataset.create`) adds an invoice at the current time;
+- a deletion (:meth:`Dataset.delete`) removes an invoice from every listing, and the ones after
+  it move up one;
+- a void (:meth:`Dataset.void`) is an edit that marks the invoice voided.
+
+Listing "modified after T" in modification order is therefore: the untouched original invoices
+past an index found from T, then the changed ones after T in (time, index) order.
 """
 
 from __future__ import annotations
@@ -13,7 +24,7 @@ import bisect
 import hashlib
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -21,6 +32,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 EPOCH_END = datetime(2026, 1, 1, tzinfo=UTC)
 STEP = timedelta(seconds=30)
 _CENT = Decimal("0.01")
+_LAST = 1 << 62  # larger than any change number: sorts after every key of one time
 
 CONTACTS = (
     "Bayside Plumbing", "Kowhai Cafe", "Harbour Logistics", "Totara Builders", "Marlow & Sons",
@@ -50,35 +62,88 @@ class SourceInvoice:
     revision: int
     updated: datetime
     created: datetime
+    voided: bool = False  # the platform shows its void status, whatever ``status`` says
 
 
 def _digest(seed: str, *parts: object) -> bytes:
     return hashlib.sha256(":".join([seed, *map(str, parts)]).encode()).digest()
 
 
-class Dataset:
-    """``size`` invoices of one platform's sandbox company."""
+def _now() -> datetime:
+    return datetime.now(UTC)
 
-    def __init__(self, size: int, seed: str = "intdash") -> None:
+
+class Dataset:
+    """One platform's sandbox company: ``size`` invoices to begin with, then what changes."""
+
+    def __init__(
+        self,
+        size: int,
+        seed: str = "intdash",
+        *,
+        step: timedelta = STEP,
+        epoch_end: datetime = EPOCH_END,
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
         if not 0 <= size <= 10_000_000:
             raise ValueError("size must be between 0 and 10,000,000")
-        self.size = size
+        if step < timedelta(0):
+            raise ValueError("step must not be negative")
+        self.base_size = size
         self.seed = seed
-        self._lock = threading.Lock()
-        self._touched: dict[int, tuple[int, datetime]] = {}  # index -> (revision, updated)
-        self._touched_sorted: list[int] = []  # indices, ascending
-        self._touch_order: list[int] = []  # indices, in the order they were last touched
-        self._touches = 0
+        self.step = step
+        self.epoch_end = epoch_end
+        self.clock = clock
+        self._lock = threading.RLock()
+        # invoices whose time is no longer their original one: index -> (revision, updated)
+        self._late: dict[int, tuple[int, datetime]] = {}
+        self._moved: list[int] = []  # original indices out of the original order, ascending
+        # live changed invoices in order: (time, change number, index); one time, change order
+        self._late_keys: list[tuple[datetime, int, int]] = []
+        self._key_of: dict[int, tuple[datetime, int, int]] = {}
+        self._changes = 0
+        self._born: dict[int, datetime] = {}  # created invoices: index -> creation time
+        self._voided: set[int] = set()
+        self._deleted: set[int] = set()
+        self._last_stamp = epoch_end
+        self._ids: dict[str, int] | None = None
+
+    # -- size and time -----------------------------------------------------------------------
+
+    @property
+    def size(self) -> int:
+        """How many invoices there have ever been (deleted ones included)."""
+        return self.base_size + len(self._born)
+
+    @property
+    def live_count(self) -> int:
+        return self.size - len(self._deleted)
+
+    @property
+    def touched_count(self) -> int:
+        """How many of the original invoices have been edited."""
+        return sum(1 for index in self._late if index < self.base_size)
+
+    def base_updated(self, index: int) -> datetime:
+        return self.epoch_end - self.step * (self.base_size - index)
+
+    def _stamp(self) -> datetime:
+        """The clock's time to the millisecond (as the platforms keep it), never earlier than
+        the latest stamp given: a platform's clock does not run backwards."""
+        now = self.clock().astimezone(UTC)
+        now = now.replace(microsecond=now.microsecond // 1000 * 1000)
+        self._last_stamp = max(self._last_stamp, now)
+        return self._last_stamp
 
     # -- single invoices ---------------------------------------------------------------------
 
-    def base_updated(self, index: int) -> datetime:
-        return EPOCH_END - STEP * (self.size - index)
+    def exists(self, index: int) -> bool:
+        return 0 <= index < self.size and index not in self._deleted
 
     def invoice(self, index: int) -> SourceInvoice:
         raw = _digest(self.seed, index)
-        revision, updated = self._touched.get(index, (0, self.base_updated(index)))
-        created = self.base_updated(index)
+        created = self._born.get(index) or self.base_updated(index)
+        revision, updated = self._late.get(index, (0, created))
         subtotal = (Decimal(int.from_bytes(raw[0:4], "big") % 2_000_000 + 500) / 100).quantize(
             _CENT
         )
@@ -104,95 +169,161 @@ class Dataset:
             revision=revision,
             updated=updated,
             created=created,
+            voided=index in self._voided,
         )
 
-    # -- edits -------------------------------------------------------------------------------
+    def index_of(self, invoice_id: str) -> int | None:
+        """The live invoice with this id, if there is one (the map is built on first use)."""
+        with self._lock:
+            if self._ids is None or len(self._ids) < self.size:
+                ids = self._ids or {}
+                for index in range(len(ids), self.size):
+                    ids[str(uuid.UUID(bytes=_digest(self.seed, index)[8:24], version=4))] = index
+                self._ids = ids
+            found = self._ids.get(invoice_id)
+        return found if found is not None and self.exists(found) else None
 
-    def touch(self, indices: list[int]) -> list[int]:
+    # -- changes -----------------------------------------------------------------------------
+
+    def _check(self, index: int) -> None:
+        if not self.exists(index):
+            raise IndexError(f"no invoice {index} in this dataset")
+
+    def _unlist(self, index: int) -> None:
+        """Take the invoice out of its place in the order (it is about to move or go)."""
+        key = self._key_of.pop(index, None)
+        if key is not None:
+            del self._late_keys[bisect.bisect_left(self._late_keys, key)]
+        elif index < self.base_size and index not in self._late:
+            bisect.insort(self._moved, index)
+
+    def _list_at(self, index: int, stamp: datetime) -> None:
+        self._changes += 1
+        key = self._key_of[index] = (stamp, self._changes, index)
+        bisect.insort(self._late_keys, key)
+
+    def touch(self, indices: list[int], *, void: bool = False) -> list[int]:
         """Edit these invoices now (in list order); returns them."""
         with self._lock:
             for index in indices:
-                if not 0 <= index < self.size:
-                    raise IndexError(f"no invoice {index} in a dataset of {self.size}")
-                self._touches += 1
-                revision = self._touched.get(index, (0, EPOCH_END))[0] + 1
-                if index not in self._touched:
-                    bisect.insort(self._touched_sorted, index)
-                else:
-                    self._touch_order.remove(index)
-                self._touched[index] = (revision, EPOCH_END + timedelta(seconds=self._touches))
-                self._touch_order.append(index)
+                self._check(index)
+            for index in indices:
+                self._unlist(index)
+                revision = self._late.get(index, (0, self.epoch_end))[0] + 1
+                stamp = self._stamp()
+                self._late[index] = (revision, stamp)
+                self._list_at(index, stamp)
+                if void:
+                    self._voided.add(index)
+        return indices
+
+    def void(self, indices: list[int]) -> list[int]:
+        """Void these invoices now (an edit that the platform shows as its void status)."""
+        return self.touch(indices, void=True)
+
+    def create(self, count: int) -> list[int]:
+        """Add ``count`` invoices now; returns their indices."""
+        with self._lock:
+            made: list[int] = []
+            for _ in range(count):
+                index = self.size
+                stamp = self._stamp()
+                self._born[index] = stamp
+                self._late[index] = (0, stamp)
+                self._list_at(index, stamp)
+                made.append(index)
+            return made
+
+    def delete(self, indices: list[int]) -> list[int]:
+        """Remove these invoices from the company; returns them."""
+        with self._lock:
+            for index in indices:
+                self._check(index)
+            for index in indices:
+                self._unlist(index)
+                self._deleted.add(index)
         return indices
 
     def touch_spread(self, count: int) -> list[int]:
-        """Edit ``count`` invoices spread evenly over the dataset."""
-        if self.size == 0 or count <= 0:
+        """Edit ``count`` live invoices spread evenly over the dataset."""
+        live = self.live_count
+        if live == 0 or count <= 0:
             return []
         stride = max(1, self.size // count)
-        return self.touch([(k * stride + stride // 2) % self.size for k in range(count)])
-
-    @property
-    def touched_count(self) -> int:
-        return len(self._touched)
+        picked: list[int] = []
+        seen: set[int] = set()
+        for k in range(self.size):
+            index = (k * stride + stride // 2) % self.size
+            while not self.exists(index) or index in seen:
+                index = (index + 1) % self.size
+            picked.append(index)
+            seen.add(index)
+            if len(picked) == min(count, live):
+                break
+        return self.touch(picked)
 
     # -- listing -----------------------------------------------------------------------------
 
     def _first_index_after(self, after: datetime | None) -> int:
+        """The first original index whose original time is later than ``after``."""
         if after is None:
             return 0
-        if after < self.base_updated(0):
-            return 0
-        # base_updated(i) > after  <=>  i > size - (EPOCH_END - after) / STEP
-        steps = (EPOCH_END - after) / STEP
-        first = self.size - int(steps)  # then nudged to the exact boundary
-        while first > 0 and self.base_updated(first - 1) > after:
-            first -= 1
-        while first < self.size and self.base_updated(first) <= after:
-            first += 1
-        return first
+        lo, hi = 0, self.base_size
+        while lo < hi:  # base_updated rises (or stays) with the index
+            mid = (lo + hi) // 2
+            if self.base_updated(mid) > after:
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo
 
-    def _untouched_between(self, lo: int) -> int:
-        return bisect.bisect_left(self._touched_sorted, lo)
+    def _late_after(self, after: datetime | None) -> int:
+        """Where the changed invoices later than ``after`` begin in ``_late_keys``."""
+        if after is None:
+            return 0
+        return bisect.bisect_right(self._late_keys, (after, _LAST, _LAST))
 
     def count_after(self, after: datetime | None) -> int:
-        """How many invoices were modified strictly after ``after`` (all when None)."""
+        """How many live invoices were modified strictly after ``after`` (all when None)."""
         with self._lock:
             lo = self._first_index_after(after)
-            touched_below = len(self._touched_sorted) - self._untouched_between(lo)
-            untouched = (self.size - lo) - touched_below
-            late = sum(1 for i in self._touch_order if after is None or self._touched[i][1] > after)
-            return untouched + late
+            moved = len(self._moved) - bisect.bisect_left(self._moved, lo)
+            return (self.base_size - lo - moved) + (len(self._late_keys) - self._late_after(after))
 
     def list_after(self, after: datetime | None, offset: int, limit: int) -> list[SourceInvoice]:
-        """Invoices modified after ``after``, oldest modification first, from ``offset``."""
+        """Live invoices modified after ``after``, oldest modification first, from ``offset``."""
         return [self.invoice(i) for i in self._indices_after(after, offset, limit)]
 
     def _indices_after(self, after: datetime | None, offset: int, limit: int) -> list[int]:
         with self._lock:
             lo = self._first_index_after(after)
-            touched = self._touched_sorted
-            untouched_total = (self.size - lo) - (len(touched) - bisect.bisect_left(touched, lo))
+            moved = self._moved
+            first_moved = bisect.bisect_left(moved, lo)
+            untouched_total = (self.base_size - lo) - (len(moved) - first_moved)
             found: list[int] = []
             if offset < untouched_total:
-                # the offset-th untouched index at or after lo
+                # the offset-th original index at or after lo that has not moved
                 start = lo + offset
                 while True:
-                    skipped = bisect.bisect_right(touched, start) - bisect.bisect_left(touched, lo)
+                    skipped = bisect.bisect_right(moved, start) - first_moved
                     candidate = lo + offset + skipped
                     if candidate == start:
                         break
                     start = candidate
                 index = start
-                while index < self.size and len(found) < limit:
-                    if index not in self._touched:
+                at = bisect.bisect_left(moved, index)
+                while index < self.base_size and len(found) < limit:
+                    if at < len(moved) and moved[at] == index:
+                        at += 1
+                    else:
                         found.append(index)
                     index += 1
-            late = [i for i in self._touch_order if after is None or self._touched[i][1] > after]
-            late_offset = max(0, offset - untouched_total)
-            found.extend(late[late_offset : late_offset + (limit - len(found))])
+            begin = self._late_after(after) + max(0, offset - untouched_total)
+            found.extend(i for _, _, i in self._late_keys[begin : begin + (limit - len(found))])
             return found
 
     def iter_all(self) -> Iterator[SourceInvoice]:
+        """Every live invoice, in modification order."""
         offset = 0
         while True:
             batch = self.list_after(None, offset, 1000)

@@ -56,7 +56,7 @@ def parse_zoho_time(text: str) -> datetime:
 
 
 def render_invoice(inv: SourceInvoice) -> dict[str, Any]:
-    status = STATUSES[inv.status % len(STATUSES)]
+    status = "void" if inv.voided else STATUSES[inv.status % len(STATUSES)]
     total = float(inv.total)
     return {
         "invoice_id": str(460000000000000 + inv.index),
