@@ -72,10 +72,15 @@ async def connect(ws: Workspace, uid: str, service: ConnectService | None = None
 
 
 async def fetch(
-    service: ConnectService, uid: str, cursor: str | None = None
+    service: ConnectService, uid: str, cursor: str | None = None, *, page_size: int | None = None
 ) -> tuple[list[InvoiceData], str | None]:
+    """Every page since ``cursor`` (pages of ``page_size`` when given, else the setting's)."""
     invoices: list[InvoiceData] = []
     async with await service.api(uid) as api:
+        if page_size is not None:
+            api.connector.settings = api.connector.settings.model_copy(
+                update={"page_size": page_size}
+            )
         async for page in api.connector.pages(api, cursor, None):
             invoices.extend(page.invoices)
             cursor = page.cursor

@@ -241,3 +241,22 @@ def test_a_thousand_invoices_in_one_second_are_read_whole(
     case = Case(size=60, step_ms=0, page_size=7, changes=changes)
     asyncio.run(_run_case(ws, box, uids[kind], kind, case))
 
+
+
+def test_a_full_sync_of_5000_xero_invoices_takes_six_listing_calls(
+    connected: tuple[Workspace, Sandbox, dict[str, str]],
+) -> None:
+    """Xero serves pages of up to 1,000 invoices (since July 2024): 5,000 take five pages and
+    the call that finds nothing more (within 6, where pages of 100 took 51)."""
+    ws, box, uids = connected
+    data = Dataset(5000, seed="calls")
+    box.xero.organisations[xero_emulator.TENANT_ID].dataset = data
+    store = Store()
+
+    async def run() -> int:
+        async with await ConnectService(ws).api(uids["xero"]) as api:
+            return await _sync(api, store, lambda _: None, lambda: None)
+
+    calls = asyncio.run(run())
+    assert len(store.invoices) == 5000
+    assert calls <= 6

@@ -26,6 +26,14 @@ from tests.providers import connect, pws, redirect_uri, sandbox, sandbox_env, st
 __all__ = ["pws", "redirect_uri", "sandbox", "sandbox_env"]  # fixtures
 
 
+@pytest.fixture(autouse=True)
+def pages_of_a_hundred(monkeypatch: pytest.MonkeyPatch, sandbox_env: dict[str, str]) -> None:
+    """Xero pages of 100, so that 2,500 invoices make 25 pages (in this process and in the
+    ones these tests start) for the tests that act between pages."""
+    monkeypatch.setenv("INTDASH_XERO__PAGE_SIZE", "100")
+    sandbox_env["INTDASH_XERO__PAGE_SIZE"] = "100"
+
+
 @pytest.fixture
 def fast_claims(monkeypatch: pytest.MonkeyPatch, sandbox_env: dict[str, str]) -> dict[str, str]:
     """Claims that lapse two seconds after a dead process's last page."""
