@@ -18,7 +18,9 @@ from sqlmodel import func, select
 from intdash.core.models import Invoice, RunOutcome, SyncRun
 from intdash.core.status import Reason
 from intdash.core.workspace import Workspace
+from intdash.sandbox.dataset import SourceInvoice
 from intdash.sandbox.server import Sandbox
+from intdash.sandbox.xero import render_invoice
 from intdash.sync.engine import AlreadyRunning, SyncEngine, SyncRefused
 from tests.conftest import run_intdash
 from tests.providers import connect, pws, redirect_uri, sandbox, sandbox_env, start_intdash
@@ -39,6 +41,12 @@ def fast_claims(monkeypatch: pytest.MonkeyPatch, sandbox_env: dict[str, str]) ->
     """Claims that lapse two seconds after a dead process's last page."""
     monkeypatch.setenv("INTDASH_SYNC__CLAIM_SECONDS", "5")
     return {**sandbox_env, "INTDASH_SYNC__CLAIM_SECONDS": "5"}
+
+
+def _issued(invoice: SourceInvoice) -> bool:
+    """An issued sales invoice (AUTHORISED or PAID): the only kind fiscalized."""
+    status = render_invoice(invoice)["Status"]
+    return invoice.sales and status in ("AUTHORISED", "PAID")
 
 
 def _count(ws: Workspace) -> tuple[int, int]:
@@ -72,21 +80,29 @@ async def test_full_then_incremental_sync(pws: Workspace, sandbox: Sandbox) -> N
         2500,
         0,
     )
+    data = sandbox.xero.dataset
+    issued = {i for i in range(2500) if _issued(data.invoice(i))}
     sandbox.xero.dataset.touch([10, 20, 30])
     second = await engine.run(uid)
     assert (second.fetched, second.created, second.updated) == (3, 0, 3)
     assert _count(pws) == (2500, 2500)
     view = pws.integrations.get(uid)
     assert view.status.active
-    sales = sum(1 for i in range(2500) if sandbox.xero.dataset.invoice(i).sales)
-    assert view.last_successful_sync is not None and view.invoices_this_month == sales < 2500
+    now_issued = {i for i in (10, 20, 30) if _issued(data.invoice(i))}
+    fiscalized = issued | now_issued  # each counted once, drafts and bills never
+    assert view.last_successful_sync is not None
+    assert view.invoices_this_month == len(fiscalized) < 2500
     with pws.db.read() as session:
         runs = session.exec(select(SyncRun).order_by(SyncRun.id)).all()  # type: ignore[arg-type]
     assert [(r.trigger, r.outcome, r.fetched) for r in runs] == [
         ("manual", "ok", 2500),
         ("manual", "ok", 3),
     ]
-    assert pws.invoices.verify().records == sales  # bills are kept, not fiscalized
+    # an edit of an issued invoice's amounts refunds its sale and records a new one; one that
+    # takes it back out of issue refunds it; one that issues it records its sale
+    edits = sum(2 if i in now_issued else 1 for i in issued & {10, 20, 30})
+    edits += len(now_issued - issued)
+    assert pws.invoices.verify().records == len(issued) + edits
 
 
 async def test_sigkill_mid_sync_then_a_new_sync_leaves_exactly_the_emulators_invoices(
@@ -146,7 +162,7 @@ async def test_limit_reached_held_then_released(pws: Workspace, sandbox: Sandbox
     uid = await _connected(pws)
     pws.plans.set("starter", monthly_limit=100)
     result = await SyncEngine(pws).run(uid)
-    sales = sum(1 for i in range(2500) if sandbox.xero.dataset.invoice(i).sales)
+    sales = sum(1 for i in range(2500) if _issued(sandbox.xero.dataset.invoice(i)))
     assert (result.created, result.held) == (2500, sales - 100)
     view = pws.integrations.get(uid)
     assert view.status.reason is Reason.LIMIT_REACHED
