@@ -6,13 +6,14 @@ import asyncio
 import json
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
+from intdash.core.invoices import SourceState
 from intdash.core.models import DeliveryState
 from intdash.core.status import Reason
 from intdash.core.workspace import Workspace
@@ -407,3 +408,27 @@ def test_a_process_killed_mid_delivery_then_a_new_one_delivers(
     assert receiver.got[0].headers["webhook-id"] == receiver.got[1].headers["webhook-id"]
     assert verify(secret, receiver.got[1].headers, receiver.got[1].body, clock.time())
     ws.close()
+
+
+def test_a_refund_is_delivered_as_a_refund(
+    ws: Workspace, receiver: Receiver, clock: FakeClock
+) -> None:
+    """An invoice voided after it was fiscalized reaches the receiver as ``invoice.refunded``,
+    with the refund record naming the sale it reverses."""
+    source = ws.integrations.create("custom", name="ERP").integration.uid
+    _, secret = webhook(ws, receiver.url)
+    push(ws, source, 1)
+    clock.advance(minutes=1)
+    assert deliver(ws) == 1
+    ws.ingest.accept(
+        source, [replace(invoice_data(1), source_status="void", state=SourceState.VOID)]
+    )
+    clock.advance(minutes=1)
+    assert deliver(ws) == 1
+    first, second = (got.event for got in receiver.got)
+    assert verify(secret, receiver.got[1].headers, receiver.got[1].body, clock.now.timestamp())
+    assert first["type"] == "invoice.fiscalized"
+    assert second["type"] == "invoice.refunded"
+    invoice = second["data"]["invoice"]
+    assert invoice["fiscal_status"] == "refunded"
+    assert invoice["refund_record"]["refers_to"] == invoice["fiscal_record"]["seq"]

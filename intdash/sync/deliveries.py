@@ -11,7 +11,7 @@ from sqlmodel import select
 
 from intdash.core.catalog import IntegrationType
 from intdash.core.errors import ConflictError
-from intdash.core.models import Integration
+from intdash.core.models import FiscalStatus, Integration
 from intdash.core.services.deliveries import Claimed
 from intdash.providers.http import httpx
 from intdash.providers.webhooks import event_body, send, test_event_id
@@ -55,8 +55,10 @@ class DeliveryWorker:
 
     async def _attempt(self, client: httpx.AsyncClient, claimed: Claimed) -> None:
         now = self._ws.clock()
+        # the invoice as it stands: a refunded one says so (its refund record is in it)
+        refunded = claimed.invoice.fiscal_status == FiscalStatus.REFUNDED.value
         body = event_body(
-            "invoice.fiscalized",
+            "invoice.refunded" if refunded else "invoice.fiscalized",
             now,
             {"integration": claimed.source_uid, "invoice": claimed.invoice.to_json()},
         )
