@@ -78,6 +78,12 @@ class MyobSettings(OAuthAppSettings):
         "https://api.myob.com", description="API base; /accountright/... is appended."
     )
     page_size: int = Field(1000, ge=1, le=1000, description="Invoices a page ($top).")
+    scope: str = Field(
+        "sme-company-file sme-sales",
+        description="Scopes asked for at consent (space-separated): MYOB's granular scopes for "
+        "the company file and its sales; an API key made before March 2025 may ask for "
+        "CompanyFile instead.",
+    )
 
 
 class ZohoSettings(OAuthAppSettings):

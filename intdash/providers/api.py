@@ -29,8 +29,9 @@ _pacers: dict[tuple[int, str, str], Pacer] = {}
 
 
 def pacer_for(connector: Connector, tenant_id: str) -> Pacer:
-    """The process's pacer for one platform tenant, on the running loop."""
-    key = (id(asyncio.get_running_loop()), connector.type.value, tenant_id)
+    """The process's pacer for one platform tenant (or the API key it shares), on the running
+    loop."""
+    key = (id(asyncio.get_running_loop()), connector.type.value, connector.pacer_key(tenant_id))
     pacer = _pacers.get(key)
     if pacer is None or pacer.limits != connector.limits:
         pacer = _pacers[key] = Pacer(connector.limits)

@@ -195,6 +195,11 @@ class Connector(ABC):
         """What the platform says is left of its window, if it says."""
         return None
 
+    def pacer_key(self, tenant_id: str) -> str:
+        """Whose allowance a call to ``tenant_id`` spends: calls with one key share one pacer.
+        The tenant's own, unless the platform counts calls per API key (MYOB)."""
+        return tenant_id
+
     @abstractmethod
     async def find_tenant(
         self, api: ApiClient, callback: Mapping[str, str], settings: Mapping[str, Any]

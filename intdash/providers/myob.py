@@ -1,9 +1,11 @@
-"""MYOB Business (AccountRight): company files, invoices by OData page and LastModified."""
+"""MYOB Business (AccountRight): the consent's company file, invoices by OData page and
+LastModified, calls paced per API key."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import uuid
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -20,9 +22,13 @@ from intdash.providers.paging import Listing, start_cursor, walk
 from intdash.providers.ratelimit import RateLimits
 
 if TYPE_CHECKING:
+    from authlib.integrations.httpx_client import AsyncOAuth2Client
+
     from intdash.providers.api import ApiClient
 
 BASE_CURRENCY = {"NZ": "NZD", "AU": "AUD"}
+SECOND_WAIT = 1.0  # over 8 calls a second: the next second has room again
+DAY = 86_400.0
 
 
 def _time(value: Any, field: str, uid: str) -> datetime:
@@ -66,10 +72,17 @@ def parse_invoice(raw: Any, base_currency: str) -> InvoiceData:
     )
 
 
+def _file_tenant(raw: Mapping[str, Any]) -> Tenant:
+    """A company file as MYOB describes it (``Id``, ``Name``, ``Country``)."""
+    file_id = str(raw["Id"])
+    extra = {"currency": BASE_CURRENCY.get(str(raw.get("Country")), "AUD")}
+    return Tenant(file_id, str(raw.get("Name") or file_id), extra)
+
+
 class MyobConnector(Connector):
     type: ClassVar[IntegrationType] = IntegrationType.MYOB
     label: ClassVar[str] = "MYOB"
-    scope: ClassVar[str] = "sme-company-file sme-customer sme-invoice"
+    scope: ClassVar[str] = MyobSettings.model_fields["scope"].default  # oauth_client: the setting
     auth_method: ClassVar[str] = "client_secret_post"
     default_limits: ClassVar[RateLimits] = RateLimits(per_window=8, window=1.0)
     settings: MyobSettings
@@ -83,6 +96,17 @@ class MyobConnector(Connector):
 
     def authorize_params(self) -> dict[str, str]:
         return {"prompt": "consent"}  # so that the redirect names the company file
+
+    def oauth_client(self, redirect_uri: str | None = None) -> AsyncOAuth2Client:
+        """The OAuth client, asking for the scopes of the settings (``INTDASH_MYOB__SCOPE``)."""
+        client = super().oauth_client(redirect_uri)
+        client.scope = self.settings.scope
+        return client
+
+    def pacer_key(self, tenant_id: str) -> str:
+        """MYOB's limits (8 calls a second, 1,000,000 a day) are per API key, shared by every
+        company file reached with it: one pacer for the key."""
+        return f"api-key:{self.settings.client_id}"
 
     @property
     def api(self) -> str:
@@ -100,15 +124,23 @@ class MyobConnector(Connector):
         return headers
 
     def rate_problem(self, response: httpx.Response) -> RateProblem | None:
+        """MYOB's 403 ``RateLimitError``: over 8 calls a second, wait a second; over the day's
+        calls ("exceeded the daily rate limit"), stop until the next midnight UTC."""
         if response.status_code != 403:
             return None
         try:
-            errors = parse_json(response, "MYOB").get("Errors") or []
+            errors = parse_json(response, "MYOB").get("Errors")
         except (MalformedResponse, AttributeError):
             return None
-        if any(isinstance(e, dict) and e.get("Name") == "RateLimitError" for e in errors):
-            return RateProblem(1.0)
-        return None
+        limits = [
+            e for e in (errors if isinstance(errors, list) else [])
+            if isinstance(e, dict) and e.get("Name") == "RateLimitError"
+        ]  # fmt: skip
+        if not limits:
+            return None
+        if any("daily" in str(e.get("Message", "")).lower() for e in limits):
+            return RateProblem(DAY - self.clock() % DAY, daily=True)
+        return RateProblem(SECOND_WAIT)
 
     @staticmethod
     def company_file_token(username: str, password: str) -> str:
@@ -117,22 +149,61 @@ class MyobConnector(Connector):
     async def find_tenant(
         self, api: ApiClient, callback: Mapping[str, str], settings: Mapping[str, Any]
     ) -> Tenant:
-        files = await api.get_json(f"{self.api}/", what="MYOB company files")
-        if not isinstance(files, list):
+        """The company file of this consent. The consent's redirect names it (``businessId``,
+        sent because intdash asks with ``prompt=consent``): it is taken without listing files,
+        which API keys made since 12 March 2025 cannot do, its name and country read from the
+        file itself. A redirect without one (a key made before then) leaves the files the
+        consent allows to be listed, ``company_file_id`` choosing among several. A consent for
+        another file than the integration's ``company_file_id`` is refused."""
+        wanted = str(settings.get("company_file_id") or "").strip()
+        business = str(callback.get("businessId") or "").strip()
+        if business:
+            try:
+                business = str(uuid.UUID(business))
+            except ValueError:
+                raise AuthorisationFailed(
+                    f"the MYOB redirect's businessId is not a company file GUID: {business[:60]!r}"
+                ) from None
+            if wanted and wanted.lower() != business.lower():
+                raise AuthorisationFailed(
+                    f"the MYOB consent is for company file {business}, but this integration "
+                    f"reads {wanted}: connect again and approve that company file"
+                )
+            return await self._consented_file(api, business, callback.get("businessName"))
+        listed = await api.get_json(f"{self.api}/", what="MYOB company files")
+        if not isinstance(listed, list):
             raise MalformedResponse("MYOB company files: expected a list")
-        wanted = callback.get("businessId") or settings.get("company_file_id")
+        files = [f for f in listed if isinstance(f, dict) and f.get("Id")]
+        if not files:
+            raise AuthorisationFailed(
+                "MYOB did not name the company file: the consent's redirect carried no "
+                "businessId, and the API key lists no company files (keys made since 12 March "
+                "2025 never do; the redirect is the only source): connect again and give the "
+                "whole redirected URL"
+            )
         if wanted:
-            chosen = next((f for f in files if isinstance(f, dict) and f.get("Id") == wanted), None)
+            chosen = next((f for f in files if str(f["Id"]).lower() == wanted.lower()), None)
             if chosen is None:
                 raise AuthorisationFailed(f"MYOB company file {wanted} is not among those allowed")
-        elif len(files) == 1 and isinstance(files[0], dict):
+        elif len(files) == 1:
             chosen = files[0]
         else:
+            names = ", ".join(sorted(str(f.get("Name") or f["Id"]) for f in files))
             raise AuthorisationFailed(
-                f"the MYOB consent allows {len(files)} company files: set company_file_id"
+                f"the MYOB consent allows {len(files)} company files ({names}): set "
+                "company_file_id to the one this integration reads"
             )
-        extra = {"currency": BASE_CURRENCY.get(str(chosen.get("Country")), "AUD")}
-        return Tenant(str(chosen["Id"]), str(chosen.get("Name") or chosen["Id"]), extra)
+        return _file_tenant(chosen)
+
+    async def _consented_file(self, api: ApiClient, file_id: str, name: str | None) -> Tenant:
+        """The company file the redirect named, confirmed by asking it for itself (one call,
+        allowed by the ``sme-company-file`` scope): ``{"CompanyFile": {Id, Name, Country,
+        ...}}``. Where it gives no name, the redirect's ``businessName`` is used, else the id."""
+        data = await api.get_json(f"{self.api}/{file_id}/", what="MYOB company file")
+        found = member(data, "CompanyFile") if isinstance(data, dict) else {}
+        if str(found.get("Id") or file_id).lower() != file_id.lower():
+            raise MalformedResponse(f"MYOB company file {file_id} answered as {found['Id']}")
+        return _file_tenant({**found, "Id": file_id, "Name": found.get("Name") or name})
 
     def settings_from_tenant(self, tenant: Tenant) -> dict[str, str]:
         return {"company_file_id": tenant.id}

@@ -1,16 +1,35 @@
-"""MYOB Business (AccountRight) API, as far as intdash uses it.
+"""MYOB Business (AccountRight) API, as far as intdash uses it, as strict as MYOB.
 
-The token endpoint takes the secret in the form body and sends ``expires_in`` as text; the
-consent redirect carries ``businessId``; invoices page with OData ``$top``/``$skip`` and a
-``NextPageLink``; over 8 calls a second the answer is 403 with ``RateLimitError``.
+OAuth: the token endpoint takes the secret in the form body and sends ``expires_in`` as text
+("1200"). Consent knows MYOB's granular scopes (``sme-…``); the legacy ``CompanyFile`` scope
+only for an API key made before 12 March 2025 (``key_kind="old"``).
+
+Company files: an administrator approves one company file per consent (the first, unless
+:attr:`MyobEmulator.consent_pick` names another), and the tokens of that consent reach that file
+only. For a new key (``key_kind="new"``, the default) the consent's redirect is the one place
+that names it (``businessId`` and ``businessName``, sent only when ``prompt=consent`` was asked),
+and ``GET /accountright/`` lists nothing (an empty list); an old key's redirect names none, its
+tokens reach every file of the user and ``GET /accountright/`` lists them.
+``GET /accountright/{cf}/`` describes the file (``{"CompanyFile": {...}}``).
+
+Invoices: ``Sale/Invoice`` pages with OData ``$top``/``$skip`` and a ``NextPageLink``, for a token
+with an invoice scope (``sme-sales``; ``CompanyFile`` for an old key), else 403.
+
+Limits are per API key, whichever company file a call reads: 8 calls a second and 1,000,000 a
+day, each answered over the limit with 403 ``RateLimitError`` (the daily one says "exceeded the
+daily rate limit"). :attr:`MyobEmulator.arrivals` keeps when each call came, for tests to count.
 """
 
 from __future__ import annotations
 
 import re
 import time
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlencode
 
 from starlette.applications import Starlette
@@ -27,8 +46,8 @@ from intdash.sandbox.common import (
     json_response,
     maybe_slow,
 )
-from intdash.sandbox.dataset import SourceInvoice
-from intdash.sandbox.oauth import OAuthPolicy, OAuthServer
+from intdash.sandbox.dataset import Dataset, SourceInvoice
+from intdash.sandbox.oauth import Grant, OAuthPolicy, OAuthServer
 
 COMPANY_FILE_ID = "0f5e4d8c-1234-4abc-9def-0123456789ab"
 COMPANY_NAME = "Bay Traders Ltd"
@@ -36,6 +55,22 @@ STATUSES = ("Open", "Open", "Closed", "Closed", "Closed", "Credit")
 DEFAULT_TOP = 400
 MAX_TOP = 1000
 _FILTER = re.compile(r"^LastModified gt datetime'([0-9T:\-.]+)'$")
+
+# MYOB's granular scopes as its scope pages list them, and the two that its support article on
+# keys made since March 2025 writes in its example (sme-customer, sme-invoice)
+GRANULAR_SCOPES = frozenset(
+    {"sme-company-file", "sme-company-settings", "sme-general-ledger", "sme-sales"}
+    | {"sme-timebilling", "sme-inventory", "sme-banking", "sme-purchases", "sme-payroll"}
+    | {f"sme-contacts-{kind}" for kind in ("customer", "supplier", "personal", "employee")}
+    | {"sme-customer", "sme-invoice"}
+)
+LEGACY_SCOPES = frozenset({"CompanyFile", "la.global"})  # keys made before 12 March 2025
+INVOICE_SCOPES = frozenset({"sme-sales", "sme-invoice", "CompanyFile"})
+COMPANY_FILE_SCOPES = frozenset({"sme-company-file", "CompanyFile"})
+DAILY_MESSAGE = "API key has exceeded the daily rate limit"
+SECOND_MESSAGE = "API key has exceeded the per-second rate limit"
+
+KeyKind = Literal["new", "old"]
 
 
 def render_invoice(inv: SourceInvoice, base: str) -> dict[str, Any]:
@@ -65,6 +100,30 @@ def render_invoice(inv: SourceInvoice, base: str) -> dict[str, Any]:
     }
 
 
+@dataclass
+class CompanyFile:
+    id: str
+    name: str
+    country: str
+    dataset: Dataset | None = None  # None: the emulator's own (its first file's)
+
+    def to_json(self, base: str) -> dict[str, Any]:
+        return {
+            "Id": self.id,
+            "Name": self.name,
+            "LibraryPath": self.name,
+            "ProductVersion": "2026.1",
+            "ProductLevel": {"Code": 30, "Name": "Plus"},
+            "CheckedOutDate": None,
+            "CheckedOutBy": None,
+            "Uri": f"{base}/api/accountright/{self.id}",
+            "Country": self.country,
+        }
+
+
+Handler = Callable[[Request, CompanyFile | None], Awaitable[Response]]
+
+
 class MyobEmulator(PlatformEmulator):
     def __init__(
         self,
@@ -74,6 +133,8 @@ class MyobEmulator(PlatformEmulator):
         client_secret: str = "sandbox-myob-secret",
         access_ttl: int = 1200,
         per_second: int = 8,
+        day_limit: int = 1_000_000,
+        key_kind: KeyKind = "new",
         clock: Any = time.time,
     ) -> None:
         policy = OAuthPolicy(
@@ -83,24 +144,66 @@ class MyobEmulator(PlatformEmulator):
             rotate_refresh=True,
             client_auth="post",
             expires_in_as_text=True,
+            known_scopes=GRANULAR_SCOPES | (LEGACY_SCOPES if key_kind == "old" else frozenset()),
         )
         super().__init__("myob", size, OAuthServer(policy, clock))
+        self.oauth.on_consent = self._consented
         self.client_id = client_id
-        self.second = RateWindow(per_second, 1.0)
+        self.key_kind: KeyKind = key_kind
+        self._size = size
+        self.second = RateWindow(per_second, 1.0)  # both per API key: every file's calls count
+        self.day = RateWindow(day_limit, 86_400)
+        self.arrivals: deque[tuple[float, str]] = deque(maxlen=100_000)  # (when, company file)
+        self.files: dict[str, CompanyFile] = {
+            COMPANY_FILE_ID: CompanyFile(COMPANY_FILE_ID, COMPANY_NAME, "NZ")
+        }
+        self.consent_pick: str | None = None  # the file the next consents approve; None: first
+        self._consents: dict[str, str] = {}  # authentication event -> the file it approved
         self.app = Starlette(
             routes=[
                 Route("/oauth2/account/authorize", self.authorize),
                 Route("/oauth2/v1/authorize", self.token, methods=["POST"]),
                 Route("/api/accountright/", self.company_files),
+                Route("/api/accountright/{cf}/", self.company_file),
                 Route("/api/accountright/{cf}/Sale/Invoice", self.invoices),
                 Route("/api/accountright/{cf}/CurrentUser", self.current_user),
             ]
         )
 
+    # -- company files and consent -----------------------------------------------------------
+
+    def add_company_file(
+        self, name: str, file_id: str | None = None, size: int | None = None, country: str = "AU"
+    ) -> CompanyFile:
+        """Another company file of the same MYOB user, with invoices of its own."""
+        file_id = str(uuid.UUID(file_id)) if file_id else str(uuid.uuid4())
+        if file_id in self.files:
+            raise ValueError(f"company file {file_id} exists already")
+        dataset = Dataset(self._size if size is None else size, seed=f"myob:{file_id}")
+        added = self.files[file_id] = CompanyFile(file_id, name, country, dataset)
+        return added
+
+    def dataset_of(self, file: CompanyFile) -> Dataset:
+        return self.dataset if file.dataset is None else file.dataset
+
+    def _picked(self) -> CompanyFile:
+        return self.files[self.consent_pick or COMPANY_FILE_ID]
+
     def consent_extra(self, request: Request) -> dict[str, str]:
-        if request.query_params.get("prompt") == "consent":
-            return {"businessId": COMPANY_FILE_ID}
+        """A new key's redirect names the approved file, when consent was prompted for."""
+        if self.key_kind == "new" and request.query_params.get("prompt") == "consent":
+            picked = self._picked()
+            return {"businessId": picked.id, "businessName": picked.name}
         return {}
+
+    def _consented(self, event_id: str, _scope: str) -> None:
+        self._consents[event_id] = self._picked().id
+
+    def _reaches(self, grant: Grant, file: CompanyFile) -> bool:
+        """A new key's consent reaches its one file; an old key's every file of the user."""
+        return self.key_kind == "old" or self._consents.get(grant.event_id) == file.id
+
+    # -- the API -----------------------------------------------------------------------------
 
     def _error(self, status: int, name: str, message: str) -> Response:
         return json_response(
@@ -109,59 +212,72 @@ class MyobEmulator(PlatformEmulator):
             status,
         )  # fmt: skip
 
-    async def _api(self, request: Request, handler: Any) -> Response:
-        problem = self.oauth.check(bearer(request))
-        if problem is not None:
+    async def _api(self, request: Request, handler: Handler, scopes: frozenset[str]) -> Response:
+        """Authentication, headers, scope, company file, limits and faults, then ``handler``."""
+        token = bearer(request)
+        problem = self.oauth.check(token)
+        grant = self.oauth.grant_of(token)
+        if problem is not None or grant is None:
             return self._error(401, "OAuthTokenIsInvalid", f"The access token is {problem}")
         if request.headers.get("x-myobapi-key") != self.client_id:
             return self._error(403, "InvalidApiKey", "The x-myobapi-key header is missing or wrong")
         if request.headers.get("x-myobapi-version") != "v2":
             return self._error(400, "InvalidVersion", "x-myobapi-version must be v2")
-        cf = request.path_params.get("cf")
-        if cf is not None and cf != COMPANY_FILE_ID:
-            return self._error(404, "CompanyFileNotFound", f"No company file {cf}")
+        if not grant.scopes & scopes:
+            return self._error(
+                403, "AccessDenied", "The access token's scopes do not allow this resource"
+            )
+        file = None
+        if "cf" in request.path_params:
+            file = self.files.get(str(request.path_params["cf"]).lower())
+            if file is None:
+                return self._error(404, "CompanyFileNotFound", "No such company file")
+            if not self._reaches(grant, file):
+                return self._error(403, "AccessDenied", "The consent does not reach this file")
         self.api_calls += 1
+        self.arrivals.append((self.second.clock(), file.id if file else ""))
         await maybe_slow(self.faults)
-        allowed, _, _ = self.second.hit()
-        if not allowed or self.faults.take("storm_429"):
+        if not self.day.hit()[0]:
             self.rate_limited += 1
-            return self._error(403, "RateLimitError", "API key has exceeded the per-second limit")
+            return self._error(403, "RateLimitError", DAILY_MESSAGE)
+        if not self.second.hit()[0] or self.faults.take("storm_429"):
+            self.rate_limited += 1
+            return self._error(403, "RateLimitError", SECOND_MESSAGE)
         if self.faults.take("fail_5xx"):
             return Response("Internal Server Error", 500)
-        response: Response = await handler(request)
-        return response
+        return await handler(request, file)
 
     async def company_files(self, request: Request) -> Response:
-        return await self._api(request, self._company_files)
+        return await self._api(request, self._company_files, COMPANY_FILE_SCOPES)
 
-    async def _company_files(self, request: Request) -> Response:
-        base = base_of(request)
+    async def _company_files(self, request: Request, _file: CompanyFile | None) -> Response:
+        if self.key_kind == "new":  # keys made since 12 March 2025 are not shown the files
+            return json_response([])
+        return json_response([f.to_json(base_of(request)) for f in self.files.values()])
+
+    async def company_file(self, request: Request) -> Response:
+        return await self._api(request, self._company_file, COMPANY_FILE_SCOPES)
+
+    async def _company_file(self, request: Request, file: CompanyFile | None) -> Response:
+        assert file is not None
         return json_response(
-            [
-                {
-                    "Id": COMPANY_FILE_ID,
-                    "Name": COMPANY_NAME,
-                    "LibraryPath": COMPANY_NAME,
-                    "ProductVersion": "2026.1",
-                    "ProductLevel": {"Code": 30, "Name": "Plus"},
-                    "CheckedOutDate": None,
-                    "CheckedOutBy": None,
-                    "Uri": f"{base}/api/accountright/{COMPANY_FILE_ID}",
-                    "Country": "NZ",
-                }
-            ]
+            {
+                "CompanyFile": file.to_json(base_of(request)),
+                "UserAccess": [{"ResourcePath": "", "Access": ["GET"]}],
+            }
         )
 
     async def current_user(self, request: Request) -> Response:
-        return await self._api(request, self._current_user)
+        return await self._api(request, self._current_user, COMPANY_FILE_SCOPES)
 
-    async def _current_user(self, request: Request) -> Response:
+    async def _current_user(self, _request: Request, _file: CompanyFile | None) -> Response:
         return json_response({"UserAccess": [{"ResourcePath": "", "Access": ["GET"]}]})
 
     async def invoices(self, request: Request) -> Response:
-        return await self._api(request, self._invoices)
+        return await self._api(request, self._invoices, INVOICE_SCOPES)
 
-    async def _invoices(self, request: Request) -> Response:
+    async def _invoices(self, request: Request, file: CompanyFile | None) -> Response:
+        assert file is not None
         query = request.query_params
         try:
             top = min(max(int(query.get("$top", DEFAULT_TOP)), 1), MAX_TOP)
@@ -176,9 +292,10 @@ class MyobEmulator(PlatformEmulator):
             since = datetime.fromisoformat(found.group(1)).replace(tzinfo=UTC)
         if self.faults.take("malformed"):
             return Response(MALFORMED, media_type="application/json")
-        total = self.dataset.count_after(since)
-        items = self.dataset.list_after(since, skip, top)
-        base = f"{base_of(request)}/api/accountright/{COMPANY_FILE_ID}"
+        dataset = self.dataset_of(file)
+        total = dataset.count_after(since)
+        items = dataset.list_after(since, skip, top)
+        base = f"{base_of(request)}/api/accountright/{file.id}"
         next_link = None
         if skip + len(items) < total:
             params = {k: v for k, v in query.items() if k not in ("$skip", "$top")}
