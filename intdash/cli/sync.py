@@ -17,12 +17,21 @@ from intdash.core.models import RunOutcome
 @click.option(
     "--cancel", is_flag=True, help="Ask the running sync of UID (in any process) to stop."
 )
+@click.option(
+    "--force",
+    "--yes",
+    "force",
+    is_flag=True,
+    help="Sync even when only the reserve of the platform's daily API calls is left.",
+)
 @json_option
 @pass_state
-def sync(state: CliState, uid: str, cancel: bool, as_json: bool) -> None:
+def sync(state: CliState, uid: str, cancel: bool, force: bool, as_json: bool) -> None:
     """Sync one integration now, in the foreground, and print its counts.
 
     Exits 0 when the run completed, 1 when it failed, stopped part way, or was cancelled.
+    When only the reserve of the platform's daily API calls is left, it refuses (exit 1)
+    unless --force.
     """
     from intdash.sync.engine import SyncEngine, Trigger
 
@@ -33,6 +42,14 @@ def sync(state: CliState, uid: str, cancel: bool, as_json: bool) -> None:
         message = f"Asked the running sync of {uid} to stop after its current page."
         emit_json({"uid": uid, "cancel_requested": True}) if as_json else click.echo(message)
         return
+    view = None if force else state.workspace.integrations.get(uid)
+    low = view.daily_budget_low if view is not None else None
+    if view is not None and low is not None:
+        fail(
+            f"{view.spec.label}'s daily API limit for {uid} is nearly spent: {low.explanation}. "
+            "A sync now may spend the last calls (scheduled syncs wait for the reset); "
+            "--force syncs anyway"
+        )
     result = asyncio.run(engine.run(uid, Trigger.MANUAL))
     if as_json:
         emit_json(result.to_json())

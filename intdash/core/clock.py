@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 Clock = Callable[[], datetime]
 """Returns the current time, timezone-aware, in UTC."""
@@ -17,6 +17,12 @@ def month_start(moment: datetime) -> datetime:
     """The first instant (UTC) of the calendar month holding ``moment``."""
     utc = moment.astimezone(UTC)
     return utc.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def next_utc_midnight(moment: datetime) -> datetime:
+    """The first instant (UTC) of the day after the one holding ``moment``."""
+    utc = moment.astimezone(UTC)
+    return utc.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
 
 
 def parse_date(text: str, field: str = "date") -> date:

@@ -63,6 +63,12 @@ class XeroSettings(OAuthAppSettings):
     page_size: int = Field(
         1000, ge=1, le=1000, description="Invoices a page (Xero serves up to 1,000 since 2024)."
     )
+    daily_reserve: int = Field(
+        50,
+        ge=0,
+        description="Calls of a tenant's daily allowance kept for Sync Now: with this many or "
+        "fewer left, scheduled syncs wait for Xero's day to end (00:00 UTC).",
+    )
 
 
 class MyobSettings(OAuthAppSettings):

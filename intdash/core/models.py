@@ -76,6 +76,10 @@ class Integration(SQLModel, table=True):
     invoices_changed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     # a Custom/Webhook's failed delivery attempts since its last success
     delivery_failures: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    # what its platform last said is left of the tenant's daily API calls (see core.budget)
+    daily_remaining: int | None = None
+    daily_observed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    daily_resets_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class Credential(SQLModel, table=True):

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from intdash.core.budget import DailyBudget
+
 
 class Reason(StrEnum):
     """Why an integration is inactive, most fundamental first."""
@@ -16,6 +18,7 @@ class Reason(StrEnum):
     NOT_CONFIGURED = "not configured"
     NO_API_KEY = "no API key"
     SYNC_DISABLED = "sync disabled"
+    DAILY_LIMIT = "daily API limit"  # scheduled syncs wait for the platform's day to end
     LIMIT_REACHED = "monthly limit reached"
     LAST_SYNC_FAILED = "last sync failed"
     DELIVERIES_FAILING = "deliveries failing"  # a Custom/Webhook's endpoint keeps refusing
@@ -38,6 +41,8 @@ class StatusFacts:
     monthly_limit: int | None = None
     last_sync_error: str | None = None
     delivers: bool = False  # a Custom/Webhook: its last error is of deliveries, not syncs
+    daily_budget: DailyBudget | None = None  # the platform's last word on today's calls
+    daily_reserve: int = 0
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,8 @@ def derive_status(facts: StatusFacts) -> Status:
         return Status(False, Reason.NO_API_KEY)
     if not facts.sync_enabled:
         return Status(False, Reason.SYNC_DISABLED)
+    if facts.daily_budget is not None and facts.daily_budget.spent(facts.daily_reserve):
+        return Status(False, Reason.DAILY_LIMIT, facts.daily_budget.explanation)
     if facts.monthly_limit is not None and facts.invoices_this_month >= facts.monthly_limit:
         return Status(
             False,

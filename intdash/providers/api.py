@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
 from typing import Any
 
+from intdash.core.budget import DailyBudget
+from intdash.core.clock import Clock, system_clock
 from intdash.providers.base import Tenant, TokenSet
 from intdash.providers.connector import Connector, parse_json
 from intdash.providers.errors import (
@@ -49,6 +52,7 @@ class ApiClient:
         token: TokenSet | None = None,
         sleep: Sleep = asyncio.sleep,
         jitter: Callable[[], float] = random.random,
+        now: Clock = system_clock,
     ) -> None:
         self.connector = connector
         self.tokens = tokens
@@ -60,6 +64,8 @@ class ApiClient:
         self._http = httpx.AsyncClient(timeout=connector.timeout, transport=connector.transport)
         self.pacer = pacer_for(connector, tenant.id if tenant else f"integration-{integration_id}")
         self.calls = 0
+        self._now = now  # when answers were had: the workspace's clock
+        self.daily: DailyBudget | None = None  # the tenant's daily calls, as last stated
 
     async def __aenter__(self) -> ApiClient:
         return self
@@ -108,10 +114,12 @@ class ApiClient:
                 raise ProviderUnavailable(f"cannot reach {label}: {exc}") from None
             self.pacer.remaining(self.connector.remaining_calls(response))
             problem = self.connector.rate_problem(response)
+            self._observe_daily(response, spent=problem is not None and problem.daily)
             if problem is not None:
                 if problem.daily:
+                    resumes = f"at {self.daily.resumes}" if self.daily else "tomorrow"
                     raise RateLimited(
-                        f"{label}'s daily call limit is spent; syncing resumes tomorrow",
+                        f"{label}'s daily call limit is spent; syncing resumes {resumes}",
                         problem.retry_after,
                         daily=True,
                     )
@@ -141,6 +149,15 @@ class ApiClient:
                     f"{label} answered HTTP {response.status_code}: {response.text[:200]}"
                 )
             return response
+
+    def _observe_daily(self, response: httpx.Response, *, spent: bool) -> None:
+        """Note what the answer says is left of today's calls (none, when it says the day's
+        limit is met)."""
+        remaining = 0 if spent else self.connector.daily_remaining(response)
+        if remaining is None:
+            return
+        observed: datetime = self._now()
+        self.daily = DailyBudget(remaining, observed, self.connector.daily_resets_at(observed))
 
     async def get_json(
         self,

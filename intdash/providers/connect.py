@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
+from intdash.core.budget import DailyBudget
 from intdash.core.catalog import type_spec
 from intdash.core.errors import ConflictError, IntdashError
 from intdash.core.models import Integration
@@ -208,10 +209,11 @@ class ConnectService:
         if tenant is not None and isinstance(connector, MyobConnector) and user and password:
             cftoken = connector.company_file_token(str(user), str(password))
             tenant = Tenant(tenant.id, tenant.name, {**tenant.extra, "cftoken": cftoken})
-        return ApiClient(connector, self.tokens, row.id, tenant)
+        return ApiClient(connector, self.tokens, row.id, tenant, now=self._ws.clock)
 
     async def test(self, uid: str) -> TestResult:
         """The cheapest call that proves the connection works, and what it said."""
+        api: ApiClient | None = None
         try:
             async with await self.api(uid) as api:
                 message = await api.connector.test(api)
@@ -219,4 +221,15 @@ class ConnectService:
             return TestResult(uid, False, str(exc))
         except IntdashError:
             raise
+        finally:
+            if api is not None and api.daily is not None:
+                await asyncio.to_thread(self.keep_daily, api.integration_id, api.daily)
         return TestResult(uid, True, message)
+
+    def keep_daily(self, integration_id: int, budget: DailyBudget) -> None:
+        """Keep what the platform said is left of today's calls, for every process to see."""
+        with self._ws.db.write() as session:
+            row = session.get(Integration, integration_id)
+            if row is not None:
+                budget.store(row)
+                session.add(row)

@@ -7,7 +7,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -15,6 +15,7 @@ from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.httpx_client import AsyncOAuth2Client
 
 from intdash.core.catalog import IntegrationType
+from intdash.core.clock import next_utc_midnight
 from intdash.core.config import OAuthAppSettings
 from intdash.providers.base import InvoicePage, Tenant, TokenSet
 from intdash.providers.errors import (
@@ -199,6 +200,16 @@ class Connector(ABC):
         """Whose allowance a call to ``tenant_id`` spends: calls with one key share one pacer.
         The tenant's own, unless the platform counts calls per API key (MYOB)."""
         return tenant_id
+
+    def daily_remaining(self, response: httpx.Response) -> int | None:
+        """What the platform says is left of the tenant's daily allowance of calls, if it says
+        (kept with the integration: see :mod:`intdash.core.budget`)."""
+        return None
+
+    def daily_resets_at(self, observed: datetime) -> datetime:
+        """When the daily allowance seen at ``observed`` starts again: the one place that says
+        (by default, as on Xero, at the next midnight UTC)."""
+        return next_utc_midnight(observed)
 
     @abstractmethod
     async def find_tenant(

@@ -159,8 +159,9 @@ class XeroConnector(Connector):
         now = self.clock()
         retry_after = _retry_after(response.headers.get("Retry-After"), now)
         if retry_after is None:
-            if problem == "day":
-                retry_after = 86_400.0 - now % 86_400  # until midnight UTC
+            if problem == "day":  # until the day's allowance starts again
+                reset = self.daily_resets_at(datetime.fromtimestamp(now, UTC))
+                retry_after = max(0.0, reset.timestamp() - now)
             elif problem in ("minute", "appminute"):
                 retry_after = MINUTE_WAIT
             else:
@@ -170,6 +171,10 @@ class XeroConnector(Connector):
     def remaining_calls(self, response: httpx.Response) -> int | None:
         value = response.headers.get("X-MinLimit-Remaining")
         return int(value) if value and value.isdigit() else None
+
+    def daily_remaining(self, response: httpx.Response) -> int | None:
+        value = response.headers.get("X-DayLimit-Remaining", "").strip()
+        return int(value) if value.isdigit() else None
 
     async def find_tenant(
         self, api: ApiClient, callback: Mapping[str, str], settings: Mapping[str, Any]

@@ -14,19 +14,21 @@ import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import update
 from sqlmodel import col
 
+from intdash.core.budget import DailyBudget, daily_reserve
 from intdash.core.catalog import type_spec
 from intdash.core.errors import ConflictError, IntdashError
 from intdash.core.models import Integration, RunOutcome, SyncRun
 from intdash.core.plans import LicenceState
 from intdash.core.services.invoices import BatchResult
 from intdash.core.services.leases import process_identity
+from intdash.providers.api import ApiClient
 from intdash.providers.base import InvoicePage
 from intdash.providers.connect import ConnectService
 from intdash.providers.errors import ProviderError, RateLimited
@@ -54,8 +56,20 @@ class SyncRefused(ConflictError):
     """The integration may not sync now (disabled, licence lapsed, nothing to sync from)."""
 
 
+class DailyLimitWait(SyncRefused):
+    """Only the reserve of the tenant's daily API calls is left: syncs that nobody asked for
+    wait for the platform's day to end."""
+
+
 class Cancelled(IntdashError):
     """The run was cancelled, or reached its time limit."""
+
+
+class DailyLimitMet(IntdashError):
+    """A scheduled run reached the reserve of the tenant's daily API calls, and stops."""
+
+    def __init__(self, budget: DailyBudget) -> None:
+        super().__init__(f"daily API limit: {budget.explanation}; the rest is kept for Sync Now")
 
 
 @dataclass(frozen=True)
@@ -69,6 +83,7 @@ class RunResult:
     held: int
     error: str | None
     retryable: bool = False  # waiting may fix it (not so a refused authorisation)
+    resumes_at: datetime | None = None  # stopped by the daily API limit until then
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -80,6 +95,7 @@ class RunResult:
             "updated": self.updated,
             "held": self.held,
             "error": self.error,
+            "resumes_at": self.resumes_at.isoformat() if self.resumes_at else None,
         }
 
 
@@ -157,6 +173,13 @@ class SyncEngine:
             raise SyncRefused(f"the licence lapsed on {plan.licence_expires}: syncing has stopped")
         if not row.sync_enabled:
             raise SyncRefused(f"sync is disabled for {row.uid}: enable it first")
+        budget = DailyBudget.current(row, ws.clock())
+        reserve = daily_reserve(ws.settings, row.type)
+        if trigger is not Trigger.MANUAL and budget is not None and budget.spent(reserve):
+            raise DailyLimitWait(
+                f"{row.uid} waits for its platform's day to end (daily API limit: "
+                f"{budget.explanation})"
+            )
         if not ws.leases.acquire(claim_name(row.id), self.holder, self.claim_ttl):
             holder = ws.leases.current(claim_name(row.id))
             who = holder.holder.rsplit(":", 2)[0] if holder else "another process"
@@ -185,7 +208,12 @@ class SyncEngine:
             return fresh, run.id
 
     def _commit_page(
-        self, integration_id: int, run_id: int, page: InvoicePage, totals: BatchResult
+        self,
+        integration_id: int,
+        run_id: int,
+        page: InvoicePage,
+        totals: BatchResult,
+        daily: DailyBudget | None = None,
     ) -> None:
         ws = self._ws
         now = ws.clock()
@@ -199,6 +227,8 @@ class SyncEngine:
             run = session.get(SyncRun, run_id)
             assert row is not None and run is not None
             row.cursor = page.cursor
+            if daily is not None:
+                daily.store(row)
             run.fetched, run.created = totals.fetched, totals.created
             run.updated, run.held = totals.updated, totals.held
             session.add_all([row, run])
@@ -209,7 +239,13 @@ class SyncEngine:
         return self._ws.leases.current(cancel_name(integration_id)) is not None
 
     def _finish(
-        self, integration_id: int, run_id: int, outcome: RunOutcome, error: str | None, show: bool
+        self,
+        integration_id: int,
+        run_id: int,
+        outcome: RunOutcome,
+        error: str | None,
+        show: bool,
+        daily: DailyBudget | None = None,
     ) -> None:
         ws = self._ws
         now = ws.clock()
@@ -222,6 +258,8 @@ class SyncEngine:
                 row.last_successful_sync, row.last_sync_error = now, None
             elif show:
                 row.last_sync_error = error
+            if daily is not None:
+                daily.store(row)
             session.add_all([run, row])
         ws.leases.release(claim_name(integration_id), self.holder)
         ws.leases.release(cancel_name(integration_id), "cancel")
@@ -243,11 +281,19 @@ class SyncEngine:
         totals = BatchResult()
         deadline = asyncio.get_running_loop().time() + self.time_limit.total_seconds()
         outcome, error, retryable = RunOutcome.OK, None, False
+        reserve = daily_reserve(self._ws.settings, row.type)
+        api: ApiClient | None = None
+        stopped_for_the_day = False
         try:
             async with await self.connect.api(uid) as api:
                 since: date | None = row.sync_from
                 async for page in _prefetched(api.connector.pages(api, row.cursor, since)):
-                    await asyncio.to_thread(self._commit_page, integration_id, run_id, page, totals)
+                    await asyncio.to_thread(
+                        self._commit_page, integration_id, run_id, page, totals, api.daily
+                    )
+                    # a sync nobody asked for leaves the day's last calls to Sync Now
+                    if trigger is not Trigger.MANUAL and api.daily and api.daily.spent(reserve):
+                        raise DailyLimitMet(api.daily)
                     if cancel is not None and cancel.is_set():
                         raise Cancelled("cancelled")
                     if await asyncio.to_thread(self._cancel_requested, integration_id):
@@ -257,23 +303,28 @@ class SyncEngine:
         except Cancelled as exc:
             outcome, error = RunOutcome.CANCELLED, str(exc)
         except asyncio.CancelledError:
-            await asyncio.shield(
-                asyncio.to_thread(
-                    self._finish, integration_id, run_id, RunOutcome.CANCELLED, "stopped", False
-                )
-            )
+            daily = api.daily if api is not None else None
+            stopped = (integration_id, run_id, RunOutcome.CANCELLED, "stopped", False, daily)
+            await asyncio.shield(asyncio.to_thread(self._finish, *stopped))
             raise
         except ProviderError as exc:
             outcome = RunOutcome.PARTIAL if totals.fetched else RunOutcome.FAILED
             error = str(exc)
-            retryable = exc.retryable and not (isinstance(exc, RateLimited) and exc.daily)
+            stopped_for_the_day = isinstance(exc, RateLimited) and exc.daily
+            retryable = exc.retryable and not stopped_for_the_day
+        except DailyLimitMet as exc:
+            outcome, error, stopped_for_the_day = RunOutcome.PARTIAL, str(exc), True
         except IntdashError as exc:
             outcome = RunOutcome.PARTIAL if totals.fetched else RunOutcome.FAILED
             error = str(exc)
         except Exception as exc:  # a bug: recorded, never 'ok', and logged with its traceback
             log.exception("sync of %s failed", uid)
             outcome, error = RunOutcome.FAILED, f"internal error: {type(exc).__name__}: {exc}"
-        await asyncio.to_thread(self._finish, integration_id, run_id, outcome, error, show_failure)
+        daily = api.daily if api is not None else None
+        resumes_at = daily.resets_at if stopped_for_the_day and daily is not None else None
+        # a stop for the day is shown by the status (daily API limit), not as a failure
+        show = show_failure and resumes_at is None
+        await asyncio.to_thread(self._finish, integration_id, run_id, outcome, error, show, daily)
         log.info(
             "sync %s (%s): %s, fetched %d, created %d, updated %d, held %d%s",
             row.uid, trigger.value, outcome.value, totals.fetched, totals.created,
@@ -281,7 +332,7 @@ class SyncEngine:
         )  # fmt: skip
         return RunResult(
             row.uid, run_id, outcome, totals.fetched, totals.created, totals.updated,
-            totals.held, error, retryable,
+            totals.held, error, retryable, resumes_at,
         )  # fmt: skip
 
     async def run_with_retries(
@@ -298,6 +349,8 @@ class SyncEngine:
             last = attempt == attempts - 1
             result = await self.run(uid, trigger, cancel=cancel, show_failure=last)
             if result.outcome in (RunOutcome.OK, RunOutcome.CANCELLED) or last:
+                return result
+            if result.resumes_at is not None:  # the day's calls are spent: not a failure
                 return result
             if not result.retryable:
                 await asyncio.to_thread(self._show, uid, result.error or result.outcome.value)

@@ -35,8 +35,9 @@ log = logging.getLogger(__name__)
 
 LEASE = "scheduler"
 JOB_PREFIX = "sync:"
-# integrations in these states still sync (invoices are held, failures retried)
-SYNCING_REASONS = {None, Reason.LIMIT_REACHED, Reason.LAST_SYNC_FAILED}
+# integrations in these states still sync (invoices are held, failures retried); one at its
+# daily API limit keeps its job, whose runs the engine refuses until the platform's day ends
+SYNCING_REASONS = {None, Reason.LIMIT_REACHED, Reason.LAST_SYNC_FAILED, Reason.DAILY_LIMIT}
 
 
 def spread_offset(uid: str, interval: timedelta) -> timedelta:

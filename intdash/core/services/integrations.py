@@ -16,6 +16,7 @@ from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from intdash.core.budget import DailyBudget, daily_reserve
 from intdash.core.catalog import Action, IntegrationType, TypeSpec, type_spec
 from intdash.core.clock import month_start
 from intdash.core.errors import ConflictError, FieldErrors, NotFoundError
@@ -108,6 +109,14 @@ class IntegrationView:
     secrets_set: tuple[str, ...]
     invoices_this_month: int
     monthly_limit: int
+    daily_budget: DailyBudget | None = None  # today's API calls left, while the day lasts
+    daily_reserve: int = 0
+
+    @property
+    def daily_budget_low(self) -> DailyBudget | None:
+        """Today's calls when only the reserve is left: Sync Now asks before spending them."""
+        budget = self.daily_budget
+        return budget if budget is not None and budget.spent(self.daily_reserve) else None
 
     @property
     def spec(self) -> TypeSpec:
@@ -133,7 +142,10 @@ class IntegrationView:
         if self.type is IntegrationType.WEBHOOK:  # it fiscalizes nothing itself
             return [*times, ("Deliveries", enabled)]
         since = self.sync_from.isoformat() if self.sync_from else "the beginning"
-        return [*times, ("Sync from", since), ("Sync", enabled), month]
+        states = [("Sync from", since), ("Sync", enabled), month]
+        if self.daily_budget is not None:  # until its platform's day ends (the reason says when)
+            states.append(("Calls left today", f"{self.daily_budget.remaining:,}"))
+        return [*times, *states]
 
     @property
     def actions(self) -> tuple[Action, ...]:
@@ -162,6 +174,7 @@ class IntegrationView:
             "secrets": {f.name: f.name in self.secrets_set for f in self.spec.fields if f.secret},
             "invoices_this_month": self.invoices_this_month,
             "monthly_limit": self.monthly_limit,
+            "daily_api_calls": self.daily_budget.to_json() if self.daily_budget else None,
             "actions": [a.value for a in self.actions],
         }
 
@@ -289,8 +302,10 @@ class IntegrationService:
         )
         month = self.invoices_this_month(session, ids)
         keys = self._live_keys(session, ids)
+        now = self._ws.clock()
         return [
-            self._view(row, plan, secret_names.get(row.id or 0, set()), month, keys) for row in rows
+            self._view(row, plan, secret_names.get(row.id or 0, set()), month, keys, now)
+            for row in rows
         ]
 
     def invoices_this_month(self, session: Session, ids: Iterable[int]) -> dict[int, int]:
@@ -318,6 +333,7 @@ class IntegrationService:
         secret_names: set[str],
         month: Mapping[int, int],
         keys: Mapping[int, int],
+        now: datetime,
     ) -> IntegrationView:
         spec = type_spec(row.type)
         row_id = row.id or 0
@@ -340,6 +356,8 @@ class IntegrationService:
             monthly_limit=plan.monthly_limit,
             last_sync_error=row.last_sync_error,
             delivers=spec.type is IntegrationType.WEBHOOK,
+            daily_budget=DailyBudget.current(row, now) if spec.oauth else None,
+            daily_reserve=daily_reserve(self._ws.settings, spec.type.value),
         )
         return IntegrationView(
             uid=row.uid,
@@ -359,6 +377,8 @@ class IntegrationService:
             secrets_set=tuple(sorted(n for n in secret_names if spec.field(n) is not None)),
             invoices_this_month=facts.invoices_this_month,
             monthly_limit=plan.monthly_limit,
+            daily_budget=facts.daily_budget,
+            daily_reserve=facts.daily_reserve,
         )
 
     # -- validation -------------------------------------------------------------------------

@@ -286,8 +286,34 @@ class DetailsScreen(BaseScreen):
             severity="information" if result.ok else "error",
         )
 
-    @work(exclusive=True, group="sync")
     async def action_sync_now(self) -> None:
+        """Sync now; when only the reserve of the platform's daily API calls is left, ask first."""
+        view = await self.call(self.ws.integrations.get, self.uid, doing=f"Reading {self.uid}")
+        if view is None:
+            return
+        low = view.daily_budget_low
+        if low is None:
+            self._sync_now()
+            return
+        from intdash.tui.screens.modals import ConfirmScreen
+
+        def done(confirmed: bool | None) -> None:
+            if confirmed:
+                self._sync_now()  # a worker: it runs on its own
+
+        self.app.push_screen(
+            ConfirmScreen(
+                f"Sync {self.uid} now?",
+                f"{view.spec.label}'s daily API limit is nearly spent: {low.explanation}.\n\n"
+                "Scheduled syncs wait for the reset. A sync now may spend the last calls, "
+                "leaving none for another Sync Now before then.",
+                "Sync anyway",
+            ),
+            done,
+        )
+
+    @work(exclusive=True, group="sync")
+    async def _sync_now(self) -> None:
         from intdash.sync.engine import SyncEngine, Trigger
 
         self.syncing = True
