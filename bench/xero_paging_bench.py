@@ -50,7 +50,7 @@ async def one(size: int, page_size: int) -> None:
             f"pages of {page_size:>5,}: {result.fetched:,} invoices in {calls} listing calls, "
             f"{elapsed:6.1f} s (bound at {PER_MINUTE} calls a minute: "
             f"{bound_seconds(calls):.0f} s), {stats['rate_limited']} answers 429, "
-            f"outcome {result.outcome.value}",
+            f"outcome {result.outcome.value}" + (f" ({result.error})" if result.error else ""),
             flush=True,
         )
         ws.close()
