@@ -432,3 +432,222 @@ def test_a_refund_is_delivered_as_a_refund(
     invoice = second["data"]["invoice"]
     assert invoice["fiscal_status"] == "refunded"
     assert invoice["refund_record"]["refers_to"] == invoice["fiscal_record"]["seq"]
+
+
+def hint(secret: str) -> str:
+    """How a signing secret is shown once it has been handed over: its kind and its end."""
+    return "whsec_…" + secret.rstrip("=")[-4:]
+
+
+def rotated_twice(ws: Workspace, clock: FakeClock, url: str) -> tuple[str, list[str]]:
+    """A webhook whose secret was rotated, then rotated again six hours into the overlap: its
+    UID and its three secrets, oldest first (the first old one ends at 12:00 on 16 November,
+    the second at 18:00)."""
+    hook, first = webhook(ws, url)
+    second = ws.deliveries.rotate_secret(hook, overlap=timedelta(hours=24))
+    clock.advance(hours=6)
+    third = ws.deliveries.rotate_secret(hook, overlap=timedelta(hours=24))
+    return hook, [first, second, third]
+
+
+def test_rotating_again_within_the_overlap_keeps_each_old_secret_until_its_own_end(
+    ws: Workspace, receiver: Receiver, clock: FakeClock
+) -> None:
+    from datetime import UTC, datetime
+
+    ws.plans.set("scale")
+    source = ws.integrations.create("custom", name="ERP").integration.uid
+    start = clock.now
+    hook, (first, second, third) = rotated_twice(ws, clock, receiver.url)
+    assert len({first, second, third}) == 3
+
+    def delivered(number: int) -> Received:
+        push(ws, source, number)
+        assert deliver(ws) == 1
+        return receiver.got[-1]
+
+    def verifies(got: Received) -> list[bool]:
+        now = clock.now.timestamp()
+        return [verify(s, got.headers, got.body, now) for s in (first, second, third)]
+
+    got = delivered(1)
+    assert len(got.headers["webhook-signature"].split()) == 3
+    assert verifies(got) == [True, True, True]
+    shown = ws.deliveries.live_secrets(hook)
+    assert [(s.hint, s.until) for s in shown] == [
+        (hint(third), None),
+        (hint(second), start + timedelta(hours=30)),
+        (hint(first), start + timedelta(hours=24)),
+    ]
+    assert [s.describe() for s in shown] == [
+        f"{hint(third)} (current)",
+        f"{hint(second)} valid until 2026-11-16 18:00 UTC",
+        f"{hint(first)} valid until 2026-11-16 12:00 UTC",
+    ]
+    assert ws.deliveries.live_secrets(hook)[1].to_json() == {
+        "secret": hint(second),
+        "current": False,
+        "valid_until": "2026-11-16T18:00:00+00:00",
+    }
+
+    # the first old secret's overlap ends: it signs no more; the second still does
+    clock.now = datetime(2026, 11, 16, 12, 0, 1, tzinfo=UTC)
+    got = delivered(2)
+    assert len(got.headers["webhook-signature"].split()) == 2
+    assert verifies(got) == [False, True, True]
+    assert [s.hint for s in ws.deliveries.live_secrets(hook)] == [hint(third), hint(second)]
+
+    # and then the second's: the current secret alone
+    clock.now = datetime(2026, 11, 16, 18, 0, 1, tzinfo=UTC)
+    got = delivered(3)
+    assert len(got.headers["webhook-signature"].split()) == 1
+    assert verifies(got) == [False, False, True]
+    assert [s.describe() for s in ws.deliveries.live_secrets(hook)] == [f"{hint(third)} (current)"]
+
+    # a rotation now keeps only the secret it replaces; the lapsed ones are gone for good
+    fourth = ws.deliveries.rotate_secret(hook, overlap=timedelta(hours=1))
+    got = delivered(4)
+    now = clock.now.timestamp()
+    assert [verify(s, got.headers, got.body, now) for s in (first, second, third, fourth)] == [
+        False,
+        False,
+        True,
+        True,
+    ]
+
+
+def test_old_signing_secrets_are_never_stored_or_logged_in_the_clear(
+    ws: Workspace, receiver: Receiver, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from sqlalchemy import MetaData, select
+
+    caplog.set_level(logging.DEBUG)
+    hook, every = rotated_twice(ws, clock, receiver.url)
+    with ws.db.read() as session:
+        conn = session.connection()
+        tables = MetaData()
+        tables.reflect(conn)
+        dump = "\n".join(
+            repr(tuple(row))
+            for table in tables.sorted_tables
+            for row in conn.execute(select(table))
+        )
+    assert "signing_secret" in dump  # every table was read
+    shown = json.dumps([s.to_json() for s in ws.deliveries.live_secrets(hook)])
+    shown += json.dumps(ws.integrations.get(hook).to_json())
+    for secret in every:
+        body = secret.removeprefix("whsec_")
+        assert body not in dump
+        assert body not in shown
+        assert body not in caplog.text
+
+
+def test_a_secret_rotated_out_before_several_were_kept_still_signs_until_its_end(
+    ws: Workspace, receiver: Receiver, clock: FakeClock
+) -> None:
+    """A webhook rotated when only one old secret was kept (its end a setting, the secret a
+    credential of its own) keeps that secret to its end, across a rotation made since."""
+    from intdash.core.services.deliveries import new_signing_secret
+
+    ws.plans.set("scale")
+    source = ws.integrations.create("custom", name="ERP").integration.uid
+    hook, current = webhook(ws, receiver.url)
+    older = new_signing_secret()
+    with ws.db.write() as session:
+        row = ws.integrations.find(session, hook)
+        assert row.id is not None
+        ws.credentials.put(session, row.id, "signing_secret_previous", older)
+        until = (clock.now + timedelta(hours=2)).isoformat()
+        row.settings = {**row.settings, "signing_secret_previous_until": until}
+        session.add(row)
+    clock.advance(hours=1)
+    newest = ws.deliveries.rotate_secret(hook, overlap=timedelta(hours=24))
+    assert [s.until for s in ws.deliveries.live_secrets(hook)] == [
+        None,
+        clock.now + timedelta(hours=24),
+        clock.now + timedelta(hours=1),
+    ]
+    push(ws, source, 1)
+    deliver(ws)
+    got = receiver.got[-1]
+    now = clock.now.timestamp()
+    assert [verify(s, got.headers, got.body, now) for s in (older, current, newest)] == [True] * 3
+    clock.advance(hours=1, seconds=1)
+    push(ws, source, 2)
+    deliver(ws)
+    got = receiver.got[-1]
+    now = clock.now.timestamp()
+    assert [verify(s, got.headers, got.body, now) for s in (older, current, newest)] == [
+        False,
+        True,
+        True,
+    ]
+
+
+def test_the_command_line_lists_the_live_secrets_masked_with_their_end(
+    ws: Workspace, receiver: Receiver, env: dict[str, str]
+) -> None:
+    from tests.conftest import run_intdash
+
+    hook, first = webhook(ws, receiver.url)
+    rotated = run_intdash("deliveries", "rotate-secret", hook, "--overlap-hours", "48", env=env)
+    assert rotated.returncode == 0, rotated.stderr
+    second = rotated.stdout.strip()
+    rotated = run_intdash("deliveries", "rotate-secret", hook, "--overlap-hours", "24", env=env)
+    third = rotated.stdout.strip()
+    assert "whsec_…" in rotated.stderr and "valid until" in rotated.stderr  # what still signs
+    assert first.removeprefix("whsec_") not in rotated.stderr
+
+    listed = run_intdash("deliveries", "secrets", hook, "--json", env=env)
+    assert listed.returncode == 0, listed.stderr
+    data = json.loads(listed.stdout)
+    assert [(s["secret"], s["current"]) for s in data] == [
+        (hint(third), True),
+        (hint(first), False),  # ends 48 hours after the first rotation, after the second's end
+        (hint(second), False),
+    ]
+    assert data[0]["valid_until"] is None
+    # the same, as the workspace (its fake clock still before both ends) reads them
+    assert data == [s.to_json() for s in ws.deliveries.live_secrets(hook)]
+
+    text = run_intdash("deliveries", "secrets", hook, env=env)
+    assert text.returncode == 0, text.stderr
+    lines = text.stdout.splitlines()
+    for live in ws.deliveries.live_secrets(hook):
+        assert any(live.describe() in line for line in lines), text.stdout
+    for secret in (first, second, third):
+        assert secret.removeprefix("whsec_") not in text.stdout + listed.stdout
+
+
+async def test_the_deliveries_screen_lists_the_live_secrets_masked_with_their_end(
+    ws: Workspace, receiver: Receiver, clock: FakeClock
+) -> None:
+    from textual.widgets import Static
+
+    from intdash.tui.screens.deliveries import DeliveriesScreen
+    from tests.test_tui import app_for, until
+
+    hook, (first, second, third) = rotated_twice(ws, clock, receiver.url)
+    app = app_for(ws)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.push_screen(DeliveriesScreen(hook))
+        await until(pilot, lambda: isinstance(app.screen, DeliveriesScreen))
+
+        def shown() -> str:
+            found = app.screen.query("#deliveries-secrets")
+            return str(found.only_one(Static).render()) if found else ""
+
+        await until(pilot, lambda: hint(first) in shown())
+        text = shown()
+        assert f"{hint(third)} (current)" in text
+        assert f"{hint(second)} valid until 2026-11-16 18:00 UTC" in text
+        assert f"{hint(first)} valid until 2026-11-16 12:00 UTC" in text
+        for secret in (first, second, third):
+            assert secret.removeprefix("whsec_") not in text
+
+        # the first one's overlap ends: the screen, refreshing, no longer lists it
+        clock.advance(hours=18, seconds=1)
+        await until(pilot, lambda: hint(first) not in shown())
+        assert hint(second) in shown() and hint(third) in shown()

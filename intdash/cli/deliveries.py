@@ -11,7 +11,8 @@ from intdash.cli.common import CliState, emit_json, json_option, pass_state, pri
 
 @click.group()
 def deliveries() -> None:
-    """List, resend and deliver Custom/Webhook deliveries; rotate a webhook's signing secret."""
+    """List, resend and deliver Custom/Webhook deliveries; rotate a webhook's signing secret
+    and list the secrets that sign."""
 
 
 @deliveries.command("list")
@@ -83,13 +84,35 @@ def rotate_secret(state: CliState, uid: str, overlap_hours: int, as_json: bool) 
     """A new signing secret, printed this once only; the old one signs too for a while."""
     from datetime import timedelta
 
-    secret = state.workspace.deliveries.rotate_secret(uid, timedelta(hours=overlap_hours))
+    service = state.workspace.deliveries
+    secret = service.rotate_secret(uid, timedelta(hours=overlap_hours))
     if as_json:
         emit_json({"uid": uid, "signing_secret": secret, "overlap_hours": overlap_hours})
         return
     click.echo(secret)
     click.echo(
-        f"New signing secret for {uid}: shown this once only. Deliveries carry signatures by "
-        f"both secrets for {overlap_hours} hours, then by the new one alone.",
+        f"New signing secret for {uid}: shown this once only. The one it replaces signs beside "
+        f"it for {overlap_hours} hours, and each older one until its own end. Signing now:",
         err=True,
     )
+    for live in service.live_secrets(uid):
+        click.echo(f"  {live.describe()}", err=True)
+
+
+@deliveries.command("secrets")
+@click.argument("uid")
+@json_option
+@pass_state
+def list_secrets(state: CliState, uid: str, as_json: bool) -> None:
+    """The secrets that sign a webhook's deliveries now, masked: the current one, and each old
+    one with the end of its overlap (one signature each in webhook-signature)."""
+    live = state.workspace.deliveries.live_secrets(uid)
+    if as_json:
+        emit_json([s.to_json() for s in live])
+        return
+    if not live:
+        click.echo(f"{uid} has no signing secret.")
+        return
+    click.echo(f"Signing secrets of {uid}:")
+    for s in live:
+        click.echo(f"  {s.describe()}")

@@ -15,7 +15,7 @@ import random
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, insert, select, update
@@ -33,8 +33,12 @@ INTEGRATIONS = Integration.__table__  # type: ignore[attr-defined]
 INVOICES = Invoice.__table__  # type: ignore[attr-defined]
 
 SIGNING_SECRET = "signing_secret"  # noqa: S105 - a credential's name
-PREVIOUS_SECRET = "signing_secret_previous"  # noqa: S105 - signs until the overlap ends
-PREVIOUS_UNTIL = "signing_secret_previous_until"  # a setting: when the overlap ends (ISO)
+# the secrets rotated out whose overlaps have not ended: a credential (JSON, encrypted like every
+# other), each secret with the end of its own overlap
+OLD_SECRETS = "signing_secrets_old"
+# how a rotation kept its one old secret before several were kept: read until they lapse
+LEGACY_PREVIOUS_SECRET = "signing_secret_previous"  # noqa: S105 - a credential
+LEGACY_PREVIOUS_UNTIL = "signing_secret_previous_until"  # a setting: its end (ISO)
 GIVE_UP_AFTER = timedelta(hours=24)
 FAILURES_IN_A_ROW = 20
 FIRST_RETRY = timedelta(seconds=30)
@@ -44,6 +48,45 @@ LONGEST_RETRY = timedelta(hours=1)
 def new_signing_secret() -> str:
     """A Standard Webhooks secret: ``whsec_`` and 32 random bytes in base64."""
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def secret_hint(secret: str) -> str:
+    """A signing secret as shown after the once-only dialog: its kind and its last four
+    characters (base64 padding aside), enough to tell which one a receiver holds."""
+    return "whsec_…" + secret.removeprefix("whsec_").rstrip("=")[-4:]
+
+
+@dataclass(frozen=True)
+class OldSecret:
+    """A secret rotated out that still signs, until ``until``."""
+
+    secret: str
+    until: datetime
+
+
+@dataclass(frozen=True)
+class LiveSecret:
+    """A secret that signs a webhook's deliveries now, as the operator is shown it: masked,
+    with the end of its overlap (None for the current one, which has none)."""
+
+    hint: str
+    until: datetime | None
+
+    @property
+    def current(self) -> bool:
+        return self.until is None
+
+    def describe(self) -> str:
+        if self.until is None:
+            return f"{self.hint} (current)"
+        return f"{self.hint} valid until {self.until.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "secret": self.hint,
+            "current": self.current,
+            "valid_until": self.until.astimezone(UTC).isoformat() if self.until else None,
+        }
 
 
 def retry_delay(attempts: int, rng: random.Random | None = None) -> timedelta:
@@ -230,18 +273,47 @@ class DeliveryService:
         return str(row.settings.get("url", "")), headers, self.signing_secrets(session, row, now)
 
     def signing_secrets(self, session: Any, row: Integration, now: datetime) -> tuple[str, ...]:
-        """The secrets that sign now: the current one, and the previous during an overlap."""
+        """The secrets that sign now: the current one, then each old one whose overlap has not
+        ended, newest first."""
         assert row.id is not None
         found = []
         current = self._ws.credentials.get(session, row.id, SIGNING_SECRET)
         if current is not None:
             found.append(current.value)
-        until = row.settings.get(PREVIOUS_UNTIL)
-        if until and datetime.fromisoformat(until) > now:
-            previous = self._ws.credentials.get(session, row.id, PREVIOUS_SECRET)
-            if previous is not None:
-                found.append(previous.value)
+        found += [old.secret for old in self._old_secrets(session, row, now)]
         return tuple(found)
+
+    def _old_secrets(self, session: Any, row: Integration, now: datetime) -> list[OldSecret]:
+        """The secrets rotated out whose overlaps end after ``now``, the latest end first."""
+        assert row.id is not None
+        credentials = self._ws.credentials
+        kept: list[OldSecret] = []
+        stored = credentials.get(session, row.id, OLD_SECRETS)
+        if stored is not None:
+            kept += [
+                OldSecret(str(item["secret"]), datetime.fromisoformat(str(item["until"])))
+                for item in json.loads(stored.value)
+            ]
+        legacy_until = row.settings.get(LEGACY_PREVIOUS_UNTIL)
+        if legacy_until:
+            legacy = credentials.get(session, row.id, LEGACY_PREVIOUS_SECRET)
+            if legacy is not None:
+                kept.append(OldSecret(legacy.value, datetime.fromisoformat(legacy_until)))
+        live = [old for old in kept if old.until > now]
+        return sorted(live, key=lambda old: old.until, reverse=True)
+
+    def live_secrets(self, uid: str) -> list[LiveSecret]:
+        """The secrets that sign a webhook's deliveries now, masked: the current one, then
+        each old one with the end of its overlap, the latest end first."""
+        ws = self._ws
+        now = ws.clock()
+        with ws.db.read() as session:
+            row = self._webhook(session, uid)
+            assert row.id is not None
+            current = ws.credentials.get(session, row.id, SIGNING_SECRET)
+            old = self._old_secrets(session, row, now)
+        shown = [LiveSecret(secret_hint(current.value), None)] if current is not None else []
+        return shown + [LiveSecret(secret_hint(o.secret), o.until) for o in old]
 
     def record(self, claimed: Claimed, status: int | None, error: str | None) -> None:
         """The outcome of one attempt: 2xx is delivered; anything else is tried again later,
@@ -349,25 +421,44 @@ class DeliveryService:
             ws.audit.record(session, "webhook.resend", uid, f"delivery {delivery_id}")
 
     def rotate_secret(self, uid: str, overlap: timedelta = timedelta(hours=24)) -> str:
-        """A new signing secret (returned, shown once); the old one keeps signing beside it for
-        ``overlap``, so that receivers can switch without missing a delivery."""
+        """A new signing secret (returned, shown once); the one it replaces keeps signing beside
+        it for ``overlap``, so that receivers can switch without missing a delivery. Secrets
+        rotated out before, whose own overlaps have not ended, sign on until their ends."""
         ws = self._ws
         now = ws.clock()
         with ws.db.write() as session:
             row = self._webhook(session, uid)
             assert row.id is not None
+            # one rotation at a time per webhook: each reads the old secrets the last one wrote
+            session.connection().execute(
+                select(INTEGRATIONS.c.id).where(INTEGRATIONS.c.id == row.id).with_for_update()
+            )
             current = ws.credentials.get(session, row.id, SIGNING_SECRET)
+            older = self._old_secrets(session, row, now)
+            replaced = (
+                [OldSecret(current.value, now + overlap)]
+                if current is not None and overlap > timedelta(0)
+                else []
+            )
+            old = replaced + older
             fresh = new_signing_secret()
-            if current is not None:
-                ws.credentials.put(session, row.id, PREVIOUS_SECRET, current.value)
             ws.credentials.put(session, row.id, SIGNING_SECRET, fresh)
-            row.settings = {**row.settings, PREVIOUS_UNTIL: (now + overlap).isoformat()}
-            session.add(row)
+            if old:
+                kept = [{"secret": o.secret, "until": o.until.isoformat()} for o in old]
+                ws.credentials.put(session, row.id, OLD_SECRETS, json.dumps(kept))
+            else:
+                ws.credentials.delete(session, row.id, OLD_SECRETS)
+            # the one old secret of the earlier form is among those kept now, if it signs still
+            ws.credentials.delete(session, row.id, LEGACY_PREVIOUS_SECRET)
+            if LEGACY_PREVIOUS_UNTIL in row.settings:
+                row.settings = {k: v for k, v in row.settings.items() if k != LEGACY_PREVIOUS_UNTIL}
+                session.add(row)
             ws.audit.record(
                 session,
                 "webhook.secret_rotated",
                 uid,
-                f"the old secret signs until {now + overlap}",
+                f"the old secret signs until {now + overlap}"
+                + ("; older ones until their own ends" if older else ""),
             )
         return fresh
 

@@ -10,7 +10,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Footer, Static
 
-from intdash.core.services.deliveries import DeliveryRow
+from intdash.core.services.deliveries import DeliveryRow, LiveSecret
 from intdash.tui.screens.base import BaseScreen
 from intdash.tui.widgets import Column, RowTable, TitleBar
 
@@ -28,6 +28,9 @@ STYLES = {"delivered": "green", "pending": "yellow", "failed": "bold red"}
 
 
 class DeliveriesScreen(BaseScreen):
+    DEFAULT_CSS = """
+    DeliveriesScreen #deliveries-secrets { height: auto; padding: 0 1; color: $text-muted; }
+    """
     BINDINGS = [
         Binding("escape", "back", "Back", id="back"),
         Binding("r", "resend", "Resend", id="resend", tooltip="Deliver the selected one again now"),
@@ -37,7 +40,7 @@ class DeliveriesScreen(BaseScreen):
             "rotate_secret",
             "Rotate secret",
             id="rotate-secret",
-            tooltip="A new signing secret; the old one signs too for 24 hours",
+            tooltip="A new signing secret; the one it replaces signs too for 24 hours",
         ),
         Binding("j", "move(1)", "Down", show=False, id="down"),
         Binding("k", "move(-1)", "Up", show=False, id="up"),
@@ -50,6 +53,7 @@ class DeliveriesScreen(BaseScreen):
 
     def compose(self) -> ComposeResult:
         yield TitleBar(f"[b]Deliveries of {self.uid}[/b], newest first", id="deliveries-title")
+        yield Static("", id="deliveries-secrets", markup=False)
         table = RowTable(self._cells, id="deliveries")
         table.set_columns([Column(*column) for column in COLUMNS], gap=1)
         yield table
@@ -67,9 +71,16 @@ class DeliveriesScreen(BaseScreen):
 
     @work(exclusive=True, group="deliveries")
     async def load(self) -> None:
-        rows = await self.call(self.ws.deliveries.list, self.uid, doing="Reading deliveries")
-        if rows is None:
+        service = self.ws.deliveries
+
+        def read() -> tuple[list[DeliveryRow], list[LiveSecret]]:
+            return service.list(self.uid), service.live_secrets(self.uid)
+
+        got = await self.call(read, doing="Reading deliveries")
+        if got is None:
             return
+        rows, live = got
+        self.query_one("#deliveries-secrets", Static).update(signing_text(live))
         self.rows = {str(row.id): row for row in rows}
         self.query_one("#deliveries", RowTable).set_rows(list(self.rows))
         self.query_one("#deliveries-empty", Static).update(
@@ -128,9 +139,10 @@ class DeliveriesScreen(BaseScreen):
         confirmed = await self.app.push_screen_wait(
             ConfirmScreen(
                 f"Rotate the signing secret of {self.uid}?",
-                "A new secret signs every delivery from now on. For 24 hours the old one signs "
-                "beside it, so the receiver can switch to the new one without missing a "
-                "delivery; after that only the new one does.",
+                "A new secret signs every delivery from now on. For 24 hours the one it "
+                "replaces signs beside it, so the receiver can switch to the new one without "
+                "missing a delivery; after that only the new one does. Older secrets still "
+                "in their overlap sign on until their own ends.",
                 "Rotate",
                 danger=False,
             )
@@ -142,10 +154,21 @@ class DeliveriesScreen(BaseScreen):
             await self.app.push_screen_wait(
                 KeyShownScreen(f"{self.uid}: its new signing secret", secret)
             )
+            self.load()
 
     @work(group="test")
     async def action_test_connection(self) -> None:
         await test_and_tell(self, self.uid)
+
+
+def signing_text(live: list[LiveSecret]) -> str:
+    """The secrets that sign now, masked, one a line: the current one, then each old one with
+    the end of its overlap."""
+    if not live:
+        return "No signing secret"
+    return "\n".join(
+        f"{'Signed by' if i == 0 else '         '} {s.describe()}" for i, s in enumerate(live)
+    )
 
 
 async def test_and_tell(screen: BaseScreen, uid: str) -> None:
