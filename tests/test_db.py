@@ -4,6 +4,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -38,7 +39,8 @@ def test_migrate_is_idempotent(ws: Workspace) -> None:
     assert ws.db.migrate() is False
 
 
-def test_concurrent_first_start_migrates_once(db_url: str) -> None:
+def test_concurrent_first_start_migrates_once(db_url: str, tmp_path: Path) -> None:
+    (tmp_path / "home").mkdir()  # the SQLite file's folder (intdash makes its home, not this)
     code = "import sys; from intdash.core.db import Database; Database(sys.argv[1]).migrate()"
     procs = [
         subprocess.Popen([sys.executable, "-c", code, db_url], stderr=subprocess.PIPE, text=True)

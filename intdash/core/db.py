@@ -3,6 +3,12 @@
 SQLite (the default) runs in WAL mode with foreign keys on, a busy timeout, and secure delete
 (a wiped credential is overwritten, not left in a free page). Write transactions on SQLite begin
 IMMEDIATE, so two processes never deadlock upgrading a read lock. PostgreSQL works by URL.
+
+A database that cannot take a change says so in words (:class:`ReadOnlyDatabase`,
+:class:`DiskFull`), never with the statement and its parameters; a SQLite file on a read-only
+file system is opened for reading only. The folder of a SQLite file must exist: intdash
+creates its home, not the folders an ``INTDASH_DATABASE_URL`` names (a typo there would open
+an empty workspace).
 """
 
 from __future__ import annotations
@@ -11,17 +17,19 @@ import contextlib
 import fcntl
 import logging
 import os
+import sqlite3
 import threading
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event, inspect, make_url, text
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, ExceptionContext
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlmodel import Session
 
-from intdash.core.errors import ConfigError
+from intdash.core.errors import ConfigError, DiskFull, ReadOnlyDatabase, StorageError
 from intdash.core.migrations import HEAD
 
 if TYPE_CHECKING:
@@ -71,10 +79,79 @@ def _sqlite_on_begin(connection: Any) -> None:
 
 def _create_private(path: Path) -> None:
     """Create an empty file only its owner can read (SQLite gives its -wal and -shm files the
-    database file's mode)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    database file's mode). Its folder must exist."""
     with contextlib.suppress(FileExistsError):
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
+def _on_read_only_file_system(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def _open_sqlite_file(path: Path) -> None:
+    """Make sure the SQLite file can be opened: its folder exists, and the file is created
+    (private) if it is missing."""
+    if not path.parent.is_dir():
+        raise ConfigError(
+            f"the folder of the database {path} does not exist: {path.parent} "
+            "(create it, or correct INTDASH_DATABASE_URL)"
+        )
+    if path.is_dir():
+        raise ConfigError(f"the database {path} is a folder, not a file")
+    if path.exists():
+        return
+    try:
+        _create_private(path)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the database {path}: {exc.strerror or exc}") from None
+
+
+def _no_room(path: Path) -> bool:
+    """Whether the file system of ``path`` is (all but) full."""
+    try:
+        stat = os.statvfs(path.parent)
+    except OSError:
+        return False
+    return stat.f_bavail * stat.f_frsize < 256 * 1024
+
+
+_SQLITE_FULL = {"SQLITE_FULL"}
+_PG_DISK_FULL = {"53100"}  # disk_full
+_PG_READ_ONLY = {"25006"}  # read_only_sql_transaction (a standby, default_transaction_read_only)
+
+
+def storage_error(error: BaseException, database: str) -> StorageError | None:
+    """The words for a driver's error that means the database cannot store anything now, or
+    None for any other error. ``database`` names it (a path, or a URL without its password)."""
+    sqlite_name = getattr(error, "sqlite_errorname", None)
+    sqlstate = getattr(error, "sqlstate", None)
+    text = str(error).lower()
+    if (
+        sqlite_name in _SQLITE_FULL
+        or sqlstate in _PG_DISK_FULL
+        or "database or disk is full" in text
+        or "could not extend file" in text
+        or "no space left on device" in text
+    ):
+        return DiskFull(
+            f"disk full: the database {database} has no room left (free some space, then try "
+            "again); nothing of the change that failed was stored"
+        )
+    if (
+        (isinstance(sqlite_name, str) and sqlite_name.startswith("SQLITE_READONLY"))
+        or sqlstate in _PG_READ_ONLY
+        or "readonly database" in text
+        or "read-only transaction" in text
+    ):
+        return ReadOnlyDatabase(
+            f"the database {database} is read-only: it can be read but nothing can be changed "
+            "(check the permissions of the file and its folder, and that the file system is "
+            "writable)"
+        )
+    return None
 
 
 class Database:
@@ -87,17 +164,44 @@ class Database:
             threading.RLock() if self.is_sqlite else contextlib.nullcontext()
         )
         kwargs: dict[str, Any] = {"echo": echo, "future": True}
+        #: a SQLite file on a read-only file system: opened for reading only
+        self.read_only_media = False
         if self.is_sqlite:
-            database = self.url.database
-            if database and database != ":memory:":
-                _create_private(Path(database).expanduser())
+            path = self.sqlite_path
+            if path is not None:
+                _open_sqlite_file(path)
+                self.read_only_media = _on_read_only_file_system(path)
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 10}
+            if path is not None and self.read_only_media:
+                # WAL needs a -shm file beside the database, which cannot be made here, so
+                # SQLite reads it as immutable (without locks): nothing here can write it (a
+                # writer elsewhere, behind a read-only bind, could only make a read stale)
+                uri = f"file:{urllib.parse.quote(str(path))}?mode=ro&immutable=1"
+                kwargs["creator"] = lambda: sqlite3.connect(
+                    uri, uri=True, check_same_thread=False, timeout=10
+                )
         else:
             kwargs["pool_pre_ping"] = True
         self.engine: Engine = create_engine(self.url, **kwargs)
+        event.listen(self.engine, "handle_error", self._storage_error)
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_on_connect)
             event.listen(self.engine, "begin", _sqlite_on_begin)
+
+    def _storage_error(self, context: ExceptionContext) -> None:
+        """Raise a full disk or a read-only database in words, without the SQL."""
+        path = self.sqlite_path
+        error = context.original_exception
+        found = storage_error(error, str(path) if path is not None else self.describe())
+        if found is None and path is not None and _no_room(path):
+            # SQLite reports a -shm or -wal file it cannot grow as an I/O error
+            name = getattr(error, "sqlite_errorname", "")
+            if isinstance(name, str) and name.startswith("SQLITE_IOERR"):
+                found = storage_error(
+                    sqlite3.OperationalError("database or disk is full"), str(path)
+                )
+        if found is not None:
+            raise found from None
 
     @property
     def sqlite_path(self) -> Path | None:
@@ -158,8 +262,14 @@ class Database:
     def migrate(self) -> bool:
         """Bring the schema to the newest revision; returns whether anything was applied."""
         try:
-            if self.current_revision() == HEAD:
+            current = self.current_revision()
+            if current == HEAD:
                 return False
+            if self.read_only_media:
+                raise ReadOnlyDatabase(
+                    f"the database {self.sqlite_path} is on a read-only file system, and this "
+                    f"intdash must upgrade its schema (from {current!r} to {HEAD!r}) first"
+                )
             from alembic import command
 
             with self._migration_lock():

@@ -31,3 +31,20 @@ class FieldErrors(IntdashError):
     def __init__(self, errors: Mapping[str, str]) -> None:
         self.errors: dict[str, str] = dict(errors)
         super().__init__("; ".join(f"{name}: {message}" for name, message in self.errors.items()))
+
+
+class StorageError(IntdashError):
+    """The database refused to store a change (read-only, or its disk full): that transaction
+    was rolled back whole, and what was committed before it stands."""
+
+    retry_after = 60  # seconds a client is asked to wait before trying again
+
+
+class ReadOnlyDatabase(StorageError):
+    """The database can be read but not changed (file, folder or file system read-only)."""
+
+    retry_after = 300
+
+
+class DiskFull(StorageError):
+    """The disk (or quota) holding the database has no room left."""

@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from intdash import __version__
+from intdash.core.errors import DiskFull, StorageError
 from intdash.server.ingest import IngestApi, problem
 from intdash.server.openapi import openapi_document
 
@@ -63,6 +64,20 @@ def create_app(workspace: Workspace, scheduler: SyncScheduler | None = None) -> 
             headers=dict(exc.headers or {}),
         )
 
+    async def cannot_store(_request: Request, exc: Exception) -> Response:
+        """503 and when to try again: the database cannot store now (its disk is full, or it
+        is read-only); nothing of the request was stored."""
+        assert isinstance(exc, StorageError)
+        log.warning("refused a request: %s", exc)
+        full = isinstance(exc, DiskFull)
+        return problem(
+            503,
+            "disk_full" if full else "read_only",
+            "intdash cannot store anything now: "
+            + ("its database's disk is full" if full else "its database is read-only"),
+            headers={"Retry-After": str(exc.retry_after)},
+        )
+
     async def unexpected(_request: Request, exc: Exception) -> Response:
         log.error("unexpected error answering a request: %s", type(exc).__name__, exc_info=exc)
         return problem(500, "internal", "intdash failed to answer; the details are in its log")
@@ -74,5 +89,9 @@ def create_app(workspace: Workspace, scheduler: SyncScheduler | None = None) -> 
             Route("/v1/invoices", api.post_invoices, methods=["POST"]),
             Route("/v1/invoices/{external_id:path}", api.get_invoice, methods=["GET"]),
         ],
-        exception_handlers={HTTPException: http_error, Exception: unexpected},
+        exception_handlers={
+            HTTPException: http_error,
+            StorageError: cannot_store,
+            Exception: unexpected,
+        },
     )
