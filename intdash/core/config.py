@@ -118,6 +118,23 @@ class ServerSettings(_Section):
         20.0, gt=0, description="Requests per second each API key may make (sustained)."
     )
     rate_burst: int = Field(40, ge=1, description="Requests an API key may make at once.")
+    header_timeout: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="Seconds a client has to send a request's line and headers (from connecting, "
+        "or from the first byte of a next request); then the connection is closed.",
+    )
+    keep_alive_timeout: int = Field(
+        5, ge=1, le=3600, description="Seconds an idle connection is kept open for a next request."
+    )
+    limit_concurrency: int = Field(
+        100,
+        ge=1,
+        le=100_000,
+        description="Connections (and requests in progress) served at once; a request beyond "
+        "them is answered 503 with Retry-After.",
+    )
 
 
 class SyncSettings(_Section):

@@ -8,32 +8,47 @@ only then handed to the same upsert, monthly limit and fiscal register as synced
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 import re
 import time
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
-    StringConstraints,
+    PlainValidator,
     ValidationError,
-    model_validator,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
 )
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from intdash.core.errors import ConflictError, NotFoundError
+from intdash.core.errors import ConflictError, FieldErrors, NotFoundError
 from intdash.core.invoices import InvoiceData, InvoiceKind, SourceState
 from intdash.core.services.apikeys import KeyProblem
-from intdash.core.services.ingest import IntegrationRefused
+from intdash.core.services.ingest import IntegrationRefused, repeated
+from intdash.server.body import BodyError, read_json
+from intdash.server.formats import (
+    AMOUNT_SCHEMA,
+    CURRENCY,
+    DATE_SCHEMA,
+    EXTERNAL_ID_SCHEMA,
+    SPACES,
+    TIME_SCHEMA,
+    external_id_problem,
+    parse_amount,
+    parse_date,
+    parse_time,
+    text_problem,
+    text_schema,
+)
 
 if TYPE_CHECKING:
     from intdash.core.workspace import Workspace
@@ -41,27 +56,47 @@ if TYPE_CHECKING:
 log = logging.getLogger("intdash.server")
 
 BATCH_MAX = 1000
-AMOUNT_MAX = Decimal(10) ** 12
 
 
-def _amount(value: Decimal) -> Decimal:
-    if not value.is_finite():
-        raise ValueError("must be a finite number")
-    if abs(value) >= AMOUNT_MAX:
-        raise ValueError("must be less than 1,000,000,000,000 in size")
-    if value != value.quantize(Decimal("0.0001")):
-        raise ValueError("must have at most 4 decimal places")
+def _text(max_length: int) -> PlainValidator:
+    def check(value: Any) -> str:
+        if not isinstance(value, str):
+            raise ValueError("must be a string")
+        if len(value) > max_length:
+            raise ValueError(f"must be at most {max_length} characters")
+        problem = text_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value.strip(SPACES)
+
+    return PlainValidator(check)
+
+
+def _external_id(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    problem = external_id_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
     return value
 
 
-def _aware(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        raise ValueError("must carry a time zone (such as Z or +13:00)")
-    return value.astimezone(UTC)
+def _currency(value: Any) -> str:
+    if not isinstance(value, str) or not CURRENCY.matches(value):
+        raise ValueError("must be an ISO 4217 code: three capital letters, such as NZD")
+    return value
 
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
-Amount = Annotated[Decimal, AfterValidator(_amount)]
+ExternalId = Annotated[str, PlainValidator(_external_id), WithJsonSchema(EXTERNAL_ID_SCHEMA)]
+Number = Annotated[str, _text(200), WithJsonSchema(text_schema(200))]
+Contact = Annotated[str, _text(400), WithJsonSchema(text_schema(400))]
+Status = Annotated[str, _text(32), WithJsonSchema(text_schema(32))]
+Currency = Annotated[
+    str, PlainValidator(_currency), WithJsonSchema({"type": "string", "pattern": CURRENCY.pattern})
+]
+Day = Annotated[date, PlainValidator(parse_date), WithJsonSchema(DATE_SCHEMA)]
+Moment = Annotated[datetime, PlainValidator(parse_time), WithJsonSchema(TIME_SCHEMA)]
+Amount = Annotated[Decimal, PlainValidator(parse_amount), WithJsonSchema(AMOUNT_SCHEMA)]
 
 
 class InvoiceIn(BaseModel):
@@ -69,25 +104,25 @@ class InvoiceIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", title="Invoice")
 
-    external_id: Annotated[
-        str,
-        StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
-        Field(description="The invoice's id in your system: pushing it again updates it."),
-    ]
-    number: Text | None = Field(None, description="The invoice number people see.")
+    external_id: ExternalId
+    number: Number | None = Field(
+        None,
+        description="The invoice number people see. Texts (number, contact, status) have no "
+        "control characters; white space at either end is dropped.",
+    )
     kind: Literal["sales", "purchase"] = Field(
         "sales", description="Sales invoices are fiscalized; purchase invoices are kept."
     )
-    contact: Annotated[str, StringConstraints(strip_whitespace=True, max_length=400)] | None = None
-    issue_date: date | None = Field(None, description="YYYY-MM-DD")
-    due_date: date | None = Field(None, description="YYYY-MM-DD")
-    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] = Field(
-        description="ISO 4217 code, such as NZD."
+    contact: Contact | None = None
+    issue_date: Day | None = Field(None, description="YYYY-MM-DD, in the years 1000 to 9998.")
+    due_date: Day | None = Field(
+        None, description="YYYY-MM-DD, in the years 1000 to 9998; not before issue_date."
     )
+    currency: Currency = Field(description="ISO 4217 code, such as NZD.")
     subtotal: Amount | None = Field(None, description="Defaults to total minus tax.")
     tax: Amount = Field(Decimal(0))
     total: Amount
-    status: Annotated[str, StringConstraints(strip_whitespace=True, max_length=32)] | None = Field(
+    status: Status | None = Field(
         None,
         description="The invoice's status in your system. 'void' (in any case) means it was "
         "voided: if it was fiscalized, it is refunded (once), else it is not fiscalized. "
@@ -96,15 +131,20 @@ class InvoiceIn(BaseModel):
         "issued: a sales invoice is fiscalized (and a change of its total, tax or currency "
         "refunds that and fiscalizes it again).",
     )
-    updated_at: Annotated[datetime, AfterValidator(_aware)] | None = Field(
-        None, description="When it last changed in your system (with a time zone)."
+    updated_at: Moment | None = Field(
+        None,
+        description="When it last changed in your system: an RFC 3339 time with its offset "
+        "(such as 2026-11-02T09:00:00+13:00), in the years 1000 to 9998; kept in UTC, to the "
+        "microsecond.",
     )
 
-    @model_validator(mode="after")
-    def _dates(self) -> InvoiceIn:
-        if self.issue_date and self.due_date and self.due_date < self.issue_date:
-            raise ValueError("due_date is before issue_date")
-        return self
+    @field_validator("due_date")
+    @classmethod
+    def _not_before_issue(cls, value: date | None, info: ValidationInfo) -> date | None:
+        issued = info.data.get("issue_date")
+        if value is not None and isinstance(issued, date) and value < issued:
+            raise ValueError(f"must not be before issue_date ({issued.isoformat()})")
+        return value
 
     def to_data(self) -> InvoiceData:
         subtotal = self.subtotal if self.subtotal is not None else self.total - self.tax
@@ -137,7 +177,11 @@ def source_state(status: str | None) -> SourceState:
 class BatchIn(BaseModel):
     model_config = ConfigDict(extra="forbid", title="Batch")
 
-    invoices: list[InvoiceIn] = Field(min_length=1, max_length=BATCH_MAX)
+    invoices: list[InvoiceIn] = Field(
+        min_length=1,
+        max_length=BATCH_MAX,
+        description="Each invoice once: two with the same external_id are refused (422).",
+    )
 
 
 # -- answers ---------------------------------------------------------------------------------
@@ -175,44 +219,6 @@ def invalid(exc: ValidationError) -> JSONResponse:
     ]
     first = problems[0]
     return problem(422, "invalid", f"{first['field']}: {first['problem']}", problems=problems[:100])
-
-
-class BodyError(Exception):
-    def __init__(self, status: int, error: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.error, self.message = status, error, message
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a number JSON allows")
-
-
-async def read_json(request: Request, limit: int) -> Any:
-    """The body as JSON, read no further than ``limit`` bytes."""
-    kind = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
-    if kind != "application/json" and not kind.endswith("+json"):
-        raise BodyError(415, "unsupported_media_type", "send the body as application/json")
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise BodyError(413, "too_large", f"the body is over {limit:,} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyError(413, "too_large", f"the body is over {limit:,} bytes")
-        chunks.append(chunk)
-    raw = b"".join(chunks)
-    if not raw.strip():
-        raise BodyError(400, "empty", "the body is empty: send an invoice as JSON")
-    try:
-        return json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
-    except UnicodeDecodeError:
-        raise BodyError(400, "not_json", "the body is not UTF-8 text") from None
-    except RecursionError:
-        raise BodyError(400, "not_json", "the body is nested too deeply") from None
-    except ValueError as exc:
-        raise BodyError(400, "not_json", f"the body is not JSON: {exc}") from None
 
 
 # -- the per-key rate limit ------------------------------------------------------------------
@@ -308,6 +314,8 @@ class IngestApi:
                 invoices = BatchIn.model_validate(body).invoices
         except ValidationError as exc:
             return invalid(exc)
+        if repeats := repeated([invoice.external_id for invoice in invoices]):
+            return _repeated(invoices, repeats)
         try:
             stored = await asyncio.to_thread(
                 self.ws.ingest.accept, uid, [invoice.to_data() for invoice in invoices]
@@ -316,6 +324,8 @@ class IngestApi:
             return problem(403, "forbidden", str(exc))
         except ConflictError as exc:
             return problem(409, "conflict", str(exc))
+        except FieldErrors as exc:
+            return problem(422, "invalid", str(exc), problems=_problems(exc.errors))
         created = any(s.outcome == "created" for s in stored)
         status = 201 if created else 200
         if single:
@@ -332,8 +342,32 @@ class IngestApi:
         if isinstance(uid, JSONResponse):
             return uid
         external_id = str(request.path_params["external_id"])
+        wrong = external_id_problem(external_id)
+        if wrong is not None:
+            return problem(
+                422, "invalid", f"external_id: {wrong}", problems=_problems({"external_id": wrong})
+            )
         try:
             stored = await asyncio.to_thread(self.ws.ingest.get, uid, external_id)
         except NotFoundError as exc:
             return problem(404, "not_found", str(exc))
         return JSONResponse(stored.to_json())
+
+
+def _problems(errors: dict[str, str]) -> list[dict[str, str]]:
+    return [{"field": name, "problem": text} for name, text in errors.items()]
+
+
+def _repeated(invoices: list[InvoiceIn], repeats: list[tuple[int, int]]) -> JSONResponse:
+    """The refusal of a batch that holds one invoice more than once."""
+    errors = {
+        f"invoices[{at}].external_id": f"the same as invoices[{first}].external_id "
+        f"({invoices[at].external_id!r}): a batch holds each invoice once"
+        for at, first in repeats
+    }
+    at, first = repeats[0]
+    message = (
+        f"invoices[{first}] and invoices[{at}] have the same external_id "
+        f"{invoices[at].external_id!r}: push each invoice once a batch"
+    )
+    return problem(422, "invalid", message, problems=_problems(errors)[:100])

@@ -1,6 +1,7 @@
 """The OpenAPI 3.1 description of intdash's HTTP API, served at ``/v1/openapi.json``.
 
-The request schemas come from the same pydantic models that validate the requests, so the
+The request schemas come from the same pydantic models that validate the requests, and their
+patterns are the very expressions the server matches (:mod:`intdash.server.formats`), so the
 document cannot drift from what the server accepts.
 """
 
@@ -8,16 +9,35 @@ from __future__ import annotations
 
 from typing import Any
 
-from intdash.server.ingest import BATCH_MAX, BatchIn, InvoiceIn
+from intdash.server.formats import EXTERNAL_ID_SCHEMA
+from intdash.server.ingest import BATCH_MAX, BatchIn
 
 REF = "#/components/schemas/{model}"
+SECONDS = {"type": "integer", "minimum": 0}
+EXAMPLE = {
+    "external_id": "ERP-1001",
+    "number": "INV-1001",
+    "contact": "Kowhai Cafe",
+    "issue_date": "2026-11-02",
+    "due_date": "2026-12-02",
+    "currency": "NZD",
+    "tax": "15.00",
+    "total": "115.00",
+    "status": "AUTHORISED",
+    "updated_at": "2026-11-02T09:00:00+13:00",
+}
 
 
-def _error(description: str) -> dict[str, Any]:
-    return {
+def _error(description: str, **headers: dict[str, Any]) -> dict[str, Any]:
+    answer: dict[str, Any] = {
         "description": description,
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
     }
+    if headers:
+        answer["headers"] = {
+            name.replace("_", "-"): {"required": True, **header} for name, header in headers.items()
+        }
+    return answer
 
 
 def _taken(description: str) -> dict[str, Any]:
@@ -25,17 +45,25 @@ def _taken(description: str) -> dict[str, Any]:
         {"$ref": REF.format(model="StoredInvoice")},
         {"$ref": REF.format(model="BatchResult")},
     ]
+    read = {
+        "operationId": "getInvoice",
+        "parameters": {"external_id": "$response.body#/external_id"},
+        "description": "The invoice pushed (one invoice; of a batch, each of invoices[] has "
+        "its external_id).",
+    }
     return {
         "description": description,
         "content": {"application/json": {"schema": {"oneOf": either}}},
+        "links": {"GetInvoice": read},
     }
 
 
 def _schemas() -> dict[str, Any]:
     batch = BatchIn.model_json_schema(ref_template=REF)
     schemas: dict[str, Any] = dict(batch.pop("$defs", {}))
+    schemas["Invoice"] = schemas.pop("InvoiceIn")  # named as the document names it
+    batch["properties"]["invoices"]["items"] = {"$ref": REF.format(model="Invoice")}
     schemas["Batch"] = batch
-    schemas.setdefault("Invoice", InvoiceIn.model_json_schema(ref_template=REF))
     fiscal = {
         "type": "object",
         "description": "An entry of the fiscal register: a sale, or a refund of one.",
@@ -120,10 +148,16 @@ def _schemas() -> dict[str, Any]:
     schemas["Error"] = {
         "type": "object",
         "properties": {
-            "error": {"type": "string", "description": "A code: invalid, unauthorized, …"},
+            "error": {
+                "type": "string",
+                "description": "A code: not_json, empty, invalid, unauthorized, forbidden, "
+                "not_found, method_not_allowed, conflict, too_large, unsupported_media_type, "
+                "rate_limited, busy, disk_full, read_only, …",
+            },
             "message": {"type": "string", "description": "What is wrong, in words."},
             "problems": {
                 "type": "array",
+                "description": "With 422: each field at fault, such as invoices[3].total.",
                 "items": {
                     "type": "object",
                     "properties": {"field": {"type": "string"}, "problem": {"type": "string"}},
@@ -148,13 +182,28 @@ def _schemas() -> dict[str, Any]:
 
 def openapi_document(version: str) -> dict[str, Any]:
     stored = {"application/json": {"schema": {"$ref": REF.format(model="StoredInvoice")}}}
+    health = {"application/json": {"schema": {"$ref": REF.format(model="Health")}}}
+    busy = _error(
+        "intdash serves as many connections as it may: retry after Retry-After seconds.",
+        Retry_After={"schema": SECONDS},
+    )
     refused = {
-        "401": _error("No API key, or an unknown or revoked one."),
+        "401": _error(
+            "No API key, or an unknown or revoked one.",
+            WWW_Authenticate={"schema": {"type": "string"}, "description": "Bearer"},
+        ),
         "403": _error("The key's integration is removed, disabled or its licence lapsed."),
-        "429": {
-            **_error("Over the key's rate limit: retry after Retry-After seconds."),
-            "headers": {"Retry-After": {"schema": {"type": "integer"}}},
-        },
+        "422": _error("A field is missing or wrong: see problems."),
+        "429": _error(
+            "Over the key's rate limit: retry after Retry-After seconds.",
+            Retry_After={"schema": SECONDS},
+        ),
+        "503": _error(
+            "intdash cannot take it now: it serves as many connections as it may (busy), or "
+            "its database cannot store (disk_full, read_only; nothing was stored). Retry after "
+            "Retry-After seconds.",
+            Retry_After={"schema": SECONDS},
+        ),
     }
     return {
         "openapi": "3.1.0",
@@ -180,19 +229,43 @@ def openapi_document(version: str) -> dict[str, Any]:
                                         {"$ref": REF.format(model="Invoice")},
                                         {"$ref": REF.format(model="Batch")},
                                     ]
-                                }
+                                },
+                                "examples": {
+                                    "one": {"summary": "One invoice", "value": EXAMPLE},
+                                    "batch": {
+                                        "summary": "A batch",
+                                        "value": {
+                                            "invoices": [
+                                                {**EXAMPLE, "external_id": "ERP-1002"},
+                                                {
+                                                    "external_id": "ERP-1003",
+                                                    "currency": "NZD",
+                                                    "total": 57.5,
+                                                    "status": "draft",
+                                                },
+                                            ]
+                                        },
+                                    },
+                                },
                             }
                         },
                     },
                     "responses": {
                         "200": _taken("Taken; nothing new (updated or unchanged)."),
                         "201": _taken("Taken; at least one invoice is new."),
-                        "400": _error("The body is not JSON."),
+                        "400": _error(
+                            "The body is not JSON, is empty, names a field twice in one object "
+                            "or holds a lone UTF-16 surrogate."
+                        ),
                         "409": _error("The same invoices are being pushed at once: retry."),
                         "413": _error("The body is over the size limit."),
                         "415": _error("The body is not application/json."),
-                        "422": _error("A field is missing or wrong: see problems."),
                         **refused,
+                        "422": _error(
+                            "A field is missing or wrong, or a batch holds one external_id "
+                            "twice: see problems (each names its field, such as "
+                            "invoices[3].total). Nothing of the request was stored."
+                        ),
                     },
                 }
             },
@@ -205,13 +278,21 @@ def openapi_document(version: str) -> dict[str, Any]:
                             "name": "external_id",
                             "in": "path",
                             "required": True,
-                            "schema": {"type": "string"},
+                            "example": EXAMPLE["external_id"],
+                            "description": "As it was pushed, percent-encoded (a '/' in it may "
+                            "be sent as it is).",
+                            "schema": {
+                                k: v for k, v in EXTERNAL_ID_SCHEMA.items() if k != "description"
+                            },
                         }
                     ],
                     "responses": {
                         "200": {"description": "The invoice.", "content": stored},
                         "404": _error("No invoice with that external id."),
                         **refused,
+                        "422": _error(
+                            "The external id could never have been pushed (see problems)."
+                        ),
                     },
                 }
             },
@@ -221,13 +302,21 @@ def openapi_document(version: str) -> dict[str, Any]:
                     "summary": "Whether intdash and its database answer",
                     "security": [],
                     "responses": {
-                        "200": {
-                            "description": "Up.",
+                        "200": {"description": "Up.", "content": health},
+                        "503": {
+                            "description": "The database does not answer (Health), or intdash "
+                            "serves as many connections as it may (Error, with Retry-After).",
                             "content": {
-                                "application/json": {"schema": {"$ref": REF.format(model="Health")}}
+                                "application/json": {
+                                    "schema": {
+                                        "oneOf": [
+                                            {"$ref": REF.format(model="Health")},
+                                            {"$ref": "#/components/schemas/Error"},
+                                        ]
+                                    }
+                                }
                             },
                         },
-                        "503": {"description": "The database does not answer."},
                     },
                 }
             },
@@ -236,7 +325,13 @@ def openapi_document(version: str) -> dict[str, Any]:
                     "operationId": "openapi",
                     "summary": "This document",
                     "security": [],
-                    "responses": {"200": {"description": "The OpenAPI document."}},
+                    "responses": {
+                        "200": {
+                            "description": "The OpenAPI document.",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        },
+                        "503": busy,
+                    },
                 }
             },
         },
@@ -250,5 +345,12 @@ def openapi_document(version: str) -> dict[str, Any]:
                 }
             },
             "schemas": _schemas(),
+            "responses": {
+                "MethodNotAllowed": _error(
+                    "405, to a method a path does not list here; Allow names those it does.",
+                    Allow={"schema": {"type": "string"}},
+                ),
+                "NotFound": _error("404, to a path not listed here."),
+            },
         },
     }

@@ -1,22 +1,95 @@
-"""intdash's HTTP server on an asyncio loop: inside ``intdash serve`` and inside the dashboard."""
+"""intdash's HTTP server on an asyncio loop: inside ``intdash serve`` and inside the dashboard.
+
+uvicorn with three bounds on what a client can hold: a deadline for a request's line and
+headers (uvicorn itself times only the idle wait between requests, and that only until a first
+byte arrives), the keep-alive timeout, and the connections and requests served at once (beyond
+them a request is answered 503 in JSON, where uvicorn's own ``limit_concurrency`` answers in plain
+text).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import h11
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from intdash.server.app import create_app
+from intdash.server.ingest import problem
 
 if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Receive, Scope, Send
+
     from intdash.core.workspace import Workspace
     from intdash.sync.scheduler import SyncScheduler
 
 log = logging.getLogger("intdash.server")
+
+_LATE = json.dumps(
+    {"error": "request_timeout", "message": "the request's line and headers came too slowly"}
+).encode()
+_408 = (
+    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
+    b"connection: close\r\ncontent-length: %d\r\n\r\n%s" % (len(_LATE), _LATE)
+)
+
+
+class _Protocol(H11Protocol):
+    """uvicorn's h11 protocol, closing a connection whose request line and headers are not all
+    in within ``header_timeout`` seconds of connecting or of the request's first byte."""
+
+    header_timeout = 10.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._deadline: asyncio.TimerHandle | None = None
+        self._started = False  # some of the awaited request has come
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._await_headers()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            self._started = True
+            self._await_headers()
+        else:
+            self._headers_in()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._headers_in()
+        super().connection_lost(exc)
+
+    def _await_headers(self) -> None:
+        if self._deadline is None:
+            self._deadline = self.loop.call_later(self.header_timeout, self._too_late)
+
+    def _headers_in(self) -> None:
+        self._started = False
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _too_late(self) -> None:
+        self._deadline = None
+        if self.conn.their_state is not h11.IDLE or self.transport.is_closing():
+            return
+        if self._started:
+            self.transport.write(_408)
+        with contextlib.suppress(h11.LocalProtocolError):
+            self.conn.send(h11.ConnectionClosed())
+        self.transport.close()
+
+
+def _protocol(header_timeout: float) -> type[H11Protocol]:
+    return type("Protocol", (_Protocol,), {"header_timeout": header_timeout})
 
 
 class _Server(uvicorn.Server):
@@ -33,17 +106,37 @@ class HttpServer:
     def __init__(self, workspace: Workspace, scheduler: SyncScheduler | None = None) -> None:
         settings = workspace.settings.server
         self.address = f"{settings.host}:{settings.port}"
+        self.limit = settings.limit_concurrency
+        self.app = create_app(workspace, scheduler)
         self.server = _Server(
             uvicorn.Config(
-                create_app(workspace, scheduler),
+                self._bounded,
+                interface="asgi3",
                 host=settings.host,
                 port=settings.port,
                 log_config=None,
                 lifespan="off",
                 access_log=False,
+                http=_protocol(settings.header_timeout),
+                timeout_keep_alive=settings.keep_alive_timeout,
             )
         )
         self.task: asyncio.Task[None] | None = None
+
+    async def _bounded(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The app, or 503 when more connections or requests than the limit are open (this
+        one among them)."""
+        state = self.server.server_state
+        if scope["type"] == "http" and max(len(state.connections), len(state.tasks)) > self.limit:
+            busy: ASGIApp = problem(
+                503,
+                "busy",
+                "intdash is serving as many requests as it may: retry in a second",
+                headers={"Retry-After": "1", "Connection": "close"},
+            )
+            await busy(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
     async def _serve(self) -> None:
         try:

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from intdash.core.catalog import IntegrationType
-from intdash.core.errors import ConflictError, IntdashError, NotFoundError
+from intdash.core.errors import ConflictError, FieldErrors, IntdashError, NotFoundError
 from intdash.core.invoices import InvoiceData
 from intdash.core.models import FiscalRecord, Integration, Invoice, RecordKind
 from intdash.core.plans import LicenceState
@@ -78,6 +78,18 @@ class StoredInvoice:
         return body
 
 
+def repeated(external_ids: Sequence[str]) -> list[tuple[int, int]]:
+    """Each position whose external id came before, with the position where it first came."""
+    first: dict[str, int] = {}
+    repeats: list[tuple[int, int]] = []
+    for at, external_id in enumerate(external_ids):
+        if external_id in first:
+            repeats.append((at, first[external_id]))
+        else:
+            first[external_id] = at
+    return repeats
+
+
 class IngestService:
     def __init__(self, workspace: Workspace) -> None:
         self._ws = workspace
@@ -106,7 +118,16 @@ class IngestService:
 
     def accept(self, uid: str, invoices: Sequence[InvoiceData]) -> list[StoredInvoice]:
         """Upsert ``invoices`` for ``uid`` in one transaction; returns each as stored, in the
-        order given (a repeated external id answers for its last copy)."""
+        order given. An external id given twice is refused (which copy holds would be a guess,
+        and only one would be fiscalized)."""
+        repeats = repeated([data.external_id for data in invoices])
+        if repeats:
+            raise FieldErrors(
+                {
+                    f"invoices[{at}].external_id": f"the same as invoices[{first}].external_id"
+                    for at, first in repeats
+                }
+            )
         for attempt in range(3):
             try:
                 return self._accept(uid, invoices)
