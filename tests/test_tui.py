@@ -14,6 +14,7 @@ from textual.widgets import Button, Input, LoadingIndicator, Select, Static
 from intdash.core.models import RunOutcome
 from intdash.core.workspace import Workspace
 from intdash.sandbox.server import Sandbox
+from intdash.server.runner import HttpServer
 from intdash.tui.app import IntdashApp
 from intdash.tui.screens.apikeys import ApiKeysScreen
 from intdash.tui.screens.connect import ConnectScreen
@@ -403,7 +404,7 @@ async def test_the_dashboard_serves_the_ingest_api(
     ws = Workspace.open(load_settings(), actor="tester")
     uid = ws.integrations.create("custom", name="ERP").integration.uid
     key = ws.keys.create(uid, "production").key
-    app = IntdashApp(ws, schedule=False, serve=True, poll_seconds=0.2)
+    app = IntdashApp(ws, schedule=False, serve=True, server=HttpServer, poll_seconds=0.2)
     async with app.run_test(size=(100, 30)) as pilot:
         await until(pilot, lambda: app.server is not None)
         async with httpx.AsyncClient() as client:
@@ -418,7 +419,7 @@ async def test_the_dashboard_serves_the_ingest_api(
         assert str(table(app).get_row_at(0)[6]) != "never"  # a push is its "last sync"
 
         # a second dashboard finds the port taken: it says so and goes on without serving
-        second = IntdashApp(ws, schedule=False, serve=True)
+        second = IntdashApp(ws, schedule=False, serve=True, server=HttpServer)
         async with second.run_test(size=(100, 30)) as other:
             await until(
                 other, lambda: any("not served" in n.message for n in second._notifications)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
@@ -15,26 +15,23 @@ from intdash.core.errors import IntdashError
 from intdash.core.heap import freeze_long_lived
 from intdash.core.redact import redact
 from intdash.core.workspace import Workspace
+from intdash.tui.actions import CHANGING_ACTIONS
 
 log = logging.getLogger(__name__)
 
-# actions that change something: disabled (greyed) in --read-only
-CHANGING_ACTIONS = frozenset(
-    {
-        "create",
-        "configure",
-        "remove",
-        "reconnect",
-        "sync_now",
-        "toggle_sync",
-        "reset_sync_from",
-        "test_connection",
-        "create_key",
-        "revoke_key",
-        "resend",
-        "rotate_secret",
-    }
-)
+
+class BackgroundServer(Protocol):
+    """An HTTP server the dashboard runs beside itself (the CLI hands it the ingest API's)."""
+
+    address: str
+
+    async def start(self) -> bool:
+        """Serve; False when the address is taken."""
+
+    async def stop(self) -> None: ...
+
+
+ServerFactory = Callable[[Workspace, Any], BackgroundServer]
 
 
 class IntdashApp(App[None]):
@@ -67,17 +64,20 @@ class IntdashApp(App[None]):
         schedule: bool = True,
         poll_seconds: float = 2.0,
         serve: bool | None = None,
+        server: ServerFactory | None = None,
     ) -> None:
-        """``schedule``: run the sync scheduler here; ``serve``: run the HTTP server (ingest
-        API) here, by default when scheduling. A read-only dashboard does neither."""
+        """``schedule``: run the sync scheduler here; ``serve``: run the HTTP server that
+        ``server`` makes (the ingest API) here, by default when scheduling. A read-only
+        dashboard does neither."""
         super().__init__()
         self.workspace = workspace
         self.read_only = read_only
         self.schedule = schedule
         self.poll_seconds = poll_seconds
         self.scheduler: Any = None
-        self.serve = schedule if serve is None else serve
-        self.server: Any = None
+        self.serve = (schedule if serve is None else serve) and server is not None
+        self._make_server = server
+        self.server: BackgroundServer | None = None
         self.animation_level = "none"  # over SSH, every frame costs
         self._wanted_theme = theme
 
@@ -115,9 +115,9 @@ class IntdashApp(App[None]):
         return [IntegrationsScreen()]
 
     async def start_server(self) -> None:
-        from intdash.server.runner import HttpServer
-
-        server = HttpServer(self.workspace, self.scheduler)
+        if self._make_server is None:
+            return
+        server = self._make_server(self.workspace, self.scheduler)
         if await server.start():
             self.server = server
         else:

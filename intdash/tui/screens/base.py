@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from textual.binding import Binding
 from textual.screen import ModalScreen, Screen
 
-from intdash.tui.app import CHANGING_ACTIONS
+from intdash.tui.actions import CHANGING_ACTIONS
 from intdash.tui.format import when
 
 if TYPE_CHECKING:
