@@ -93,6 +93,35 @@ def test_rate_windows_can_be_replaced() -> None:
         assert bad.status_code == 400 and "no window 'minute'" in bad.json()["error"]
 
 
+def test_books_change_through_the_control_endpoints() -> None:
+    """Invoices can be created, deleted and voided over HTTP as they are edited; Xero voids
+    what it is asked to delete (it deletes nothing outright)."""
+    from intdash.sandbox.server import Sandbox
+
+    with Sandbox(size=20) as box:
+        made = httpx.post(f"{box.url}/_sandbox/myob/create?count=3").json()
+        gone = httpx.post(f"{box.url}/_sandbox/myob/delete?count=2").json()
+        assert (made, gone) == ({"created": 3}, {"deleted": 2})
+        assert box.myob.dataset.count_after(None) == 21
+        assert httpx.post(f"{box.url}/_sandbox/xero/delete?count=2").json() == {"voided": 2}
+        assert box.xero.dataset.count_after(None) == 20
+        assert sum(i.voided for i in box.xero.dataset.iter_all()) == 2
+        bad = httpx.post(f"{box.url}/_sandbox/zoho/create?count=lots")
+        assert bad.status_code == 400 and "count" in bad.json()["error"]
+        assert httpx.post(f"{box.url}/_sandbox/zoho/explode").status_code == 404
+
+
+def test_a_held_gate_stops_api_calls_until_released() -> None:
+    """A test holds a sync between two pages with the gate, not with a delay."""
+    from intdash.sandbox.server import Sandbox
+
+    with Sandbox(size=20) as box:
+        assert httpx.post(f"{box.url}/_sandbox/zoho/hold?after=0").json() == {"hold_after": 0}
+        assert box.zoho.faults.holding
+        answer = httpx.post(f"{box.url}/_sandbox/zoho/release").json()
+        assert answer == {"released": True} and not box.zoho.faults.holding
+
+
 async def test_demo_seeds_one_of_each_type_through_the_real_flows(
     env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

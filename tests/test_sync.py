@@ -109,14 +109,14 @@ async def test_sigkill_mid_sync_then_a_new_sync_leaves_exactly_the_emulators_inv
     pws: Workspace, sandbox: Sandbox, fast_claims: dict[str, str]
 ) -> None:
     uid = await _connected(pws)
-    sandbox.xero.faults.slow_seconds = 0.1  # 25 pages: a few seconds of work
+    sandbox.xero.faults.hold(after=3)  # three pages, then the sync waits at the gate
     proc = start_intdash("sync", uid, env=fast_claims)
-    wait_for(lambda: _count(pws)[0] >= 300)
+    wait_for(lambda: sandbox.xero.faults.holding and _count(pws)[0] >= 250)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=10)
+    sandbox.xero.faults.release()
     partial, _ = _count(pws)
     assert 0 < partial < 2500
-    sandbox.xero.faults.slow_seconds = 0.0
     engine = SyncEngine(pws)
     deadline = time.monotonic() + 30
     while True:  # the dead process's claim lapses on its own
@@ -144,14 +144,15 @@ async def test_two_processes_syncing_one_integration(
     pws: Workspace, sandbox: Sandbox, sandbox_env: dict[str, str]
 ) -> None:
     uid = await _connected(pws)
-    sandbox.xero.faults.slow_seconds = 0.05
+    sandbox.xero.faults.hold(after=1)  # the first page, then the sync waits at the gate
     first = start_intdash("sync", uid, "--json", env=sandbox_env)
-    wait_for(lambda: _count(pws)[0] > 0)
+    wait_for(lambda: sandbox.xero.faults.holding and _count(pws)[0] > 0)
     second = run_intdash("sync", uid, env=sandbox_env)
     assert second.returncode == 1
     assert f"intdash: {uid} is already syncing" in second.stderr
     with pytest.raises(AlreadyRunning):
         await SyncEngine(pws).run(uid)
+    sandbox.xero.faults.release()
     out, err = first.communicate(timeout=60)
     assert first.returncode == 0, err
     assert json.loads(out)["fetched"] == 2500
@@ -224,10 +225,11 @@ async def test_cancel_from_another_process(
     pws: Workspace, sandbox: Sandbox, sandbox_env: dict[str, str]
 ) -> None:
     uid = await _connected(pws)
-    sandbox.xero.faults.slow_seconds = 0.1
+    sandbox.xero.faults.hold(after=1)  # the first page, then the sync waits at the gate
     task = asyncio.create_task(SyncEngine(pws).run(uid))
-    await asyncio.to_thread(wait_for, lambda: _count(pws)[0] > 0)
+    await asyncio.to_thread(wait_for, lambda: sandbox.xero.faults.holding and _count(pws)[0] > 0)
     asked = await asyncio.to_thread(run_intdash, "sync", uid, "--cancel", env=sandbox_env)
+    sandbox.xero.faults.release()
     assert asked.returncode == 0, asked.stderr
     result = await task
     assert result.outcome is RunOutcome.CANCELLED

@@ -29,6 +29,31 @@ class Faults:
     storm_429: int = 0  # the next N API calls answer 429
     slow_seconds: float = 0.0  # every API call waits this long first
 
+    def __post_init__(self) -> None:
+        # a gate a test holds shut: after ``_hold_after`` more API calls, every call waits at
+        # the gate until it is opened (a race held open without a delay)
+        self._hold_after = -1
+        self._gate = threading.Event()
+
+    def hold(self, after: int = 0) -> None:
+        """Let ``after`` more API calls through, then hold every call until :meth:`release`."""
+        self._gate.clear()
+        self._hold_after = after
+
+    def release(self) -> None:
+        self._hold_after = -1
+        self._gate.set()
+
+    @property
+    def holding(self) -> bool:
+        return self._hold_after == 0 and not self._gate.is_set()
+
+    async def pass_gate(self) -> None:
+        if self._hold_after > 0:
+            self._hold_after -= 1
+        elif self._hold_after == 0:
+            await asyncio.to_thread(self._gate.wait)
+
     def take(self, name: str) -> bool:
         count: int = getattr(self, name)
         if count > 0:
@@ -109,8 +134,10 @@ MALFORMED = b'{"Invoices": [{"InvoiceID": "truncated'
 
 
 async def maybe_slow(faults: Faults) -> None:
+    """The faults every API call meets first: a delay, then the test's gate."""
     if faults.slow_seconds > 0:
         await asyncio.sleep(faults.slow_seconds)
+    await faults.pass_gate()
 
 
 def parse_http_time(text: str) -> datetime | None:

@@ -67,12 +67,15 @@ class Sandbox:
                 Route("/_sandbox/stats", self._stats),
                 Route("/_sandbox/{platform}/touch", self._touch, methods=["POST"]),
                 Route("/_sandbox/{platform}/faults", self._faults, methods=["POST"]),
+                Route("/_sandbox/{platform}/hold", self._hold, methods=["POST"]),
+                Route("/_sandbox/{platform}/release", self._release, methods=["POST"]),
                 Route("/_sandbox/{platform}/revoke", self._revoke, methods=["POST"]),
                 Route("/_sandbox/{platform}/consent", self._consent, methods=["POST"]),
                 Route("/_sandbox/{platform}/limits", self._limits, methods=["POST"]),
                 Route("/_sandbox/{platform}/redirect_uris", self._redirect_uris, methods=["POST"]),
                 Route("/_sandbox/xero/tenants", self._xero_tenants, methods=["POST"]),
                 Route("/_sandbox/receiver", self._receive, methods=["POST"]),
+                Route("/_sandbox/{platform}/{change:str}", self._change, methods=["POST"]),
             ]
         )
         self.received = 0  # webhook deliveries taken by /_sandbox/receiver
@@ -185,6 +188,48 @@ class Sandbox:
         except ValueError:
             return JSONResponse({"error": "count must be a number"}, 400)
         return JSONResponse({"touched": len(emulator.dataset.touch_spread(count))})
+
+    async def _hold(self, request: Request) -> Response:
+        """``?after=N``: N more API calls go through, then every call waits for ``release``."""
+        emulator = self._emulator(request)
+        if emulator is None:
+            return JSONResponse({"error": "no such platform"}, 404)
+        try:
+            after = int(request.query_params.get("after", "0"))
+        except ValueError:
+            return JSONResponse({"error": "after must be a number"}, 400)
+        emulator.faults.hold(after)
+        return JSONResponse({"hold_after": after})
+
+    async def _release(self, request: Request) -> Response:
+        emulator = self._emulator(request)
+        if emulator is None:
+            return JSONResponse({"error": "no such platform"}, 404)
+        emulator.faults.release()
+        return JSONResponse({"released": True})
+
+    async def _change(self, request: Request) -> Response:
+        """``create``, ``delete`` or ``void`` ``?count=N`` invoices (spread over the data, as
+        ``touch`` edits); Xero deletes nothing outright, so there ``delete`` voids."""
+        emulator = self._emulator(request)
+        change = request.path_params["change"]
+        if emulator is None or change not in ("create", "delete", "void"):
+            return JSONResponse({"error": "no such platform or change"}, 404)
+        try:
+            count = int(request.query_params.get("count", "1"))
+        except ValueError:
+            return JSONResponse({"error": "count must be a number"}, 400)
+        if not 0 <= count <= 100_000:
+            return JSONResponse({"error": "count must be between 0 and 100000"}, 400)
+        data = emulator.dataset
+        if change == "create":
+            return JSONResponse({"created": len(data.create(count))})
+        live = [i for i in range(data.size) if data.exists(i)]
+        stride = max(1, len(live) // max(count, 1))
+        picked = live[stride // 2 :: stride][:count]
+        if change == "void" or emulator is self.xero:
+            return JSONResponse({"voided": len(data.void(picked))})
+        return JSONResponse({"deleted": len(data.delete(picked))})
 
     async def _faults(self, request: Request) -> Response:
         emulator = self._emulator(request)
