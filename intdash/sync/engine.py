@@ -13,7 +13,7 @@ import contextlib
 import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -219,19 +219,24 @@ class SyncEngine:
         now = ws.clock()
         with ws.db.write() as session:
             conn = session.connection()
-            if totals.room is None:  # counted once a run: nothing else fiscalizes for it meanwhile
-                totals.room = ws.invoices.room(conn, integration_id, now)
-            result = ws.invoices.upsert(conn, integration_id, page.invoices, now, totals.room)
-            totals.add(result)
+            room = totals.room
+            if room is None:  # counted once a run: nothing else fiscalizes for it meanwhile
+                room = ws.invoices.room(conn, integration_id, now)
+            result = ws.invoices.upsert(conn, integration_id, page.invoices, now, room)
+            # the run's totals take this page only once it is committed (a full disk may refuse)
+            counted = replace(totals, room=room)
+            counted.add(result)
             row = session.get(Integration, integration_id)
             run = session.get(SyncRun, run_id)
             assert row is not None and run is not None
             row.cursor = page.cursor
             if daily is not None:
                 daily.store(row)
-            run.fetched, run.created = totals.fetched, totals.created
-            run.updated, run.held = totals.updated, totals.held
+            run.fetched, run.created = counted.fetched, counted.created
+            run.updated, run.held = counted.updated, counted.held
             session.add_all([row, run])
+        totals.room = room
+        totals.add(result)
         # the claim lives as long as pages keep coming
         ws.leases.acquire(claim_name(integration_id), self.holder, self.claim_ttl)
 
