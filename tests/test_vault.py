@@ -12,7 +12,7 @@ from intdash.core.workspace import Workspace
 
 
 def test_round_trip_and_fresh_nonce(tmp_path: Path) -> None:
-    vault = Vault(key_file=tmp_path / "vault.key")
+    vault = Vault(key_file=tmp_path / "vault.key", create=True)
     first = vault.encrypt("refresh-token-value", "credential:1:oauth_token")
     second = vault.encrypt("refresh-token-value", "credential:1:oauth_token")
     assert first != second
@@ -22,14 +22,14 @@ def test_round_trip_and_fresh_nonce(tmp_path: Path) -> None:
 
 
 def test_ciphertext_is_bound_to_its_place(tmp_path: Path) -> None:
-    vault = Vault(key_file=tmp_path / "vault.key")
+    vault = Vault(key_file=tmp_path / "vault.key", create=True)
     token = vault.encrypt("secret-for-one", "credential:1:oauth_token")
     with pytest.raises(VaultError, match="cannot be decrypted"):
         vault.decrypt(token, "credential:2:oauth_token")
 
 
 def test_tampering_is_detected(tmp_path: Path) -> None:
-    vault = Vault(key_file=tmp_path / "vault.key")
+    vault = Vault(key_file=tmp_path / "vault.key", create=True)
     token = vault.encrypt("value-to-protect", "ctx")
     body = token[-10:]
     flipped = token[:-10] + ("A" if body[0] != "A" else "B") + body[1:]
@@ -39,14 +39,14 @@ def test_tampering_is_detected(tmp_path: Path) -> None:
 
 def test_key_file_is_created_private(tmp_path: Path) -> None:
     path = tmp_path / "home" / "vault.key"
-    Vault(key_file=path)
+    Vault(key_file=path, create=True)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert path.read_text().startswith("1:")
 
 
 def test_key_file_open_to_others_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "vault.key"
-    Vault(key_file=path)
+    Vault(key_file=path, create=True)
     path.chmod(0o644)
     with pytest.raises(VaultError, match="chmod 600"):
         Vault(key_file=path)
@@ -77,7 +77,7 @@ def test_malformed_environment_key(value: str, message: str) -> None:
 def test_unknown_key_version_is_named(tmp_path: Path) -> None:
     token = Vault(env_keys=f"7:{generate_key()}").encrypt("some-secret", "ctx")
     with pytest.raises(VaultError, match="version 7"):
-        Vault(key_file=tmp_path / "vault.key").decrypt(token, "ctx")
+        Vault(key_file=tmp_path / "vault.key", create=True).decrypt(token, "ctx")
 
 
 def _plant(ws: Workspace) -> dict[str, str]:
@@ -143,10 +143,11 @@ def test_a_running_process_follows_a_rotation_made_by_another(ws: Workspace) -> 
     assert _read_all(ws, uids) == before
 
 
-def test_rotation_with_environment_keys(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_rotation_with_environment_keys(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from intdash.core.config import load_settings
 
-    key_file_before = ws.settings.key_path.read_text()
     old = generate_key()
     monkeypatch.setenv("INTDASH_SECRET_KEY", old)
     env_ws = Workspace.open(load_settings())
@@ -165,4 +166,4 @@ def test_rotation_with_environment_keys(ws: Workspace, monkeypatch: pytest.Monke
         assert _read_all(env_ws, uids) == before
     finally:
         env_ws.close()
-    assert ws.settings.key_path.read_text() == key_file_before
+    assert not load_settings().key_path.exists()  # keys from the environment: no key file

@@ -34,6 +34,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 class CliState:
     verbose: bool = False
     structured_stderr: bool = False  # intdash serve: JSON lines on stderr as in the log file
+    check_vault: bool = True  # False only for diagnostics ('intdash vault check')
     _settings: Settings | None = None
     _workspace: Workspace | None = field(default=None, repr=False)
 
@@ -54,7 +55,7 @@ class CliState:
                 stderr_level="INFO" if self.verbose or self.structured_stderr else None,
                 structured_stderr=self.structured_stderr,
             )
-            self._workspace = Workspace.open(settings)
+            self._workspace = Workspace.open(settings, check_vault=self.check_vault)
         return self._workspace
 
     def close(self) -> None:

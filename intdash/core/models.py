@@ -99,6 +99,17 @@ class Credential(SQLModel, table=True):
     updated_at: datetime = Field(sa_type=UTCDateTime)
 
 
+class VaultKey(SQLModel, table=True):
+    """A version of the vault key the secrets are (or are about to be) under, known by its
+    check value (an HMAC of a fixed label under the key; never the key itself)."""
+
+    __tablename__: ClassVar[str] = "vault_keys"
+
+    version: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    check_value: str = Field(max_length=64)
+    recorded_at: datetime = Field(sa_type=UTCDateTime)
+
+
 class ApiKey(SQLModel, table=True):
     __tablename__: ClassVar[str] = "api_keys"
 

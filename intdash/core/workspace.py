@@ -32,12 +32,6 @@ def current_os_user() -> str:
         return "unknown"
 
 
-def open_vault(settings: Settings) -> Vault:
-    if settings.secret_key is not None:
-        return Vault(env_keys=settings.secret_key.get_secret_value())
-    return Vault(key_file=settings.key_path)
-
-
 @dataclass
 class Workspace:
     settings: Settings
@@ -54,14 +48,27 @@ class Workspace:
         clock: Clock = system_clock,
         actor: str | None = None,
         migrate: bool = True,
+        check_vault: bool = True,
     ) -> Workspace:
-        """Open (creating if needed) the settings' workspace, migrated to the newest schema."""
+        """Open (creating if needed) the settings' workspace, migrated to the newest schema.
+
+        The vault's keys are checked against the database first (see
+        :mod:`intdash.core.services.vaultkeys`): a missing or wrong key refuses the workspace.
+        Only diagnostics pass ``check_vault=False``; their vault makes no key and records none.
+        """
+        from intdash.core.services.vaultkeys import open_vault
+
         settings = settings or load_settings()
         settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
         db = Database(settings.db_url)
-        if migrate:
-            db.migrate()
-        workspace = cls(settings, db, open_vault(settings), clock)
+        try:
+            if migrate:
+                db.migrate()
+            vault = open_vault(settings, db, clock=clock, check=check_vault)
+        except BaseException:
+            db.dispose()
+            raise
+        workspace = cls(settings, db, vault, clock)
         if actor:
             workspace.actor = actor
         return workspace

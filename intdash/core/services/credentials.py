@@ -14,7 +14,9 @@ from sqlalchemy import bindparam, delete, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
-from intdash.core.models import Credential
+from intdash.core.errors import VaultError
+from intdash.core.models import Credential, Integration
+from intdash.core.vault import Vault
 
 if TYPE_CHECKING:
     from intdash.core.workspace import Workspace
@@ -34,8 +36,22 @@ class StoredSecret:
     version: int
 
 
-def _context(integration_id: int, name: str) -> str:
+@dataclass(frozen=True)
+class Unreadable:
+    """A stored secret the vault cannot decrypt: where it is and why, never its value."""
+
+    integration_uid: str
+    name: str
+    version: int | None  # the key version it was written with; None if not a vault ciphertext
+    reason: str
+
+
+def secret_context(integration_id: int, name: str) -> str:
+    """What a secret's ciphertext is bound to: its row."""
     return f"credential:{integration_id}:{name}"
+
+
+_context = secret_context
 
 
 class CredentialStore:
@@ -137,6 +153,28 @@ class CredentialStore:
         session.flush()
         return count
 
+    def check(self, session: Session) -> tuple[int, list[Unreadable]]:
+        """Try to decrypt every stored secret; returns how many there are and the ones that
+        cannot be read (in integration, then name, order). Nothing is written."""
+        vault = self._ws.vault
+        rows = session.exec(
+            select(
+                col(Integration.uid),
+                col(Credential.integration_id),
+                col(Credential.name),
+                col(Credential.ciphertext),
+            )
+            .join(Integration, col(Integration.id) == col(Credential.integration_id))
+            .order_by(col(Integration.uid), col(Credential.name))
+        ).all()
+        unreadable: list[Unreadable] = []
+        for uid, integration_id, name, ciphertext in rows:
+            try:
+                vault.decrypt(ciphertext, _context(integration_id, name))
+            except VaultError as exc:
+                unreadable.append(Unreadable(uid, name, _version_or_none(ciphertext), str(exc)))
+        return len(rows), unreadable
+
     def count_not_current(self, session: Session) -> int:
         vault = self._ws.vault
         current = vault.current_version
@@ -145,3 +183,10 @@ class CredentialStore:
             for ciphertext in session.exec(select(Credential.ciphertext))
             if vault.version_of(ciphertext) != current
         )
+
+
+def _version_or_none(ciphertext: str) -> int | None:
+    try:
+        return Vault.version_of(ciphertext)
+    except VaultError:
+        return None

@@ -1,4 +1,5 @@
-"""Vault operations that touch the database: rotation to a new key."""
+"""Vault operations that touch the database: rotation to a new key, and the check of every
+stored secret."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from typing import TYPE_CHECKING
 from sqlalchemy import text
 
 from intdash.core.errors import ConflictError
+from intdash.core.services import vaultkeys
+from intdash.core.services.credentials import Unreadable
 
 if TYPE_CHECKING:
     from intdash.core.workspace import Workspace
@@ -18,6 +21,17 @@ class RotationResult:
     version: int
     reencrypted: int
     retired: list[int]
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    secrets: int
+    unreadable: list[Unreadable]
+    keys_problem: str | None  # why intdash would refuse to open, if it would
+
+    @property
+    def ok(self) -> bool:
+        return not self.unreadable and self.keys_problem is None
 
 
 class VaultService:
@@ -44,8 +58,11 @@ class VaultService:
                     "INTDASH_SECRET_KEY=2:NEW,1:OLD) and run 'intdash vault rotate' again"
                 )
         else:
-            vault.add_key()
+            with ws.db.read() as session:
+                recorded = vaultkeys.recorded(session)
+            vault.add_key(above=max(recorded, default=0))  # never a version recorded before
         with ws.db.write() as session:
+            vaultkeys.record_current(session, vault, ws.clock())  # the new key's check value
             count = ws.credentials.reencrypt(session)
             ws.audit.record(
                 session,
@@ -59,4 +76,15 @@ class VaultService:
                 session.execute(text("LOCK TABLE credentials IN EXCLUSIVE MODE"))
             ws.credentials.reencrypt(session)
             retired = vault.retire_all_but_current()
+            vaultkeys.prune(session, vault)
         return RotationResult(vault.current_version, count, retired)
+
+    def check(self) -> CheckResult:
+        """Try every stored secret with the keys at hand, and judge the keys as opening a
+        workspace would; writes nothing, shows no value."""
+        ws = self._ws
+        with ws.db.read() as session:
+            total, unreadable = ws.credentials.check(session)
+            found = vaultkeys.survey(session)
+            diagnosis = vaultkeys.diagnose(session, ws.vault, found, ws.settings.key_path)
+        return CheckResult(total, unreadable, diagnosis.problem)
