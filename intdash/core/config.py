@@ -104,6 +104,13 @@ class ZohoSettings(OAuthAppSettings):
         description="API base when the token response names no api_domain.",
     )
     page_size: int = Field(200, ge=1, le=200, description="Invoices a page (per_page).")
+    daily_limit: int = Field(
+        1000,
+        ge=2,
+        description="API calls a day the organisation's Zoho Books plan allows (1,000 on Free up "
+        "to 10,000 on Premium): at most half of them read invoices' tax, the rest is left for "
+        "listing.",
+    )
 
 
 class ServerSettings(_Section):

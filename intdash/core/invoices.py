@@ -37,8 +37,9 @@ class InvoiceData:
     issue_date: date | None
     due_date: date | None
     currency: str
-    subtotal: Decimal
-    tax: Decimal
+    # None: not known (Zoho's invoice list has no tax; the invoice itself has), never a made-up 0
+    subtotal: Decimal | None
+    tax: Decimal | None
     total: Decimal
     source_status: str | None
     source_updated_at: datetime | None

@@ -34,6 +34,7 @@ class FiscalStatus(StrEnum):
     HELD = "held"  # approved, over the monthly limit: released when there is room
     FISCALIZED = "fiscalized"  # its latest sale record stands
     AWAITING_APPROVAL = "awaiting approval"  # a sales invoice not yet approved at its source
+    AWAITING_TAX = "awaiting tax"  # approved, its tax not read from its source yet (Zoho)
     REFUNDED = "refunded"  # fiscalized, then voided (or no longer approved): its sale refunded
     VOIDED = "voided"  # voided at its source before it was fiscalized: not fiscalized, not held
 
@@ -139,8 +140,8 @@ class Invoice(SQLModel, table=True):
     issue_date: date | None = None
     due_date: date | None = None
     currency: str = Field(max_length=3)
-    subtotal: Decimal = Field(sa_type=Money)
-    tax: Decimal = Field(sa_type=Money)
+    subtotal: Decimal | None = Field(default=None, sa_type=Money)  # None: not known yet
+    tax: Decimal | None = Field(default=None, sa_type=Money)  # None: not known yet
     total: Decimal = Field(sa_type=Money)
     source_status: str | None = Field(default=None, max_length=32)
     source_updated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -112,7 +112,9 @@ class ApiClient:
                 raise ProviderTimeout(f"{label} did not answer in time ({url})") from None
             except httpx.TransportError as exc:
                 raise ProviderUnavailable(f"cannot reach {label}: {exc}") from None
-            self.pacer.remaining(self.connector.remaining_calls(response))
+            self.pacer.remaining(
+                self.connector.remaining_calls(response), self.connector.reset_after(response)
+            )
             problem = self.connector.rate_problem(response)
             self._observe_daily(response, spent=problem is not None and problem.daily)
             if problem is not None:

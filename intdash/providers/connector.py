@@ -196,6 +196,11 @@ class Connector(ABC):
         """What the platform says is left of its window, if it says."""
         return None
 
+    def reset_after(self, response: httpx.Response) -> float | None:
+        """In how many seconds the window of :meth:`remaining_calls` frees a call, if the
+        platform says (Zoho's ``X-Rate-Limit-Reset``)."""
+        return None
+
     def pacer_key(self, tenant_id: str) -> str:
         """Whose allowance a call to ``tenant_id`` spends: calls with one key share one pacer.
         The tenant's own, unless the platform counts calls per API key (MYOB)."""

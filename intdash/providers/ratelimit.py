@@ -82,13 +82,17 @@ class Pacer:
         if self._slots is not None:
             self._slots.release()
 
-    def remaining(self, remaining: int | None) -> None:
+    def remaining(self, remaining: int | None, reset: float | None = None) -> None:
         """The platform says how many calls are left in its window: none left means wait until
-        a slot frees, which is when our oldest call leaves the window (the window slides), or a
-        whole window when the calls that spent it were not ours."""
+        a slot frees. When it also says in how many seconds that is (``reset``), until then,
+        whoever spent the calls; otherwise when our oldest call leaves the window (the window
+        slides), or a whole window when the calls that spent it were not ours."""
         if remaining is None or remaining > 0:
             return
         now = self._clock()
+        if reset is not None:
+            self._blocked_until = max(self._blocked_until, now + max(reset, 0.0) + MARGIN)
+            return
         window = self.limits.window + MARGIN
         while self._sent and self._sent[0] <= now - window:
             self._sent.popleft()

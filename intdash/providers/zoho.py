@@ -1,24 +1,39 @@
 """Zoho Books: the accounts server and API domain of each connection, invoices by page and
-``last_modified_time``."""
+``last_modified_time``, each invoice's tax read from the invoice itself as the rate limits allow
+(:mod:`intdash.providers.zoho_tax`)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from intdash.core.catalog import IntegrationType
 from intdash.core.config import ZohoSettings
 from intdash.core.invoices import InvoiceData, InvoiceKind, SourceState
-from intdash.providers.api import require
+from intdash.providers.api import LARGE_BODY, require
 from intdash.providers.base import InvoicePage, Tenant, TokenSet
-from intdash.providers.connector import Connector, RateProblem
-from intdash.providers.errors import AuthorisationFailed, MalformedResponse
+from intdash.providers.connector import Connector, RateProblem, parse_json
+from intdash.providers.errors import AuthorisationFailed, MalformedResponse, RateLimited
 from intdash.providers.http import httpx
 from intdash.providers.paging import Listing, start_cursor, walk
 from intdash.providers.ratelimit import RateLimits
+from intdash.providers.zoho_tax import (
+    MINUTE_WAIT,
+    Allowance,
+    Handled,
+    TaxBudget,
+    TaxState,
+    modified_at,
+    needs_tax,
+    read_on,
+    refused_for_the_day,
+    seconds_from_now,
+    until_next_utc_day,
+)
 
 if TYPE_CHECKING:
     from intdash.providers.api import ApiClient
@@ -64,13 +79,22 @@ def source_state(status: Any) -> SourceState:
     return SourceState.VOID if status == "void" else SourceState.PENDING
 
 
+def _amount(raw: Mapping[str, Any], field: str, invoice_id: str) -> Decimal:
+    value = raw.get(field)
+    if isinstance(value, bool) or not isinstance(value, int | Decimal):
+        raise MalformedResponse(f"Zoho: invoice {invoice_id}: {field} is not a number")
+    return Decimal(value)
+
+
 def parse_invoice(raw: Any) -> InvoiceData:
+    """An invoice as Zoho's list has it (no tax: ``tax`` and ``subtotal`` are None, unknown) or
+    as the invoice itself has it (``tax_total``; the subtotal is the total before tax, which is
+    Zoho's ``sub_total`` when the invoice has no discount, shipping or adjustment)."""
     if not isinstance(raw, dict) or not raw.get("invoice_id"):
         raise MalformedResponse("Zoho: an invoice has no invoice_id")
     invoice_id = str(raw["invoice_id"])
-    total = raw.get("total")
-    if isinstance(total, bool) or not isinstance(total, int | Decimal):
-        raise MalformedResponse(f"Zoho: invoice {invoice_id}: total is not a number")
+    total = _amount(raw, "total", invoice_id)
+    tax = _amount(raw, "tax_total", invoice_id) if "tax_total" in raw else None
     return InvoiceData(
         external_id=invoice_id,
         number=raw.get("invoice_number") or None,
@@ -79,10 +103,9 @@ def parse_invoice(raw: Any) -> InvoiceData:
         issue_date=_parse_date(raw.get("date"), "date", invoice_id),
         due_date=_parse_date(raw.get("due_date"), "due_date", invoice_id),
         currency=str(raw.get("currency_code") or ""),
-        # the invoice list carries totals only; the tax split is not in it
-        subtotal=Decimal(total),
-        tax=Decimal(0),
-        total=Decimal(total),
+        subtotal=None if tax is None else total - tax,
+        tax=tax,
+        total=total,
         source_status=raw.get("status"),
         source_updated_at=_parse_time(
             raw.get("last_modified_time"), "last_modified_time", invoice_id
@@ -147,13 +170,38 @@ class ZohoConnector(Connector):
     def auth_headers(self, token: TokenSet, tenant: Tenant | None) -> dict[str, str]:
         return {"Authorization": f"Zoho-oauthtoken {token.access_token}"}
 
+    # -- rate limits (see intdash.providers.zoho_tax) ------------------------------------
+
+    def _allowance(self, response: httpx.Response) -> Allowance | None:
+        return Allowance.of(response, self.clock())
+
+    def remaining_calls(self, response: httpx.Response) -> int | None:
+        allowance = self._allowance(response)
+        return None if allowance is None or allowance.daily else allowance.remaining
+
+    def reset_after(self, response: httpx.Response) -> float | None:
+        allowance = self._allowance(response)
+        return None if allowance is None or allowance.daily else allowance.reset
+
+    def daily_remaining(self, response: httpx.Response) -> int | None:
+        allowance = self._allowance(response)
+        return allowance.remaining if allowance is not None and allowance.daily else None
+
     def rate_problem(self, response: httpx.Response) -> RateProblem | None:
+        """A 429: the day's calls spent (the sync stops until the day ends) or the minute's
+        (wait for ``Retry-After`` when given, else for the window's reset, else a minute)."""
         if response.status_code != 429:
             return None
-        try:
-            return RateProblem(float(response.headers.get("Retry-After", "30")))
-        except ValueError:
-            return RateProblem(30.0)
+        now = self.clock()
+        allowance = self._allowance(response)
+        retry_after = seconds_from_now(response.headers.get("Retry-After"), now)
+        if refused_for_the_day(response, allowance):
+            if retry_after is None and allowance is not None and allowance.daily:
+                retry_after = allowance.reset
+            return RateProblem(retry_after or until_next_utc_day(now), daily=True)
+        if retry_after is None and allowance is not None and not allowance.daily:
+            retry_after = allowance.reset
+        return RateProblem(MINUTE_WAIT if retry_after is None else retry_after)
 
     async def _organizations(self, api: ApiClient) -> list[dict[str, Any]]:
         token = await api.token()
@@ -190,15 +238,65 @@ class ZohoConnector(Connector):
         names = [str(o.get("name")) for o in organizations]
         return f"Zoho Books answered with {len(names)} organization(s): {', '.join(names)}"
 
+    async def _get(
+        self, api: ApiClient, url: str, params: Mapping[str, str], what: str, budget: TaxBudget
+    ) -> Any:
+        """GET and parse (off the loop when large), noting what the answer says of the
+        allowance."""
+        response = await api.get(url, params=params)
+        budget.note(response, self.clock())
+        if len(response.content) > LARGE_BODY:
+            return await asyncio.to_thread(parse_json, response, what)
+        return parse_json(response, what)
+
+    async def _read(
+        self, api: ApiClient, base: str, tenant: Tenant, listed: InvoiceData, budget: TaxBudget
+    ) -> InvoiceData:
+        """The invoice itself, with its tax (one call, spent from the budget). A newer version
+        than the one listed is taken as it is: it is what the books hold now."""
+        budget.spend()
+        what = f"Zoho invoice {listed.external_id}"
+        data = await self._get(
+            api,
+            f"{base}/invoices/{quote(listed.external_id, safe='')}",
+            {"organization_id": tenant.id},
+            what,
+            budget,
+        )
+        read = parse_invoice(require(data, "invoice", dict, what))
+        if read.external_id != listed.external_id or read.tax is None:
+            raise MalformedResponse(f"{what}: the answer is not that invoice with its tax_total")
+        listed_at, read_at = listed.source_updated_at, read.source_updated_at
+        if listed_at is not None and read_at is not None and read_at < listed_at:
+            return listed  # (an older copy than the list's: not to be trusted)
+        return read
+
     async def pages(
         self, api: ApiClient, cursor: str | None, since: date | None
     ) -> AsyncIterator[InvoicePage]:
         """Invoices modified since the cursor, oldest change first, by keyset pages (see
-        :mod:`intdash.providers.paging`). Zoho's ``last_modified_time`` includes the time given;
-        what is read twice is upserted unchanged."""
+        :mod:`intdash.providers.paging`), then the tax of those stored without it.
+
+        Zoho's list has no tax, and reading it costs a call per invoice: more than a large first
+        sync can afford (:mod:`intdash.providers.zoho_tax`). So the tax is read only of the
+        invoices that are fiscalized (approved sales: not drafts, not voids), in the list's
+        order, as far as the sync's :class:`~intdash.providers.zoho_tax.TaxBudget` goes; the
+        rest are stored with their tax unknown (None, never 0), and wait, not fiscalized (see
+        :func:`intdash.core.services.invoices._without_tax`). Where reading stopped is kept in
+        the cursor (:class:`~intdash.providers.zoho_tax.TaxState`): while anything waits,
+        new invoices join the end of the queue, and after listing what changed, each sync
+        reads on from there, oldest first, as its budget allows, listing again from that point
+        (a call per 200 invoices) rather than reading invoices one by one to find them.
+        Zoho's ``last_modified_time`` includes the time given; what is read twice is upserted
+        unchanged."""
         tenant = api.tenant
         if tenant is None:
             raise AuthorisationFailed("Zoho: no organization chosen yet: connect first")
+        paging, state = TaxState.split(cursor)
+        state.today(datetime.fromtimestamp(self.clock(), UTC).date())
+        budget = TaxBudget(self.settings.daily_limit, state.reads, self.limits.per_window // 2)
+        ended = [False]  # whether the last page listed was the list's last
+        base = self._api((await api.token()).extra)  # (the connection's api_domain)
 
         async def fetch(modified_since: datetime | None, page: int) -> Listing:
             params = {
@@ -210,16 +308,43 @@ class ZohoConnector(Connector):
             }
             if modified_since is not None:
                 params["last_modified_time"] = modified_since.astimezone(UTC).strftime(_TIME)
-            token = await api.token()
-            data = await api.get_json(
-                f"{self._api(token.extra)}/invoices",
-                params=params,
-                what=f"Zoho invoices page {page}",
-            )
-            raw = require(data, "invoices", list, f"Zoho invoices page {page}")
+            what = f"Zoho invoices page {page}"
+            data = await self._get(api, f"{base}/invoices", params, what, budget)
+            raw = require(data, "invoices", list, what)
             context = data.get("page_context") if isinstance(data, dict) else None
             more = isinstance(context, dict) and bool(context.get("has_more_page"))
+            ended[0] = not more
             return Listing([parse_invoice(item) for item in raw], more=more)
 
-        async for found in walk(fetch, start_cursor(cursor, since), label="Zoho invoices"):
-            yield found
+        async def read(listed: InvoiceData) -> InvoiceData:
+            return await self._read(api, base, tenant, listed, budget)
+
+        def page_of(invoices: list[InvoiceData], paged: str | None) -> InvoicePage:
+            state.reads = budget.reads
+            return InvoicePage(invoices, state.encode(paged))
+
+        handled = Handled()
+        async for found in walk(fetch, start_cursor(paging, since), label="Zoho invoices"):
+            paging = found.cursor
+            out: list[InvoiceData] = []
+            for index, listed in enumerate(found.invoices):
+                moment = modified_at(listed)
+                if state.backlog is None and needs_tax(listed):
+                    if not budget.allows():
+                        state.backlog = handled.before(moment)
+                    else:
+                        try:
+                            out.append(await read(listed))
+                        except RateLimited:  # keep what was listed; the next sync reads on
+                            state.backlog = handled.before(moment)
+                            yield page_of(out + list(found.invoices[index:]), paging)
+                            raise
+                        handled.add(moment, listed.external_id)
+                        continue
+                if state.backlog is None:
+                    handled.add(moment, listed.external_id)
+                out.append(listed)
+            yield page_of(out, paging)
+        if state.backlog is not None and budget.allows():
+            async for page in read_on(fetch, read, state, budget, ended):
+                yield page_of(page, paging)

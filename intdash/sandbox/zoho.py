@@ -2,13 +2,26 @@
 
 The consent redirect names the accounts server to use; the token response names the API domain;
 refresh tokens do not rotate; more than ten access tokens per refresh token in ten minutes is
-answered with HTTP 200 and "Access Denied"; the API allows 100 calls a minute per organisation;
-``last_modified_time`` returns records modified at or after the time.
+answered with HTTP 200 and "Access Denied"; ``last_modified_time`` returns records modified at or
+after the time.
+
+The invoice list carries totals but no tax; the invoice itself
+(``GET /books/v3/invoices/{invoice_id}``) has its ``sub_total``, ``tax_total``, ``taxes`` and
+``line_items``.
+
+Limits: 100 calls a minute per organisation and a daily allowance that depends on the plan
+(1,000 on Free up to 10,000 on Premium; the sandbox company is on Premium). Every API answer
+carries ``X-Rate-Limit-Limit``, ``X-Rate-Limit-Remaining`` and ``X-Rate-Limit-Reset`` (seconds
+until the window frees a call) of the minute window. Over the minute's limit: 429, code 44, with
+``Retry-After``; over the day's: 429, code 45, "...maximum number of API calls allowed per day..."
+with no ``Retry-After``. (Which window Zoho's headers describe, the daily error's code and text,
+and ``Retry-After`` are not documented by Zoho: the connector copes with either reading.)
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -45,6 +58,11 @@ STATUSES = (
     "void",
 )
 MAX_PER_PAGE = 200
+INVOICE_ID_BASE = 460000000000000
+DAILY_LIMIT_MESSAGE = (
+    "You have reached the maximum number of API calls allowed per day for this organization. "
+    "Please try again tomorrow."
+)
 
 
 def zoho_time(moment: datetime) -> str:
@@ -59,7 +77,7 @@ def render_invoice(inv: SourceInvoice) -> dict[str, Any]:
     status = "void" if inv.voided else STATUSES[inv.status % len(STATUSES)]
     total = float(inv.total)
     return {
-        "invoice_id": str(460000000000000 + inv.index),
+        "invoice_id": str(INVOICE_ID_BASE + inv.index),
         "invoice_number": inv.number,
         "customer_id": str(460000001000000 + int(inv.contact_id[:6], 16) % 1000),
         "customer_name": inv.contact,
@@ -74,6 +92,37 @@ def render_invoice(inv: SourceInvoice) -> dict[str, Any]:
     }
 
 
+def render_invoice_detail(inv: SourceInvoice) -> dict[str, Any]:
+    """The invoice as ``GET /invoices/{invoice_id}`` answers: the list's fields, its amounts
+    before and after tax, its taxes and its lines."""
+    subtotal, tax = float(inv.subtotal), float(inv.tax)
+    return {
+        **render_invoice(inv),
+        "sub_total": subtotal,
+        "tax_total": tax,
+        "taxes": [{"tax_name": "GST (15%)", "tax_amount": tax}],
+        "line_items": [
+            {
+                "line_item_id": str(INVOICE_ID_BASE + 5_000_000 + inv.index),
+                "name": "Services",
+                "quantity": 1.0,
+                "rate": subtotal,
+                "tax_name": "GST (15%)",
+                "tax_percentage": 15,
+                "item_total": subtotal,
+            }
+        ],
+    }
+
+
+def seconds_until_free(window: RateWindow) -> float:
+    """When the oldest call in the window leaves it, freeing a call (0 when none is counted)."""
+    with window._lock:
+        if not window._calls:
+            return 0.0
+        return max(0.0, window._calls[0] + window.window - window.clock())
+
+
 class ZohoEmulator(PlatformEmulator):
     def __init__(
         self,
@@ -84,6 +133,8 @@ class ZohoEmulator(PlatformEmulator):
         access_ttl: int = 3600,
         per_minute: int = 100,
         minute_window: float = 60.0,
+        per_day: int = 10_000,
+        day_window: float = 86_400.0,
         token_throttle: int = 10,
         clock: Any = time.time,
     ) -> None:
@@ -97,6 +148,7 @@ class ZohoEmulator(PlatformEmulator):
         )
         super().__init__("zoho", size, OAuthServer(policy, clock))
         self.minute = RateWindow(per_minute, minute_window)
+        self.day = RateWindow(per_day, day_window)
         self.app = Starlette(
             routes=[
                 Route("/accounts/oauth/v2/auth", self.authorize),
@@ -105,6 +157,7 @@ class ZohoEmulator(PlatformEmulator):
                 Route("/accounts/self-client/code", self.self_client_code, methods=["POST"]),
                 Route("/api/books/v3/organizations", self.organizations),
                 Route("/api/books/v3/invoices", self.invoices),
+                Route("/api/books/v3/invoices/{invoice_id}", self.invoice),
             ]
         )
 
@@ -127,21 +180,44 @@ class ZohoEmulator(PlatformEmulator):
         scope = (await form_of(request)).get("scope", "ZohoBooks.invoices.READ")
         return json_response({"code": self.oauth.mint_code(scope)})
 
+    def _rate_headers(self) -> dict[str, str]:
+        """The minute window, as every answer states it."""
+        window = self.minute
+        return {
+            "X-Rate-Limit-Limit": str(window.limit),
+            "X-Rate-Limit-Remaining": str(max(0, window.remaining)),
+            "X-Rate-Limit-Reset": str(math.ceil(seconds_until_free(window))),
+        }
+
+    def _too_many(self, code: int, message: str, retry_after: float | None) -> Response:
+        self.rate_limited += 1
+        headers = self._rate_headers()
+        if retry_after is not None:
+            headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
+        return json_response({"code": code, "message": message}, 429, headers)
+
     async def _api(self, request: Request, handler: Any) -> Response:
         problem = self.oauth.check(bearer(request, "Zoho-oauthtoken"))
         if problem is not None:
             return json_response(
-                {"code": 57, "message": "You are not authorized to perform this operation"}, 401
+                {"code": 57, "message": "You are not authorized to perform this operation"},
+                401,
+                self._rate_headers(),
             )
         self.api_calls += 1
         await maybe_slow(self.faults)
-        allowed, _, _ = self.minute.hit()
-        if not allowed or self.faults.take("storm_429"):
-            self.rate_limited += 1
-            return json_response({"code": 44, "message": "API calls per minute exceeded"}, 429)
+        if self.faults.take("storm_429"):
+            return self._too_many(44, "API calls per minute exceeded", 1)
+        allowed, _, wait = self.minute.hit()
+        if not allowed:
+            return self._too_many(44, "API calls per minute exceeded", wait)
+        allowed, _, _ = self.day.hit()
+        if not allowed:
+            return self._too_many(45, DAILY_LIMIT_MESSAGE, None)
         if self.faults.take("fail_5xx"):
-            return Response("Internal Server Error", 500)
+            return Response("Internal Server Error", 500, headers=self._rate_headers())
         response: Response = await handler(request)
+        response.headers.update(self._rate_headers())
         return response
 
     async def organizations(self, request: Request) -> Response:
@@ -201,3 +277,16 @@ class ZohoEmulator(PlatformEmulator):
                 },
             }
         )
+
+    async def invoice(self, request: Request) -> Response:
+        return await self._api(request, self._invoice)
+
+    async def _invoice(self, request: Request) -> Response:
+        if request.query_params.get("organization_id") != ORGANIZATION_ID:
+            return json_response({"code": 6041, "message": "Invalid organization_id"}, 400)
+        raw = request.path_params["invoice_id"]
+        index = int(raw) - INVOICE_ID_BASE if raw.isdigit() else -1
+        if not self.dataset.exists(index):
+            return json_response({"code": 1002, "message": "Invoice does not exist."}, 404)
+        invoice = render_invoice_detail(self.dataset.invoice(index))
+        return json_response({"code": 0, "message": "success", "invoice": invoice})

@@ -1,13 +1,14 @@
 """Invoices: upserted in batches without duplicates; approved sales invoices fiscalized within
 the monthly limit (held beyond it, released when there is room again), refunded when voided at
 their source, refunded and fiscalized again when their amounts change (the rules:
-:func:`intdash.core.fiscal.next_step`); listed page by page, and the register verified.
+:func:`intdash.core.fiscal.next_step`); an invoice whose tax its source has not told yet is never
+fiscalized on a guess (:func:`_without_tax`); listed page by page, and the register verified.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
@@ -75,7 +76,9 @@ def sqlite_time(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
-def _sqlite_money(amount: Decimal) -> int:
+def _sqlite_money(amount: Decimal | None) -> int | None:
+    if amount is None:
+        return None
     scaled = amount.scaleb(MONEY_PLACES)
     whole = int(scaled)
     if whole != scaled:
@@ -109,10 +112,14 @@ def _sqlite_row(
 
 _FISCALIZED = FiscalStatus.FISCALIZED.value
 _HELD = FiscalStatus.HELD.value
+_AWAITING_TAX = FiscalStatus.AWAITING_TAX.value
+_SOLD_BEFORE = (_FISCALIZED, FiscalStatus.REFUNDED.value)
 _REFUND = RecordKind.REFUND.value
 _FIRST_SALE = Step.SALE  # (looked up once: an enum's members are slow to reach per invoice)
 _REFUNDS = (Step.REFUND, Step.REFUND_AND_SALE)
 _SALES_AGAIN = (Step.SALE_AGAIN, Step.REFUND_AND_SALE)
+_SALES = (Step.SALE, *_SALES_AGAIN)  # what needs the invoice's tax
+_WAIT = "wait"  # see _without_tax
 
 
 @dataclass
@@ -164,7 +171,7 @@ class _Fiscalizable(Protocol):
     @property
     def total(self) -> Decimal: ...
     @property
-    def tax(self) -> Decimal: ...
+    def tax(self) -> Decimal | None: ...
 
 
 def _to_fiscalize(
@@ -173,6 +180,8 @@ def _to_fiscalize(
     data: _Fiscalizable,
     kind: RecordKind = RecordKind.SALE,
 ) -> ToFiscalize:
+    if data.tax is None:  # the rules never get here: a record states the tax its source told
+        raise ValueError(f"invoice {data.external_id} cannot be fiscalized: its tax is not known")
     return ToFiscalize(
         invoice_id=invoice_id,
         integration_id=integration_id,
@@ -192,6 +201,35 @@ def _amounts_changed(found: Any, data: InvoiceData) -> bool:
     return bool(
         found.total != data.total or found.tax != data.tax or found.currency != data.currency
     )
+
+
+def _as_read_before(found: Any, data: InvoiceData) -> InvoiceData:
+    """An invoice whose source did not tell its tax this time (``data.tax`` is None: Zoho's list
+    has none; its connector reads the invoice itself as its budgets allow), with the subtotal and
+    tax read before kept when its total and currency are unchanged, rather than forgotten."""
+    if (
+        found is not None
+        and found.tax is not None
+        and (found.total, found.currency) == (data.total, data.currency)
+    ):
+        return replace(data, subtotal=found.subtotal, tax=found.tax)
+    return data
+
+
+def _without_tax(found: Any, status: str, step: Step) -> tuple[str, Step]:
+    """What becomes of an invoice whose tax its source did not tell, given what
+    :func:`next_step` says of it. A record states the tax the source told, never a guess kept
+    from an earlier version: one that would be fiscalized for the first time, or held (to be
+    released later without another look), is stored with its tax unknown and waits, *awaiting
+    tax*; one sold before (fiscalized, or refunded and approved again) stays as stored
+    (``_WAIT``) until it is read with its tax, when its refund and new sale follow the usual
+    rules. Anything else (nothing to record, or a refund of what was sold, which is stored)
+    goes ahead."""
+    if step not in _SALES and status != _HELD:
+        return status, step
+    if found is not None and found.fiscal_status in _SOLD_BEFORE:
+        return _WAIT, Step.NOTHING
+    return _AWAITING_TAX, Step.NOTHING
 
 
 def _latest_record(kind: RecordKind) -> Any:
@@ -222,6 +260,8 @@ class InvoiceRow:
     received_at: datetime
     fiscal_seq: int | None  # its latest sale record
     refund_seq: int | None = None  # its latest refund record
+    subtotal: Any = None  # None: not known yet (never a made-up 0)
+    tax: Any = None
 
     @property
     def record_seq(self) -> int | None:
@@ -240,6 +280,8 @@ class InvoiceRow:
             "contact": self.contact,
             "date": self.issue_date.isoformat() if self.issue_date else None,
             "currency": self.currency,
+            "subtotal": None if self.subtotal is None else str(self.subtotal),
+            "tax": None if self.tax is None else str(self.tax),
             "total": str(self.total),
             "status": self.source_status,
             "fiscal_status": self.fiscal_status,
@@ -304,9 +346,10 @@ class InvoiceService:
         Approved sales invoices are fiscalized while the month's limit allows (``room``, when
         the caller keeps count, else counted here) and held beyond it; the rest follow
         :func:`~intdash.core.fiscal.next_step` (a void refunds, new amounts refund and fiscalize
-        again). Within a batch the last copy of an invoice wins. ``result.room`` is what is
-        left of the room afterwards; with ``track``, ``result.outcomes`` says what became of
-        each invoice.
+        again); one whose tax its source did not tell is never fiscalized on a guess
+        (:func:`_without_tax`). Within a batch the last copy of an invoice wins.
+        ``result.room`` is what is left of the room afterwards; with ``track``,
+        ``result.outcomes`` says what became of each invoice.
         """
         latest: dict[str, InvoiceData] = {}
         for data in batch:
@@ -333,8 +376,9 @@ class InvoiceService:
         to_register: list[ToFiscalize] = []  # in order: the stored invoices', then the new
         first_time = held = 0  # fiscalized for the first time (what the month counts); held
         outcomes: dict[str, str] = {}
-        for external_id, data in latest.items():
+        for external_id, told in latest.items():
             found = existing.get(external_id)
+            data = told if told.tax is not None else _as_read_before(found, told)
             if found is None:
                 status, step = next_step(None, data, False)
             else:
@@ -343,6 +387,16 @@ class InvoiceService:
                     outcomes[external_id] = "unchanged"
                     continue
                 status, step = next_step(found.fiscal_status, data, _amounts_changed(found, data))
+            if told.tax is None:
+                status, step = _without_tax(found, status, step)
+                if status == _AWAITING_TAX:
+                    data = told  # not what an earlier version said: it waits for its own
+                    values = _values(data)
+                if status == _WAIT or (
+                    found is not None and not any(getattr(found, f) != values[f] for f in _FIELDS)
+                ):
+                    outcomes[external_id] = "unchanged"
+                    continue
             sold = step is _FIRST_SALE
             if sold:  # as far as the month's room goes
                 if room is None:
@@ -527,6 +581,8 @@ class InvoiceService:
                 INVOICES.c.received_at,
                 _latest_record(RecordKind.SALE),
                 _latest_record(RecordKind.REFUND),
+                INVOICES.c.subtotal,
+                INVOICES.c.tax,
             )
             .join(Integration, col(Integration.id) == INVOICES.c.integration_id)
             .order_by(INVOICES.c.id.desc())
