@@ -78,9 +78,11 @@ async def test_pages_through_2500_invoices(pws: Workspace, sandbox: Sandbox, kin
     assert first.issue_date == source.issue_date
     assert first.source_updated_at == source.updated
     assert first.total == source.total
-    if kind != "zoho":  # Zoho's invoice list carries totals only
-        assert (first.subtotal, first.tax) == (source.subtotal, source.tax)
-    assert all(i.total == i.subtotal + i.tax for i in invoices)
+    assert (first.subtotal, first.tax) == (source.subtotal, source.tax)
+    # Zoho's list has no tax: what its rate limit has not let be read yet is unknown, not 0
+    assert all(
+        i.total == i.subtotal + i.tax if i.tax is not None else kind == "zoho" for i in invoices
+    )
     # from the data, not the clock: the start of the second before the last change
     assert cursor_time(cursor) == dataset.invoice(2499).updated - timedelta(seconds=1)
 

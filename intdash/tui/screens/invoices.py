@@ -27,6 +27,7 @@ COLUMNS = (  # all of them in 100 columns: the contact takes what the others lea
 FISCAL_WORDS = {
     FiscalStatus.REFUNDED.value: "refunded",
     FiscalStatus.AWAITING_APPROVAL.value: "awaiting",
+    FiscalStatus.AWAITING_TAX.value: "no tax yet",
 }
 
 
