@@ -198,7 +198,7 @@ async def dashboard_stall(size: int) -> None:
             assert isinstance(screen, DetailsScreen)
 
             async def sync_now() -> int:
-                screen.action_sync_now()
+                await screen.action_sync_now()
                 while True:
                     await asyncio.sleep(0.2)
                     runs = await asyncio.to_thread(ws.integrations.runs, uid)

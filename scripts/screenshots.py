@@ -24,6 +24,7 @@ from intdash.cli.demo import demo_sandbox, seed  # noqa: E402
 from intdash.core.config import load_settings  # noqa: E402
 from intdash.core.workspace import Workspace  # noqa: E402
 from intdash.tui.app import IntdashApp  # noqa: E402
+from intdash.tui.widgets import RowTable  # noqa: E402
 
 OUT = ROOT / "screenshots"
 SIZE = (100, 30)
@@ -67,7 +68,7 @@ async def seeded(made: dict[str, str], ws: Workspace) -> None:
             app.save_screenshot(f"{name}.svg", str(OUT))
 
         def select(uid: str) -> None:
-            table = app.screen.query_one("#integrations")
+            table = app.screen.query_one("#integrations", RowTable)
             table.move_cursor(row=table.get_row_index(uid))
 
         await shot("integrations")
@@ -98,7 +99,8 @@ async def seeded(made: dict[str, str], ws: Workspace) -> None:
         await until(
             pilot,
             lambda: (
-                app.screen.query("#deliveries") and app.screen.query_one("#deliveries").row_count
+                app.screen.query("#deliveries")
+                and app.screen.query_one("#deliveries", RowTable).row_count
             ),
         )
         await shot("deliveries")
@@ -117,7 +119,10 @@ async def seeded(made: dict[str, str], ws: Workspace) -> None:
         await pilot.press("i")
         await until(
             pilot,
-            lambda: app.screen.query("#invoices") and app.screen.query_one("#invoices").row_count,
+            lambda: (
+                app.screen.query("#invoices")
+                and app.screen.query_one("#invoices", RowTable).row_count
+            ),
         )
         await shot("invoices")
         await pilot.press("escape")

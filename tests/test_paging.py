@@ -242,7 +242,6 @@ def test_a_thousand_invoices_in_one_second_are_read_whole(
     asyncio.run(_run_case(ws, box, uids[kind], kind, case))
 
 
-
 def test_a_full_sync_of_5000_xero_invoices_takes_six_listing_calls(
     connected: tuple[Workspace, Sandbox, dict[str, str]],
 ) -> None:

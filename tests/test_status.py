@@ -28,7 +28,7 @@ def test_healthy_is_active() -> None:
     ],
 )
 def test_each_reason(change: dict[str, object], reason: Reason) -> None:
-    facts = StatusFacts(**{**HEALTHY.__dict__, **change})  # type: ignore[arg-type]
+    facts = StatusFacts(**{**HEALTHY.__dict__, **change})
     status = derive_status(facts)
     assert not status.active
     assert status.reason is reason

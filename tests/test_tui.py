@@ -11,7 +11,7 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Button, Input, LoadingIndicator, Select, Static
 
-from intdash.core.models import RunOutcome
+from intdash.core.models import RunOutcome, SyncRun
 from intdash.core.workspace import Workspace
 from intdash.sandbox.server import Sandbox
 from intdash.server.runner import HttpServer
@@ -283,7 +283,10 @@ async def test_the_status_line(ws: Workspace, size: tuple[int, int]) -> None:
             assert "5,000/month each" in line
         ws.leases.release("scheduler", "build-7:4242:abc")
         ws.plans.set("growth", licence_expires=date(2020, 1, 1))
-        status = lambda: str(app.screen.query_one("#status-line", Static).render())  # noqa: E731
+
+        def status() -> str:
+            return str(app.screen.query_one("#status-line", Static).render())
+
         nobody = "no scheduler" if size[0] == 80 else "scheduled by nobody"
         await until(pilot, lambda: "LAPSED" in status() and nobody in status())
         assert "expired 2020-01-01" in status()
@@ -316,7 +319,10 @@ async def test_details_sync_now_toggle_and_sync_from(pws: Workspace, sandbox: Sa
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, DetailsScreen) and app.screen.view)
         await pilot.press("s")
-        finished = lambda: [r for r in pws.integrations.runs(uid) if r.outcome != "running"]  # noqa: E731
+
+        def finished() -> list[SyncRun]:
+            return [r for r in pws.integrations.runs(uid) if r.outcome != "running"]
+
         await until(pilot, finished, timeout=90)
         run = finished()[0]
         assert (run.outcome, run.fetched) == (RunOutcome.OK.value, 2500)
@@ -366,7 +372,10 @@ async def test_invoice_history_pages(ws: Workspace) -> None:
         await until(pilot, lambda: uids(app))
         await pilot.press("i")
         await until(pilot, lambda: isinstance(app.screen, InvoicesScreen))
-        invoices = lambda: table(app, "#invoices")  # noqa: E731
+
+        def invoices() -> Any:
+            return table(app, "#invoices")
+
         await until(pilot, lambda: invoices().row_count == 200)  # one page at a time
         assert str(invoices().get_row_at(0)[2]) == "INV-00449"  # newest first
         await pilot.pause()
@@ -453,7 +462,10 @@ async def test_webhook_deliveries_view_resend_and_test(ws: Workspace) -> None:
             assert not app.screen.query_one("#b-sync", Button).display
             await pilot.press("d")
             await until(pilot, lambda: isinstance(app.screen, DeliveriesScreen))
-            rows = lambda: table(app, "#deliveries")  # noqa: E731
+
+            def rows() -> Any:
+                return table(app, "#deliveries")
+
             await until(pilot, lambda: rows().row_count == 2)
             first = [str(c) for c in rows().get_row_at(0)]
             assert first[3] == "pending" and first[5] == "503"

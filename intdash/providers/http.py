@@ -1,14 +1,12 @@
 """The HTTP client module: the same one authlib's httpx integration uses.
 
-authlib takes ``httpx2`` when it can be imported and falls back to ``httpx``; importing through
-here keeps intdash's exception types and clients the same as the OAuth client's.
+authlib takes ``httpx2`` when it can be imported (and it always can: it is a dependency of
+intdash); importing it through here keeps intdash's exception types and clients the same as the
+OAuth client's.
 """
 
 from __future__ import annotations
 
-try:
-    import httpx2 as httpx
-except ImportError:  # pragma: no cover - httpx2 is a dependency
-    import httpx  # type: ignore[no-redef]
+import httpx2 as httpx
 
 __all__ = ["httpx"]
