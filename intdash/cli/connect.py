@@ -110,9 +110,9 @@ def connect(state: CliState, uid: str, code: str | None, no_listen: bool, as_jso
 def test_connection(state: CliState, uid: str, as_json: bool) -> None:
     """Test an integration's connection with the platform's cheapest call (a webhook: a
     signed test event)."""
-    from intdash.core.catalog import IntegrationType
+    from intdash.core.catalog import Probe
 
-    if state.workspace.integrations.get(uid).type is IntegrationType.WEBHOOK:
+    if state.workspace.integrations.get(uid).spec.probe is Probe.SIGNED_EVENT:
         from intdash.sync.deliveries import probe_webhook
 
         probe = asyncio.run(probe_webhook(state.workspace, uid))

@@ -1,7 +1,9 @@
 """The integration types: one registry entry per type, so that nothing else branches on type.
 
-Each entry says how the type is shown, which actions it offers, and which settings it takes
-(with their validation). A new type is one new entry here plus its provider module.
+Each entry says how the type is shown, what it does with invoices (syncs, pushes or delivers
+them), how its connection is tested, which actions it offers, and which settings it takes (with
+their validation). A new type is one new entry here plus its provider module; the rest of intdash
+reads these flags (``tests/test_registry.py`` holds it to that).
 """
 
 from __future__ import annotations
@@ -32,6 +34,22 @@ class Action(StrEnum):
     CONFIGURE = "configure"
     API_KEYS = "api_keys"
     REMOVE = "remove"
+
+
+class Flow(StrEnum):
+    """What an integration of the type does with invoices."""
+
+    SYNCS = "syncs"  # reads them from an accounting platform
+    PUSHES = "pushes"  # takes them from the customer's system over the ingest API
+    DELIVERS = "delivers"  # sends everyone's fiscalized invoices on as signed webhooks
+
+
+class Probe(StrEnum):
+    """What Test Connection does for the type."""
+
+    PLATFORM = "platform"  # the platform's cheapest API call
+    SIGNED_EVENT = "signed_event"  # a signed test event to the target URL, nothing recorded
+    NONE = "none"  # nothing to test: the customer's system calls intdash
 
 
 class FieldKind(StrEnum):
@@ -95,14 +113,35 @@ class TypeSpec:
     uid_prefix: str
     oauth: bool
     actions: tuple[Action, ...]
+    flow: Flow
+    probe: Probe
+    activity: str  # what one run of its work is called: its "last sync", "last push", ...
     fields: tuple[FieldSpec, ...] = ()
-    needs_api_key: bool = False
+    # settings read when connecting (to choose the tenant): a change needs a new consent
+    consent_fields: tuple[str, ...] = ()
     generated_secrets: tuple[str, ...] = field(default_factory=tuple)
     short_label: str = ""  # where width is scarce (the dashboard's table); else the label
 
     @property
     def short(self) -> str:
         return self.short_label or self.label
+
+    @property
+    def syncs(self) -> bool:
+        return self.flow is Flow.SYNCS
+
+    @property
+    def pushes(self) -> bool:
+        return self.flow is Flow.PUSHES
+
+    @property
+    def delivers(self) -> bool:
+        return self.flow is Flow.DELIVERS
+
+    @property
+    def needs_api_key(self) -> bool:
+        """Whoever pushes invoices authenticates with one of the integration's API keys."""
+        return self.pushes
 
     def field(self, name: str) -> FieldSpec | None:
         return next((f for f in self.fields if f.name == name), None)
@@ -190,6 +229,9 @@ TYPES: dict[IntegrationType, TypeSpec] = {
             "xero",
             oauth=True,
             actions=(Action.RECONNECT, Action.REMOVE),
+            flow=Flow.SYNCS,
+            probe=Probe.PLATFORM,
+            activity="sync",
         ),
         TypeSpec(
             IntegrationType.MYOB,
@@ -198,6 +240,9 @@ TYPES: dict[IntegrationType, TypeSpec] = {
             "myob",
             oauth=True,
             actions=(Action.CONFIGURE, Action.REMOVE),
+            flow=Flow.SYNCS,
+            probe=Probe.PLATFORM,
+            activity="sync",
             fields=(
                 FieldSpec(
                     "company_file_id",
@@ -218,6 +263,7 @@ TYPES: dict[IntegrationType, TypeSpec] = {
                     help="Only for company files that need their own sign-in.",
                 ),
             ),
+            consent_fields=("company_file_id",),
         ),
         TypeSpec(
             IntegrationType.ZOHO,
@@ -226,6 +272,9 @@ TYPES: dict[IntegrationType, TypeSpec] = {
             "zoho",
             oauth=True,
             actions=(Action.CONFIGURE, Action.REMOVE),
+            flow=Flow.SYNCS,
+            probe=Probe.PLATFORM,
+            activity="sync",
             fields=(
                 FieldSpec(
                     "data_centre",
@@ -244,6 +293,7 @@ TYPES: dict[IntegrationType, TypeSpec] = {
                     pattern_hint="digits only",
                 ),
             ),
+            consent_fields=("organization_id",),
         ),
         TypeSpec(
             IntegrationType.WEBHOOK,
@@ -252,6 +302,9 @@ TYPES: dict[IntegrationType, TypeSpec] = {
             "hook",
             oauth=False,
             actions=(Action.CONFIGURE, Action.REMOVE),
+            flow=Flow.DELIVERS,
+            probe=Probe.SIGNED_EVENT,
+            activity="delivery",
             fields=(
                 FieldSpec(
                     "url",
@@ -284,11 +337,18 @@ TYPES: dict[IntegrationType, TypeSpec] = {
             "cust",
             oauth=False,
             actions=(Action.API_KEYS, Action.REMOVE),
-            needs_api_key=True,
+            flow=Flow.PUSHES,
+            probe=Probe.NONE,
+            activity="push",
             short_label="Custom",
         ),
     )
 }
+
+
+def types_that(flow: Flow) -> tuple[IntegrationType, ...]:
+    """The types that do ``flow`` with invoices (for a query over every webhook, say)."""
+    return tuple(kind for kind, spec in TYPES.items() if spec.flow is flow)
 
 
 def type_spec(value: str | IntegrationType) -> TypeSpec:

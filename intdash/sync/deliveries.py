@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from sqlmodel import select
 
-from intdash.core.catalog import IntegrationType
+from intdash.core.catalog import type_spec
 from intdash.core.errors import ConflictError
 from intdash.core.models import FiscalStatus, Integration
 from intdash.core.services.deliveries import Claimed
@@ -94,7 +94,7 @@ async def probe_webhook(ws: Workspace, uid: str) -> ProbeResult:
     def read() -> tuple[str, dict[str, str], tuple[str, ...]]:
         with ws.db.read() as session:
             row = session.exec(select(Integration).where(Integration.uid == uid)).first()
-            if row is None or row.type != IntegrationType.WEBHOOK.value:
+            if row is None or not type_spec(row.type).delivers:
                 raise ConflictError(f"{uid} is not a Custom/Webhook integration")
             return ws.deliveries.target(session, row, ws.clock())
 

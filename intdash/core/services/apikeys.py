@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from intdash.core.catalog import IntegrationType
+from intdash.core.catalog import type_spec
 from intdash.core.errors import ConflictError, FieldErrors, NotFoundError
 from intdash.core.models import ApiKey, Integration
 
@@ -106,7 +106,7 @@ class ApiKeyService:
 
     def _custom_integration(self, session: Session, uid: str) -> Integration:
         row = self._ws.integrations.find_live(session, uid)
-        if row.type != IntegrationType.CUSTOM.value:
+        if not type_spec(row.type).needs_api_key:
             raise ConflictError(
                 f"API keys belong to Custom Integrations; {row.uid} is of type {row.type}"
             )

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, insert, select, update
 
-from intdash.core.catalog import IntegrationType
+from intdash.core.catalog import Flow, type_spec, types_that
 from intdash.core.errors import ConflictError, NotFoundError
 from intdash.core.models import Delivery, DeliveryState, Integration, Invoice
 
@@ -160,7 +160,7 @@ class DeliveryService:
             return 0
         hooks = conn.execute(
             select(INTEGRATIONS.c.id, INTEGRATIONS.c.settings)
-            .where(INTEGRATIONS.c.type == IntegrationType.WEBHOOK.value)
+            .where(INTEGRATIONS.c.type.in_([kind.value for kind in types_that(Flow.DELIVERS)]))
             .where(INTEGRATIONS.c.removed_at.is_(None))
             .where(INTEGRATIONS.c.sync_enabled.is_(True))
         ).all()
@@ -464,7 +464,7 @@ class DeliveryService:
 
     def _webhook(self, session: Any, uid: str) -> Integration:
         row = self._ws.integrations.find(session, uid)
-        if row.type != IntegrationType.WEBHOOK.value:
+        if not type_spec(row.type).delivers:
             raise ConflictError(f"{uid} is not a Custom/Webhook integration")
         return row
 

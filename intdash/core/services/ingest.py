@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from intdash.core.catalog import IntegrationType
+from intdash.core.catalog import type_spec
 from intdash.core.errors import ConflictError, FieldErrors, IntdashError, NotFoundError
 from intdash.core.invoices import InvoiceData
 from intdash.core.models import FiscalRecord, Integration, Invoice, RecordKind
@@ -101,7 +101,7 @@ class IngestService:
         with ws.db.read() as session:
             row = ws.integrations.find(session, uid)
             plan = ws.plans.current(session)
-        if row.type != IntegrationType.CUSTOM.value:
+        if not type_spec(row.type).pushes:
             raise IntegrationRefused(f"{uid} is not a Custom Integration")
         reason = (
             Reason.REMOVED

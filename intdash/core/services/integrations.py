@@ -124,22 +124,29 @@ class IntegrationView:
 
     @property
     def runs_are(self) -> str:
-        """What its "last sync" times are of: a webhook's are its deliveries."""
-        return "delivery" if self.type is IntegrationType.WEBHOOK else "sync"
+        """What its "last sync" times are of, in its type's word: a webhook's are deliveries."""
+        return self.spec.activity
+
+    @property
+    def last_activity(self) -> datetime | None:
+        """When it last did its work: its last successful sync or delivery; a Custom
+        Integration is not synced, so its last push (the last write of its invoices)."""
+        return self.invoices_changed_at if self.spec.pushes else self.last_successful_sync
 
     def activity(self) -> list[tuple[str, datetime | str | None]]:
         """What it does, in its type's words (a platform's syncs, a Custom Integration's
         pushes, a webhook's deliveries): labelled times (None: never) and states."""
+        spec = self.spec
         enabled = "enabled" if self.sync_enabled else "disabled"
         month = ("This month", f"{self.invoices_this_month:,} of {self.monthly_limit:,}")
-        if self.type is IntegrationType.CUSTOM:
+        if spec.pushes:
             accepted = "accepted" if self.sync_enabled else "refused (disabled)"
-            return [("Last push", self.invoices_changed_at), ("Pushes", accepted), month]
+            return [(f"Last {self.runs_are}", self.last_activity), ("Pushes", accepted), month]
         times: list[tuple[str, datetime | str | None]] = [
             (f"Last attempted {self.runs_are}", self.last_attempted_sync),
             (f"Last successful {self.runs_are}", self.last_successful_sync),
         ]
-        if self.type is IntegrationType.WEBHOOK:  # it fiscalizes nothing itself
+        if spec.delivers:  # it fiscalizes nothing itself
             return [*times, ("Deliveries", enabled)]
         since = self.sync_from.isoformat() if self.sync_from else "the beginning"
         states = [("Sync from", since), ("Sync", enabled), month]
@@ -355,7 +362,7 @@ class IntegrationService:
             invoices_this_month=month.get(row_id, 0),
             monthly_limit=plan.monthly_limit,
             last_sync_error=row.last_sync_error,
-            delivers=spec.type is IntegrationType.WEBHOOK,
+            delivers=spec.delivers,
             daily_budget=DailyBudget.current(row, now) if spec.oauth else None,
             daily_reserve=daily_reserve(self._ws.settings, spec.type.value),
         )
@@ -550,9 +557,7 @@ class IntegrationService:
                 setattr(row, key, value)
             if "sync_from" in changes.columns:
                 row.cursor = None  # the next sync starts again from the new date
-            if spec.type is IntegrationType.WEBHOOK and (
-                changes.settings or changes.columns.get("sync_enabled") is True
-            ):
+            if spec.delivers and (changes.settings or changes.columns.get("sync_enabled") is True):
                 # reconfigured or enabled again: deliveries resume, their count from nothing
                 row.last_sync_error = None
                 row.delivery_failures = 0

@@ -11,7 +11,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, DataTable, Footer, Static
 
-from intdash.core.catalog import IntegrationType
+from intdash.core.catalog import Probe
 from intdash.core.models import SyncRun
 from intdash.core.services.integrations import IntegrationView
 from intdash.tui.format import status_text
@@ -145,10 +145,10 @@ class DetailsScreen(BaseScreen):
             self.query_one("#summary", Static).update(summary, layout=lines)
             self.summary = summary
         self._relabel()
-        oauth = view.spec.oauth
-        webhook = view.type is IntegrationType.WEBHOOK
-        for button, shown in (("#b-test", oauth or webhook), ("#b-sync", oauth),
-                              ("#b-from", oauth), ("#b-deliveries", webhook)):  # fmt: skip
+        spec = view.spec
+        tested, oauth = spec.probe is not Probe.NONE, spec.oauth
+        for button, shown in (("#b-test", tested), ("#b-sync", oauth),
+                              ("#b-from", oauth), ("#b-deliveries", spec.delivers)):  # fmt: skip
             widget = self.query_one(button, Button)
             if widget.display != shown:
                 widget.display = shown
@@ -213,11 +213,12 @@ class DetailsScreen(BaseScreen):
 
     def applies(self, action: str) -> bool:
         view = self.view
-        webhook = view is not None and view.type is IntegrationType.WEBHOOK
         if action == "test_connection":
-            return view is not None and (view.spec.oauth or webhook) and view.removed_at is None
+            return (
+                view is not None and view.spec.probe is not Probe.NONE and view.removed_at is None
+            )
         if action == "deliveries":
-            return webhook
+            return view is not None and view.spec.delivers
         if action in ("sync_now", "reset_sync_from", "reconnect"):
             return view is not None and view.spec.oauth and view.removed_at is None
         if action == "cancel_sync":
@@ -268,7 +269,7 @@ class DetailsScreen(BaseScreen):
     async def action_test_connection(self) -> None:
         from intdash.providers.connect import ConnectService
 
-        if self.view is not None and self.view.type is IntegrationType.WEBHOOK:
+        if self.view is not None and self.view.spec.probe is Probe.SIGNED_EVENT:
             from intdash.tui.screens.deliveries import test_and_tell
 
             await test_and_tell(self, self.uid)

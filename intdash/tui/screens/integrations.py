@@ -14,7 +14,7 @@ from textual.binding import Binding
 from textual.containers import Center, Vertical
 from textual.widgets import Button, Footer, Input, Static
 
-from intdash.core.catalog import Action, IntegrationType, type_spec
+from intdash.core.catalog import Action, type_spec
 from intdash.core.plans import LicenceState
 from intdash.core.services.integrations import IntegrationView
 from intdash.core.services.leases import LeaseInfo
@@ -343,13 +343,6 @@ class IntegrationsScreen(BaseScreen):
         upcoming = max(view.last_attempted_sync + interval, self.ws.clock())
         return "~" + self.when(upcoming, short=self.compact)
 
-    @staticmethod
-    def _last(view: IntegrationView) -> datetime | None:
-        """The last sync; a Custom Integration is not synced: its last push stands in."""
-        if view.type is IntegrationType.CUSTOM:
-            return view.invoices_changed_at
-        return view.last_successful_sync
-
     def _cells(self, view: IntegrationView) -> tuple[Any, ...]:
         spec = view.spec
         compact = self.compact
@@ -365,7 +358,7 @@ class IntegrationsScreen(BaseScreen):
             count(view.invoices_this_month, short=compact)
             + sep
             + count(view.monthly_limit, short=compact),
-            self.when(self._last(view), short=compact),
+            self.when(view.last_activity, short=compact),
             self._next_sync(view),
         )
 
@@ -379,7 +372,7 @@ class IntegrationsScreen(BaseScreen):
             "created": lambda view: view.created,
             "status": lambda view: (not view.status.active, view.status.explanation),
             "month": lambda view: view.invoices_this_month,
-            "last": lambda view: IntegrationsScreen._last(view) or never,
+            "last": lambda view: view.last_activity or never,
         }[key]
 
     def sync_rows(self) -> None:
