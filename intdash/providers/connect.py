@@ -13,7 +13,7 @@ import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlsplit
 
 from intdash.core.budget import DailyBudget
@@ -26,7 +26,6 @@ from intdash.providers.base import Tenant, TokenSet
 from intdash.providers.connector import Connector
 from intdash.providers.errors import AuthorisationFailed, ProviderError
 from intdash.providers.http import httpx
-from intdash.providers.myob import MyobConnector
 from intdash.providers.ratelimit import RateLimits
 from intdash.providers.registry import connector_for
 from intdash.providers.tokens import TokenManager
@@ -136,7 +135,7 @@ class ConnectService:
     async def complete_with_code(self, uid: str, code: str) -> ConnectResult:
         """Zoho's self client: a grant code from the API console, no redirect at all."""
         row = await asyncio.to_thread(self._integration, uid)
-        if row.type != "zoho":
+        if not self.connector(row.type).grant_codes:
             raise ConflictError("only Zoho Books takes a self-client grant code")
         if not code.strip():
             raise AuthorisationFailed("the grant code is empty")
@@ -186,15 +185,19 @@ class ConnectService:
 
     # -- using -------------------------------------------------------------------------------
 
-    def _api_parts(self, uid: str) -> tuple[Integration, Tenant | None, dict[str, Any]]:
+    def _api_parts(self, uid: str) -> tuple[Integration, Tenant | None, dict[str, str | None]]:
+        """The integration, its tenant, and its type's secret fields (for the tenant's extras)."""
         ws = self._ws
         with ws.db.read() as session:
             row = ws.integrations.find_live(session, uid)
             assert row.id is not None
             stored = ws.credentials.get(session, row.id, TENANT_ID)
-            password = ws.credentials.get(session, row.id, "company_file_password")
+            secrets_: dict[str, str | None] = {}
+            for setting in type_spec(row.type).fields:
+                if setting.secret:
+                    kept = ws.credentials.get(session, row.id, setting.name)
+                    secrets_[setting.name] = kept.value if kept else None
         tenant = Tenant.from_json(stored.value) if stored else None
-        secrets_: dict[str, Any] = {"company_file_password": password.value if password else None}
         return row, tenant, secrets_
 
     async def api(self, uid: str) -> ApiClient:
@@ -202,13 +205,9 @@ class ConnectService:
         row, tenant, secrets_ = await asyncio.to_thread(self._api_parts, uid)
         assert row.id is not None
         connector = self.connector(row.type)
-        user, password = (
-            row.settings.get("company_file_username"),
-            secrets_["company_file_password"],
-        )
-        if tenant is not None and isinstance(connector, MyobConnector) and user and password:
-            cftoken = connector.company_file_token(str(user), str(password))
-            tenant = Tenant(tenant.id, tenant.name, {**tenant.extra, "cftoken": cftoken})
+        extra = connector.tenant_extra(row.settings, secrets_)
+        if tenant is not None and extra:
+            tenant = Tenant(tenant.id, tenant.name, {**tenant.extra, **extra})
         return ApiClient(connector, self.tokens, row.id, tenant, now=self._ws.clock)
 
     async def test(self, uid: str) -> TestResult:

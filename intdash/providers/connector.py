@@ -66,6 +66,7 @@ class Connector(ABC):
     label: ClassVar[str]
     scope: ClassVar[str]
     pkce: ClassVar[bool] = False
+    grant_codes: ClassVar[bool] = False  # takes a code made in its console (Zoho's self client)
     auth_method: ClassVar[str] = "client_secret_post"
     default_limits: ClassVar[RateLimits]
 
@@ -224,6 +225,14 @@ class Connector(ABC):
 
     def settings_from_tenant(self, tenant: Tenant) -> dict[str, str]:
         """Integration settings learnt when connecting (e.g. the Zoho organization id)."""
+        return {}
+
+    def tenant_extra(
+        self, settings: Mapping[str, Any], secrets: Mapping[str, str | None]
+    ) -> dict[str, str]:
+        """What API calls need beside the stored tenant, from the integration's settings and
+        its type's secret fields (MYOB: a company file's own sign-in); kept in
+        :attr:`Tenant.extra` for :meth:`auth_headers`."""
         return {}
 
     @abstractmethod

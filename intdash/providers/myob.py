@@ -146,6 +146,15 @@ class MyobConnector(Connector):
     def company_file_token(username: str, password: str) -> str:
         return base64.b64encode(f"{username}:{password}".encode()).decode()
 
+    def tenant_extra(
+        self, settings: Mapping[str, Any], secrets: Mapping[str, str | None]
+    ) -> dict[str, str]:
+        """A company file that needs its own sign-in: its token, sent as ``x-myobapi-cftoken``."""
+        user, password = settings.get("company_file_username"), secrets.get("company_file_password")
+        if not (user and password):
+            return {}
+        return {"cftoken": self.company_file_token(str(user), str(password))}
+
     async def find_tenant(
         self, api: ApiClient, callback: Mapping[str, str], settings: Mapping[str, Any]
     ) -> Tenant:

@@ -119,6 +119,7 @@ class ZohoConnector(Connector):
     label: ClassVar[str] = "Zoho Books"
     scope: ClassVar[str] = "ZohoBooks.invoices.READ,ZohoBooks.settings.READ"
     auth_method: ClassVar[str] = "client_secret_post"
+    grant_codes: ClassVar[bool] = True
     default_limits: ClassVar[RateLimits] = RateLimits(per_window=100, window=60.0)
     settings: ZohoSettings
 
