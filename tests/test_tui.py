@@ -65,6 +65,7 @@ async def test_empty_state_and_create(ws: Workspace) -> None:
         await until(pilot, lambda: isinstance(app.screen, CreateScreen))
         app.screen.query_one("#type", Select).value = "webhook"
         await until(pilot, lambda: app.screen.query("#f-url"))
+        await pilot.pause()  # the new form's fields have told the form what they hold
         save = app.screen.query_one("#save", Button)
         assert save.disabled  # the URL is required
         app.screen.query_one("#f-url", Input).value = "https://hooks.example.com/in"
