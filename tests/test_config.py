@@ -97,7 +97,7 @@ def test_bad_value_names_the_variable(clean_env: Path, monkeypatch: pytest.Monke
 def test_unknown_key_in_file_is_refused(clean_env: Path) -> None:
     clean_env.mkdir()
     (clean_env / "config.toml").write_text("[xero]\nclient_ud = 'typo'\n")
-    with pytest.raises(ConfigError, match="INTDASH_XERO__CLIENT_UD"):
+    with pytest.raises(ConfigError, match=r"unknown setting `client_ud` in \[xero\] of "):
         load_settings()
 
 

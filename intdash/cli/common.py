@@ -15,7 +15,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from intdash.core.config import Settings, load_settings
+from intdash.core.config import Settings, load_settings, make_home
 from intdash.core.errors import FieldErrors, IntdashError
 from intdash.core.logs import configure_logging
 from intdash.core.redact import redact
@@ -26,6 +26,10 @@ log = logging.getLogger("intdash.cli")
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERNAL = 70
+
+# bounds of the numbers the commands take: beyond them a value is a typo, said in one line
+MAX_ID = 2**63 - 1  # the largest row id a database here can hold
+MAX_LISTED = 10_000_000  # rows a listing shows with --limit
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -48,7 +52,7 @@ class CliState:
     def workspace(self) -> Workspace:
         if self._workspace is None:
             settings = self.settings
-            settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+            make_home(settings)
             configure_logging(
                 settings.log_path,
                 settings.log_level,

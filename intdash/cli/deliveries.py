@@ -6,7 +6,7 @@ import asyncio
 
 import click
 
-from intdash.cli.common import CliState, emit_json, json_option, pass_state, print_table
+from intdash.cli.common import MAX_ID, CliState, emit_json, json_option, pass_state, print_table
 
 
 @click.group()
@@ -47,7 +47,7 @@ def list_deliveries(state: CliState, uid: str, limit: int, as_json: bool) -> Non
 
 @deliveries.command("resend")
 @click.argument("uid")
-@click.argument("delivery_id", type=int)
+@click.argument("delivery_id", type=click.IntRange(1, MAX_ID))
 @pass_state
 def resend(state: CliState, uid: str, delivery_id: int) -> None:
     """Deliver one again at the next attempt (the same webhook-id)."""

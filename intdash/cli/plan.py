@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from intdash.cli.common import CliState, emit_json, json_option, pass_state
+from intdash.core.config import MAX_MONTHLY_LIMIT
 from intdash.core.services.plans import UNCHANGED, PlanView
 
 
@@ -56,7 +57,7 @@ def _licence_date(_ctx: click.Context, _param: click.Parameter, value: str | Non
 @click.argument("tier", type=click.Choice(["starter", "growth", "scale"], case_sensitive=False))
 @click.option(
     "--limit",
-    type=click.IntRange(min=0),
+    type=click.IntRange(0, MAX_MONTHLY_LIMIT),
     help="Monthly invoice limit per integration (default: the tier's).",
 )
 @click.option(

@@ -8,7 +8,15 @@ import sys
 
 import click
 
-from intdash.cli.common import CliState, emit_json, fail, json_option, pass_state, print_table
+from intdash.cli.common import (
+    MAX_LISTED,
+    CliState,
+    emit_json,
+    fail,
+    json_option,
+    pass_state,
+    print_table,
+)
 from intdash.core.models import RunOutcome
 
 
@@ -71,7 +79,7 @@ def invoices() -> None:
 
 @invoices.command("list")
 @click.option("--integration", "uid", metavar="UID", help="Only this integration's invoices.")
-@click.option("--limit", type=click.IntRange(min=1), help="At most N, newest first.")
+@click.option("--limit", type=click.IntRange(1, MAX_LISTED), help="At most N, newest first.")
 @click.option("--search", help="Only invoices whose number, contact or external id contain this.")
 @json_option
 @pass_state

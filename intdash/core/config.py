@@ -4,11 +4,19 @@ optional TOML file over the defaults.
 The TOML file is ``$INTDASH_CONFIG`` when set, else ``config.toml`` in the intdash home.
 Every provider URL has the platform's real endpoint as its default and can be pointed at a
 local emulator.
+
+A name intdash does not know is refused, in the words of the place it was written: an
+environment variable by its name, a TOML key as ``key`` in its table of the file. So is a
+malformed value, named the same way.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
+import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,15 +24,23 @@ import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
+    InitSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
-    TomlConfigSettingsSource,
+    SettingsError,
 )
 
 from intdash.core.errors import ConfigError
 
 ENV_PREFIX = "INTDASH_"
+#: ``INTDASH_`` variables that are not settings but are read elsewhere: never refused.
+OTHER_VARIABLES: dict[str, str] = {
+    "INTDASH_CONFIG": "the TOML settings file (read by config_path)",
+    "INTDASH_TEST_DATABASE_URL": "the PostgreSQL database of the test suite (tests/conftest.py)",
+}
 DEFAULT_SERVER_PORT = 8470
+MAX_MONTHLY_LIMIT = 1_000_000_000  # invoices a month per integration: a sane bound, well in int32
+DAY_SECONDS = 24 * 60 * 60
 DEFAULT_REDIRECT_URI = "http://localhost:8471/callback"
 
 
@@ -119,12 +135,17 @@ class ServerSettings(_Section):
     host: str = Field("127.0.0.1", description="Address to bind.")
     port: int = Field(DEFAULT_SERVER_PORT, ge=1, le=65535, description="Port to bind.")
     max_body_bytes: int = Field(
-        4 * 1024 * 1024, ge=1024, description="Largest request body the ingest API reads."
+        4 * 1024 * 1024,
+        ge=1024,
+        le=1024 * 1024 * 1024,
+        description="Largest request body the ingest API reads.",
     )
     rate_per_second: float = Field(
-        20.0, gt=0, description="Requests per second each API key may make (sustained)."
+        20.0, gt=0, le=1_000_000, description="Requests per second each API key may make."
     )
-    rate_burst: int = Field(40, ge=1, description="Requests an API key may make at once.")
+    rate_burst: int = Field(
+        40, ge=1, le=1_000_000, description="Requests an API key may make at once."
+    )
     header_timeout: float = Field(
         10.0,
         gt=0,
@@ -150,14 +171,16 @@ class SyncSettings(_Section):
     claim_seconds: int = Field(
         120,
         ge=5,
+        le=DAY_SECONDS,
         description="A sync's claim lapses this long after its last page if its process dies.",
     )
     time_limit_minutes: int = Field(
-        30, ge=1, description="A sync run stops (cancelled) after this."
+        30, ge=1, le=7 * 24 * 60, description="A sync run stops (cancelled) after this."
     )
     delivery_claim_seconds: int = Field(
         60,
         ge=1,
+        le=DAY_SECONDS,
         description="A webhook delivery being attempted is retried after this if its process "
         "dies mid-attempt.",
     )
@@ -166,12 +189,18 @@ class SyncSettings(_Section):
 class LimitSettings(_Section):
     """Default monthly invoice limit of each plan, per integration."""
 
-    starter: int = Field(500, ge=0, description="Starter plan's monthly invoice limit.")
-    growth: int = Field(5_000, ge=0, description="Growth plan's monthly invoice limit.")
-    scale: int = Field(50_000, ge=0, description="Scale plan's monthly invoice limit.")
+    starter: int = Field(
+        500, ge=0, le=MAX_MONTHLY_LIMIT, description="Starter plan's monthly invoice limit."
+    )
+    growth: int = Field(
+        5_000, ge=0, le=MAX_MONTHLY_LIMIT, description="Growth plan's monthly invoice limit."
+    )
+    scale: int = Field(
+        50_000, ge=0, le=MAX_MONTHLY_LIMIT, description="Scale plan's monthly invoice limit."
+    )
 
 
-def config_path(environ: dict[str, str] | None = None) -> Path:
+def config_path(environ: Mapping[str, str] | None = None) -> Path:
     """Where the optional TOML settings file is looked for."""
     env = os.environ if environ is None else environ
     explicit = env.get("INTDASH_CONFIG")
@@ -235,7 +264,7 @@ class Settings(BaseSettings):
         return (
             init_settings,
             env_settings,
-            TomlConfigSettingsSource(settings_cls, toml_file=config_path()),
+            InitSettingsSource(settings_cls, init_kwargs=read_settings_file()),
         )
 
     @property
@@ -260,20 +289,156 @@ class Settings(BaseSettings):
         return self.log_dir / "intdash.log"
 
 
-def _env_name(loc: tuple[Any, ...]) -> str:
-    return ENV_PREFIX + "__".join(str(part).upper() for part in loc)
+# -- loading ---------------------------------------------------------------------------------
+
+
+def read_settings_file(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The TOML settings file's contents; nothing when the default file is absent. A file named
+    by ``INTDASH_CONFIG`` must exist."""
+    env = os.environ if environ is None else environ
+    path = config_path(env)
+    named = "INTDASH_CONFIG names" if env.get("INTDASH_CONFIG") else "the settings file"
+    if path.is_dir():
+        raise ConfigError(f"{named} {path}, which is a folder: it must be a TOML file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if env.get("INTDASH_CONFIG"):
+            raise ConfigError(f"INTDASH_CONFIG names {path}, which does not exist") from None
+        return {}
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(f"cannot read settings file {path}: {reason}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"cannot read settings file {path}: not valid TOML: {exc}") from None
+
+
+def _section(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return None
+
+
+def environment_names() -> set[str]:
+    """Every environment variable that is a setting (or a whole section, as JSON)."""
+    names: set[str] = set()
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        for name, field in model.model_fields.items():
+            names.add(prefix + name.upper())
+            section = _section(field.annotation)
+            if section is not None:
+                walk(section, prefix + name.upper() + "__")
+
+    walk(Settings, ENV_PREFIX)
+    return names
+
+
+def _did_you_mean(name: str, known: Any) -> str:
+    close = difflib.get_close_matches(name, sorted(known), n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def _unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    known = environment_names()
+    return [
+        f"unknown environment variable {name}{_did_you_mean(name.upper(), known)}"
+        for name in sorted(environ)
+        if name.upper().startswith(ENV_PREFIX)
+        and name.upper() not in known
+        and name.upper() not in OTHER_VARIABLES
+    ]
+
+
+def _where(table: tuple[str, ...], path: Path) -> str:
+    return f"in [{'.'.join(table)}] of {path}" if table else f"in {path}"
+
+
+def _unknown_keys(
+    data: Mapping[str, Any],
+    path: Path,
+    model: type[BaseModel] = Settings,
+    table: tuple[str, ...] = (),
+) -> list[str]:
+    problems: list[str] = []
+    for key, value in data.items():
+        field = model.model_fields.get(key)
+        if field is None:
+            hint = difflib.get_close_matches(key, list(model.model_fields), n=1)
+            also = f" (did you mean `{hint[0]}`?)" if hint else ""
+            problems.append(f"unknown setting `{key}` {_where(table, path)}{also}")
+            continue
+        section = _section(field.annotation)
+        if section is not None and isinstance(value, dict):
+            problems.extend(_unknown_keys(value, path, section, (*table, key)))
+    return problems
+
+
+def _origin(
+    loc: tuple[Any, ...], environ: Mapping[str, str], data: Mapping[str, Any], path: Path
+) -> str:
+    """Where the value at ``loc`` was written: its environment variable, or its TOML key."""
+    parts = [str(part) for part in loc]
+    written = {name.upper(): name for name in environ}
+    for size in range(len(parts), 0, -1):  # INTDASH_XERO__PAGE_SIZE, else INTDASH_XERO (JSON)
+        name = ENV_PREFIX + "__".join(part.upper() for part in parts[:size])
+        if name in written:
+            rest = ".".join(parts[size:])
+            return f"setting {written[name]}" + (f" ({rest})" if rest else "")
+    node: Any = data
+    for depth, part in enumerate(parts):
+        if not isinstance(node, Mapping) or part not in node:
+            break
+        if depth == len(parts) - 1 or not isinstance(node[part], Mapping):
+            return f"setting `{part}` {_where(tuple(parts[:depth]), path)}"
+        node = node[part]
+    return "setting " + (".".join(parts) or "(all)")
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Read the settings, turning a validation failure into one clear :class:`ConfigError`."""
+    """Read the settings, turning an unknown name or a malformed value into one clear
+    :class:`ConfigError` that names where it was written."""
+    environ = dict(os.environ)
+    path = config_path(environ)
+    data = read_settings_file(environ)
+    problems = _unknown_variables(environ) + _unknown_keys(data, path)
+    if problems:
+        raise ConfigError("; ".join(problems))
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        name = _env_name(tuple(first["loc"])) if first["loc"] else "settings"
-        where = config_path()
         raise ConfigError(
-            f"invalid setting {name}: {first['msg']} (from the environment or {where})"
+            "; ".join(
+                f"invalid {_origin(tuple(error['loc']), environ, data, path)}: {error['msg']}"
+                for error in exc.errors()
+            )
         ) from None
-    except (OSError, ValueError) as exc:  # an unreadable or malformed TOML file
-        raise ConfigError(f"cannot read settings file {config_path()}: {exc}") from None
+    except SettingsError as exc:  # a section's variable that is not JSON
+        field = re.search(r'field "(\w+)"', str(exc))
+        where = _origin((field[1],), environ, data, path) if field else "setting"
+        raise ConfigError(f"invalid {where}: not a JSON object of its settings") from None
+
+
+def make_home(settings: Settings) -> Path:
+    """Create the intdash home if it is missing: the platform's default folder with any of its
+    parents, a home named elsewhere only in a folder that exists (a typo in its path must not
+    open a new, empty workspace)."""
+    home = settings.home
+    if home.is_dir():
+        return home
+    if home.exists():
+        raise ConfigError(f"the intdash home {home} is not a folder")
+    default = home == default_home()
+    if not default and not home.parent.is_dir():
+        raise ConfigError(
+            f"the folder of the intdash home {home} does not exist: {home.parent} "
+            "(create it, or correct INTDASH_HOME)"
+        )
+    try:
+        home.mkdir(parents=default, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise ConfigError(f"cannot create the intdash home {home}: {reason}") from None
+    return home

@@ -10,6 +10,7 @@ from sqlalchemy import Row
 from sqlalchemy import select as sa_select
 from sqlmodel import Session
 
+from intdash.core.config import MAX_MONTHLY_LIMIT
 from intdash.core.errors import FieldErrors
 from intdash.core.models import Plan
 from intdash.core.plans import TIERS, LicenceState, Tier, TierSpec, licence_state
@@ -96,6 +97,8 @@ class PlanService:
         chosen = tier if isinstance(tier, Tier) else parse_tier(tier)
         if monthly_limit is not None and monthly_limit < 0:
             raise FieldErrors({"limit": f"must be zero or more, not {monthly_limit}"})
+        if monthly_limit is not None and monthly_limit > MAX_MONTHLY_LIMIT:
+            raise FieldErrors({"limit": f"must be at most {MAX_MONTHLY_LIMIT:,}"})
         with self._ws.db.write() as session:
             row = session.get(Plan, PLAN_ROW)
             before = self.view_of(row)
