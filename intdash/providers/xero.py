@@ -9,7 +9,6 @@ import re
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from intdash.core.catalog import IntegrationType
@@ -19,6 +18,7 @@ from intdash.providers.api import require
 from intdash.providers.base import InvoicePage, Tenant, TokenSet
 from intdash.providers.connector import Connector, RateProblem, member
 from intdash.providers.errors import AuthorisationFailed, MalformedResponse
+from intdash.providers.headers import seconds_from_now
 from intdash.providers.http import httpx
 from intdash.providers.paging import Listing, start_cursor, walk
 from intdash.providers.ratelimit import RateLimits
@@ -107,23 +107,6 @@ def auth_event_id(access_token: str) -> str | None:
     return found if isinstance(found, str) and found else None
 
 
-def _retry_after(value: str | None, now: float) -> float | None:
-    """Retry-After in seconds (it may also be an HTTP date), or None when absent or unreadable."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return max(0.0, moment.timestamp() - now)
-
-
 class XeroConnector(Connector):
     type: ClassVar[IntegrationType] = IntegrationType.XERO
     label: ClassVar[str] = "Xero"
@@ -157,7 +140,7 @@ class XeroConnector(Connector):
             return None
         problem = response.headers.get("X-Rate-Limit-Problem", "").lower()
         now = self.clock()
-        retry_after = _retry_after(response.headers.get("Retry-After"), now)
+        retry_after = seconds_from_now(response.headers.get("Retry-After"), now)
         if retry_after is None:
             if problem == "day":  # until the day's allowance starts again
                 reset = self.daily_resets_at(datetime.fromtimestamp(now, UTC))

@@ -18,6 +18,7 @@ from intdash.providers.api import LARGE_BODY, require
 from intdash.providers.base import InvoicePage, Tenant, TokenSet
 from intdash.providers.connector import Connector, RateProblem, parse_json
 from intdash.providers.errors import AuthorisationFailed, MalformedResponse, RateLimited
+from intdash.providers.headers import seconds_from_now
 from intdash.providers.http import httpx
 from intdash.providers.paging import Listing, start_cursor, walk
 from intdash.providers.ratelimit import RateLimits
@@ -31,7 +32,6 @@ from intdash.providers.zoho_tax import (
     needs_tax,
     read_on,
     refused_for_the_day,
-    seconds_from_now,
     until_next_utc_day,
 )
 

@@ -21,15 +21,14 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from email.utils import parsedate_to_datetime
 
 from intdash.core.invoices import InvoiceData, InvoiceKind, SourceState
 from intdash.providers.errors import MalformedResponse, RateLimited
+from intdash.providers.headers import number, seconds_from_now
 from intdash.providers.http import httpx
 from intdash.providers.paging import CURSOR_LENGTH, Cursor, Listing, walk
 
@@ -41,37 +40,6 @@ MINUTE_KEPT = 10  # calls of the minute never spent on reading tax, however smal
 _DAY_WORDS = re.compile(r"\b(day|daily|today|tomorrow)\b", re.IGNORECASE)
 _TAX_MARK = "~tax="  # in the cursor: where reading tax resumes
 _READS_MARK = "~reads="  # in the cursor: tax reads made on a UTC day
-
-
-def _number(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        number = float(value.strip())
-    except ValueError:
-        return None
-    return number if math.isfinite(number) else None
-
-
-def seconds_from_now(value: str | None, now: float) -> float | None:
-    """A reset or Retry-After as seconds from ``now`` (Unix seconds): a count of seconds, a Unix
-    time in seconds or milliseconds, or an HTTP date."""
-    number = _number(value)
-    if number is None:
-        if not value:
-            return None
-        try:
-            moment = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        return max(0.0, moment.timestamp() - now)
-    if number >= 1e12:
-        number = number / 1000 - now
-    elif number >= 1e9:
-        number -= now
-    return max(0.0, number)
 
 
 @dataclass(frozen=True)
@@ -88,10 +56,10 @@ class Allowance:
 
     @classmethod
     def of(cls, response: httpx.Response, now: float) -> Allowance | None:
-        remaining = _number(response.headers.get("X-Rate-Limit-Remaining"))
+        remaining = number(response.headers.get("X-Rate-Limit-Remaining"))
         if remaining is None:
             return None
-        limit = _number(response.headers.get("X-Rate-Limit-Limit"))
+        limit = number(response.headers.get("X-Rate-Limit-Limit"))
         reset = seconds_from_now(response.headers.get("X-Rate-Limit-Reset"), now)
         return cls(None if limit is None else int(limit), max(0, int(remaining)), reset)
 
