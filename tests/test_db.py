@@ -213,7 +213,7 @@ def test_concurrent_writers_in_several_processes(ws: Workspace, env: dict[str, s
     ]
     errors = [p.communicate(timeout=120)[1] for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0], errors
-    views = ws.integrations.list()
+    views = ws.integrations.listing()
     assert len(views) == 45
     assert len({v.uid for v in views}) == 45
     assert all(v.status.active for v in views)

@@ -62,7 +62,7 @@ def test_create_each_type(ws: Workspace) -> None:
         assert view.name == f"{spec.label} {view.uid.split('-')[1]}"
         assert view.created == ws.clock()
         assert view.actions == spec.actions
-    assert len({v.uid for v in ws.integrations.list()}) == len(TYPES)
+    assert len({v.uid for v in ws.integrations.listing()}) == len(TYPES)
 
 
 def test_actions_by_type() -> None:
@@ -113,7 +113,7 @@ def test_validation_names_every_bad_field(ws: Workspace) -> None:
     assert "Name: value" in errors["headers"]
     assert "not a setting of Custom/Webhook" in errors["colour"]
     assert "YYYY-MM-DD" in errors["sync_from"]
-    assert ws.integrations.list() == []  # nothing was saved
+    assert ws.integrations.listing() == []  # nothing was saved
 
 
 @pytest.mark.parametrize(
@@ -251,8 +251,8 @@ def test_remove_stops_sync_wipes_credentials_keeps_invoices(ws: Workspace) -> No
     with ws.db.read() as session:
         assert session.exec(select(func.count()).select_from(Credential)).one() == 0
         assert session.exec(select(func.count()).select_from(Invoice)).one() == 5
-    assert ws.integrations.list() == []
-    assert [v.uid for v in ws.integrations.list(include_removed=True)] == [uid]
+    assert ws.integrations.listing() == []
+    assert [v.uid for v in ws.integrations.listing(include_removed=True)] == [uid]
     event = ws.audit.list(uid)[0]
     assert (event.action, event.actor) == ("integration.removed", "tester")
     assert event.detail == "sync stopped, 1 credentials wiped, 5 invoices kept"
@@ -322,7 +322,7 @@ def test_listing_many_is_a_fixed_number_of_queries(ws: Workspace) -> None:
         ws.integrations.create("custom")
     statements: list[str] = []
     event.listen(ws.db.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
-    assert len(ws.integrations.list()) == 30
+    assert len(ws.integrations.listing()) == 30
     assert len([s for s in statements if s.lstrip().upper().startswith("SELECT")]) <= 6
 
 
@@ -366,7 +366,7 @@ def test_overview_reads_the_first_few_by_uid_and_the_status_line_at_once(
 
     from sqlalchemy import event
 
-    from intdash.core.services import integrations as module
+    from intdash.core.services.integrations import queries as module
 
     ws.plans.set("growth", monthly_limit=40)
     made = [ws.integrations.create(kind).integration.uid for kind in ("custom", "xero") * 4]
@@ -393,12 +393,12 @@ def test_overview_reads_the_first_few_by_uid_and_the_status_line_at_once(
     assert overview.plan.monthly_limit == 40
     assert overview.scheduler is not None and overview.scheduler.holder == "host-a:4242:abc"
     # the same views as the listing, field by field
-    listed = {v.uid: v for v in ws.integrations.list()}
+    listed = {v.uid: v for v in ws.integrations.listing()}
     assert all(view == listed[view.uid] for view in overview.views)
     # and the same again when there are more integrations than an IN list takes
     monkeypatch.setattr(module, "IN_LIST_MAX", 2)
-    assert {v.uid: v for v in ws.integrations.list()} == listed
-    assert ws.integrations.overview().views == ws.integrations.list()
+    assert {v.uid: v for v in ws.integrations.listing()} == listed
+    assert ws.integrations.overview().views == ws.integrations.listing()
     by_uid = {v.uid: v for v in ws.integrations.overview().views}
     assert by_uid[made[2]].invoices_this_month == 7
     assert by_uid[made[2]].status.active  # a live key

@@ -136,7 +136,7 @@ async def test_demo_seeds_one_of_each_type_through_the_real_flows(
             monkeypatch.setenv(name, value)
         ws = Workspace.open(load_settings())
         made = await seed(ws)
-        views = {view.uid: view for view in ws.integrations.list()}
+        views = {view.uid: view for view in ws.integrations.listing()}
         assert {v.type.value for v in views.values()} == {
             "xero",
             "myob",

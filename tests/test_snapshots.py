@@ -9,9 +9,7 @@ snapshot is reviewed and accepted with ``pytest tests/test_snapshots.py --snapsh
 from __future__ import annotations
 
 import asyncio
-import base64
 import os
-import random
 import secrets
 import shutil
 import time
@@ -24,13 +22,12 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 
-import intdash.core.services.apikeys
 import intdash.core.services.deliveries
-import intdash.core.services.integrations
-import intdash.providers.connect
+import intdash.core.services.integrations.service
 import intdash.tui.screens.connect
 from intdash.cli.demo import demo_sandbox, seed
 from intdash.core.config import load_settings
+from intdash.core.tokens import TokenSource
 from intdash.core.workspace import Workspace
 from intdash.tui.app import IntdashApp
 
@@ -48,37 +45,41 @@ class Seeded:
     platforms: dict[str, str]
 
 
-class SeededSecrets:
-    """``secrets`` with seeded choices: the same UIDs, key ids and OAuth states every run."""
+class _SecretsOnTokens:
+    """The integrations service's ``secrets`` (UID suffixes), drawing from the workspace's
+    token source, so that one seeded sequence makes every value as the snapshots show it.
+    Goes when the service draws from ``ws.tokens`` itself."""
 
-    def __init__(self, seed: int) -> None:
-        self.rng = random.Random(seed)
+    def __init__(self, tokens: TokenSource) -> None:
+        self.tokens = tokens
 
-    def choice(self, sequence: Any) -> Any:
-        return self.rng.choice(sequence)
+    def choice(self, alphabet: str) -> str:
+        return self.tokens.choice(alphabet)
 
     def token_urlsafe(self, nbytes: int = 32) -> str:
-        return base64.urlsafe_b64encode(self.rng.randbytes(nbytes)).rstrip(b"=").decode()
-
-    def token_bytes(self, nbytes: int = 32) -> bytes:
-        return self.rng.randbytes(nbytes)
-
-    def token_hex(self, nbytes: int = 32) -> str:
-        return self.rng.randbytes(nbytes).hex()
+        return self.tokens.token_urlsafe(nbytes)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(secrets, name)
 
 
-def fixed_randomness(monkeypatch: pytest.MonkeyPatch, seed: int) -> None:
-    fake = SeededSecrets(seed)
-    for module in (
-        intdash.core.services.deliveries,
-        intdash.core.services.integrations,
-        intdash.core.services.apikeys,
-        intdash.providers.connect,
-    ):
-        monkeypatch.setattr(module, "secrets", fake)
+def seeded_tokens(monkeypatch: pytest.MonkeyPatch, seed: int) -> TokenSource:
+    """A seeded token source for the workspace: the same UIDs, key ids, OAuth states and
+    signing secrets every run."""
+    tokens = TokenSource.seeded(seed)
+    # until the integrations service takes its randomness from the workspace
+    monkeypatch.setattr(
+        intdash.core.services.integrations.service, "secrets", _SecretsOnTokens(tokens)
+    )
+    signing_secret = intdash.core.services.deliveries.new_signing_secret
+
+    def seeded_signing_secret(given: TokenSource = tokens) -> str:
+        return signing_secret(given)
+
+    monkeypatch.setattr(
+        intdash.core.services.deliveries, "new_signing_secret", seeded_signing_secret
+    )
+    return tokens
 
 
 def point_at(monkeypatch: pytest.MonkeyPatch, home: Path, platforms: dict[str, str]) -> None:
@@ -99,8 +100,8 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
     home = tmp_path_factory.mktemp("seeded") / "home"
     with pytest.MonkeyPatch.context() as monkeypatch, demo_sandbox() as box:
         point_at(monkeypatch, home, box.settings(REDIRECT))
-        fixed_randomness(monkeypatch, 2026)
-        ws = Workspace.open(load_settings(), clock=lambda: MOMENT, actor="operator")
+        tokens = seeded_tokens(monkeypatch, 2026)
+        ws = Workspace.open(load_settings(), clock=lambda: MOMENT, tokens=tokens, actor="operator")
         made = asyncio.run(seed(ws))
         ws.close()
         platforms = {k: v.replace(box.url, PLATFORMS) for k, v in box.settings(REDIRECT).items()}
@@ -114,9 +115,9 @@ def shot_ws(seeded: Seeded, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     home = tmp_path / "home"
     shutil.copytree(seeded.home, home)
     point_at(monkeypatch, home, seeded.platforms)
-    fixed_randomness(monkeypatch, 7)
+    tokens = seeded_tokens(monkeypatch, 7)
     monkeypatch.setattr(intdash.tui.screens.connect, "CallbackListener", QuietListener)
-    ws = Workspace.open(load_settings(), clock=lambda: MOMENT, actor="operator")
+    ws = Workspace.open(load_settings(), clock=lambda: MOMENT, tokens=tokens, actor="operator")
     yield ws
     ws.close()
     monkeypatch.undo()

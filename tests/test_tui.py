@@ -76,7 +76,7 @@ async def test_empty_state_and_create(ws: Workspace) -> None:
         assert len(secret) >= 32  # the signing secret, shown this once
         await pilot.click("#done")
         await until(pilot, lambda: isinstance(app.screen, IntegrationsScreen) and uids(app))
-    [view] = ws.integrations.list()
+    [view] = ws.integrations.listing()
     assert view.settings["url"] == "https://hooks.example.com/in"
 
 

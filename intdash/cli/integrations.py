@@ -97,7 +97,7 @@ def add(
 @pass_state
 def list_(state: CliState, include_removed: bool, as_json: bool) -> None:
     """List integrations with their status."""
-    views = state.workspace.integrations.list(include_removed=include_removed)
+    views = state.workspace.integrations.listing(include_removed=include_removed)
     if as_json:
         emit_json([view.to_json() for view in views])
         return

@@ -161,7 +161,7 @@ class SyncScheduler:
         interval = timedelta(minutes=ws.plans.current().spec.interval_minutes)
         return [
             Desired(view.uid, interval)
-            for view in ws.integrations.list()
+            for view in ws.integrations.listing()
             if type_spec(view.type).oauth and view.status.reason in SYNCING_REASONS
         ]
 

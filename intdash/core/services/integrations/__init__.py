@@ -1,0 +1,13 @@
+"""Integrations: the service every face calls (``service``), the views it returns
+(``views``), the rules settings follow (``validation``) and the prepared reads behind every
+listing (``queries``)."""
+
+from intdash.core.services.integrations.service import IntegrationService
+from intdash.core.services.integrations.validation import parse_bool
+from intdash.core.services.integrations.views import (
+    CreatedIntegration,
+    IntegrationView,
+    Overview,
+)
+
+__all__ = ["CreatedIntegration", "IntegrationService", "IntegrationView", "Overview", "parse_bool"]
