@@ -22,6 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 from intdash.cli.demo import demo_sandbox, seed  # noqa: E402
 from intdash.core.config import load_settings  # noqa: E402
+from intdash.core.tokens import TokenSource  # noqa: E402
 from intdash.core.workspace import Workspace  # noqa: E402
 from intdash.tui.app import IntdashApp  # noqa: E402
 from intdash.tui.widgets import RowTable  # noqa: E402
@@ -40,7 +41,8 @@ async def until(pilot: Any, condition: Callable[[], Any], timeout: float = 30.0)
 
 def fresh(home: str) -> Workspace:
     os.environ["INTDASH_HOME"] = home
-    return Workspace.open(load_settings(), actor="screenshots")
+    # seeded: the same UIDs, keys and states on every regeneration
+    return Workspace.open(load_settings(), tokens=TokenSource.seeded(2026), actor="screenshots")
 
 
 async def empty_state() -> None:

@@ -1,4 +1,5 @@
-"""A workspace: the settings, database, vault, clock and actor every service works with."""
+"""A workspace: the settings, database, vault, clock, token source and actor every service
+works with."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING
 from intdash.core.clock import Clock, system_clock
 from intdash.core.config import Settings, load_settings
 from intdash.core.db import Database
+from intdash.core.tokens import TokenSource, system_tokens
 from intdash.core.vault import Vault
 
 if TYPE_CHECKING:
@@ -39,6 +41,7 @@ class Workspace:
     vault: Vault
     clock: Clock = system_clock
     actor: str = field(default_factory=current_os_user)
+    tokens: TokenSource = system_tokens
 
     @classmethod
     def open(
@@ -46,6 +49,7 @@ class Workspace:
         settings: Settings | None = None,
         *,
         clock: Clock = system_clock,
+        tokens: TokenSource = system_tokens,
         actor: str | None = None,
         migrate: bool = True,
         check_vault: bool = True,
@@ -68,7 +72,7 @@ class Workspace:
         except BaseException:
             db.dispose()
             raise
-        workspace = cls(settings, db, vault, clock)
+        workspace = cls(settings, db, vault, clock, tokens=tokens)
         if actor:
             workspace.actor = actor
         return workspace

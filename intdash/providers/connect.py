@@ -96,8 +96,8 @@ class ConnectService:
         assert row.id is not None
         connector = self.connector(row.type)
         redirect_uri = connector.settings.redirect_uri
-        state = secrets.token_urlsafe(24)
-        verifier = secrets.token_urlsafe(48) if connector.pkce else None
+        state = self._ws.tokens.token_urlsafe(24)
+        verifier = self._ws.tokens.token_urlsafe(48) if connector.pkce else None
         url = await connector.authorization_url(state, verifier, redirect_uri)
         return AuthorisationFlow(row.uid, row.id, url, redirect_uri, self._clock(), state, verifier)
 

@@ -12,13 +12,13 @@ import base64
 import hashlib
 import hmac
 import json
-import secrets
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from intdash import __version__
 from intdash.core.redact import redact
+from intdash.core.tokens import TokenSource
 from intdash.providers.http import httpx
 
 TIMEOUT = 10.0
@@ -96,5 +96,6 @@ async def send(
     return answer.status_code, error
 
 
-def test_event_id() -> str:
-    return "msg_test_" + secrets.token_urlsafe(12)
+def test_event_id(tokens: TokenSource) -> str:
+    """A test event's ``webhook-id``: ``msg_test_`` and a random tag from ``tokens``."""
+    return "msg_test_" + tokens.token_urlsafe(12)

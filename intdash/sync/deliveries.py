@@ -101,6 +101,7 @@ async def probe_webhook(ws: Workspace, uid: str) -> ProbeResult:
     url, headers, signing = await asyncio.to_thread(read)
     now = ws.clock()
     body = event_body("test", now, {"integration": uid, "message": "a test from intdash"})
+    event_id = test_event_id(ws.tokens)
     async with httpx.AsyncClient() as client:
-        status, error = await send(client, url, headers, signing, test_event_id(), now, body)
+        status, error = await send(client, url, headers, signing, event_id, now, body)
     return ProbeResult(status, error)

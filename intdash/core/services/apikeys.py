@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -35,6 +34,16 @@ LABEL_MAX = 200
 LAST_USED_EVERY = timedelta(seconds=60)  # write "last used" at most this often per key
 _KEY_SHAPE = re.compile(r"^idk_([a-z0-9]{1,32})_([A-Za-z0-9]{16,128})$")
 _DUMMY_HASH = "0" * 64
+
+
+def parse_label(text: str) -> str:
+    """A key's label as stored (trimmed); ValueError says what is wrong with it."""
+    label = text.strip()
+    if not label:
+        raise ValueError("must not be empty")
+    if len(label) > LABEL_MAX:
+        raise ValueError(f"must be at most {LABEL_MAX} characters")
+    return label
 
 
 def _hash(key_id: str, secret: str) -> str:
@@ -113,21 +122,20 @@ class ApiKeyService:
         return row
 
     def create(self, uid: str, label: str) -> CreatedKey:
-        label = label.strip()
-        if not label:
-            raise FieldErrors({"label": "must not be empty"})
-        if len(label) > LABEL_MAX:
-            raise FieldErrors({"label": f"must be at most {LABEL_MAX} characters"})
+        try:
+            label = parse_label(label)
+        except ValueError as exc:
+            raise FieldErrors({"label": str(exc)}) from None
         ws = self._ws
         with ws.db.write() as session:
             integration = self._custom_integration(session, uid)
             assert integration.id is not None
             while True:
-                key_id = "".join(secrets.choice(KEY_ID_ALPHABET) for _ in range(KEY_ID_LENGTH))
+                key_id = ws.tokens.choice(KEY_ID_ALPHABET, KEY_ID_LENGTH)
                 taken = session.exec(select(ApiKey.id).where(ApiKey.key_id == key_id)).first()
                 if taken is None:
                     break
-            secret = "".join(secrets.choice(SECRET_ALPHABET) for _ in range(SECRET_LENGTH))
+            secret = ws.tokens.choice(SECRET_ALPHABET, SECRET_LENGTH)
             row = ApiKey(
                 key_id=key_id,
                 integration_id=integration.id,

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import json
 import random
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,6 +22,7 @@ from sqlalchemy import Connection, insert, select, update
 from intdash.core.catalog import Flow, type_spec, types_that
 from intdash.core.errors import ConflictError, NotFoundError
 from intdash.core.models import Delivery, DeliveryState, Integration, Invoice
+from intdash.core.tokens import TokenSource, system_tokens
 
 if TYPE_CHECKING:
     from intdash.core.services.ingest import StoredInvoice
@@ -45,9 +45,9 @@ FIRST_RETRY = timedelta(seconds=30)
 LONGEST_RETRY = timedelta(hours=1)
 
 
-def new_signing_secret() -> str:
-    """A Standard Webhooks secret: ``whsec_`` and 32 random bytes in base64."""
-    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+def new_signing_secret(tokens: TokenSource = system_tokens) -> str:
+    """A Standard Webhooks secret: ``whsec_`` and 32 random bytes (from ``tokens``) in base64."""
+    return "whsec_" + base64.b64encode(tokens.token_bytes(32)).decode()
 
 
 def secret_hint(secret: str) -> str:
@@ -182,7 +182,7 @@ class DeliveryService:
                         {
                             "webhook_id": hook_id,
                             "invoice_id": invoice_id,
-                            "event_id": "msg_" + secrets.token_urlsafe(18),
+                            "event_id": "msg_" + self._ws.tokens.token_urlsafe(18),
                             "created_at": now,
                             "state": DeliveryState.PENDING.value,
                             "attempts": 0,
@@ -441,7 +441,7 @@ class DeliveryService:
                 else []
             )
             old = replaced + older
-            fresh = new_signing_secret()
+            fresh = new_signing_secret(ws.tokens)
             ws.credentials.put(session, row.id, SIGNING_SECRET, fresh)
             if old:
                 kept = [{"secret": o.secret, "until": o.until.isoformat()} for o in old]

@@ -9,16 +9,17 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Static
 
-from intdash.core.services.apikeys import ApiKeyView, KeyState
+from intdash.core.services.apikeys import ApiKeyView, KeyState, parse_label
 from intdash.tui.screens.base import BaseScreen
 from intdash.tui.widgets import TitleBar
 
 
 def _check_label(text: str) -> str | None:
-    if not text.strip():
-        return "a label is required"
-    if len(text.strip()) > 200:
-        return "at most 200 characters"
+    """The service's rule for a key's label, as the prompt shows it."""
+    try:
+        parse_label(text)
+    except ValueError as exc:
+        return f"label: {exc}"
     return None
 
 

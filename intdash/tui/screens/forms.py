@@ -13,18 +13,22 @@ from textual.widget import Widget
 from textual.widgets import Button, Input, Label, Select, Static
 
 from intdash.core.catalog import TYPES, FieldKind, FieldSpec, IntegrationType, TypeSpec, type_spec
+from intdash.core.clock import Clock
 from intdash.core.errors import FieldErrors
 from intdash.core.services.integrations import CreatedIntegration, IntegrationView
+from intdash.core.services.integrations.validation import parse_common
 from intdash.tui.screens.base import BaseModal
 
 KEPT = "•••••••• (kept unless retyped)"
 
 
-def _check_name(value: str) -> str | None:
-    if not value.strip():
-        return "is required"
-    if len(value.strip()) > 200:
-        return "must be at most 200 characters"
+def check_common(key: str, value: str, clock: Clock) -> str | None:
+    """What the service would say of a common field (name, sync from, sync enabled), judged
+    by the workspace's clock; None when it would take the value."""
+    try:
+        parse_common(key, value, clock)
+    except ValueError as exc:
+        return str(exc)
     return None
 
 
@@ -128,7 +132,8 @@ class SettingsForm(BaseModal[str]):
 
     def validate(self) -> bool:
         name = self.raw("name")
-        problems = {"name": _check_name(name) if self.name_required or name.strip() else None}
+        checked = self.name_required or name.strip()
+        problems = {"name": check_common("name", name, self.ws.clock) if checked else None}
         for field in self.spec.fields:
             is_set = bool(self.view and field.name in self.view.secrets_set)
             problems[field.name] = _check(field, self.raw(field.name), is_set)
