@@ -2,54 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from rich.text import Text
 from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Center, Vertical
-from textual.widgets import Button, Footer, Input, Static
+from textual.widgets import Button, Footer, Input
 
 from intdash.core.catalog import Action, type_spec
-from intdash.core.plans import LicenceState
 from intdash.core.services.integrations import IntegrationView
-from intdash.core.services.leases import LeaseInfo
-from intdash.core.services.plans import PlanView
-from intdash.core.status import Reason
-from intdash.tui.format import count, status_text
 from intdash.tui.screens.base import BaseScreen
-from intdash.tui.widgets import Column, RowTable, TitleBar
-
-# (key, heading, width): what every value of the column fits
-COLUMNS = (
-    ("uid", "UID", 11),
-    ("type", "Type", 12),
-    ("created", "Created", 10),
-    ("status", "Status", 10),
-    ("reason", "Why inactive", 30),
-    ("month", "This month", 17),
-    ("last", "Last sync", 10),
-    ("next", "Next sync", 11),
+from intdash.tui.screens.integrations_status import Snapshot, status_line
+from intdash.tui.screens.integrations_table import (
+    COMPACT,
+    SORTS,
+    EmptyState,
+    cells,
+    columns,
+    layout_for,
+    matches,
+    next_sync,
+    sort_value,
 )
-# Narrower than the full table, it goes compact: one space between columns, short headings,
-# short dates and counts, and the reason takes what the others leave, so that 80 columns fit all.
-COMPACT = {
-    "uid": ("UID", 11),
-    "type": ("Type", 9),
-    "created": ("Created", 7),
-    "status": ("Status", 10),
-    "reason": ("Why", 9),  # at least
-    "month": ("Month", 11),
-    "last": ("Last", 6),
-    "next": ("Next", 7),
-}
-FULL_WIDTH = sum(width + 2 for _, _, width in COLUMNS) + 3  # gaps, the margin and a scrollbar
-SORTS = ("uid", "type", "created", "status", "month", "last")
-SYNCING = {None, Reason.LIMIT_REACHED, Reason.LAST_SYNC_FAILED}
+from intdash.tui.widgets import RowTable, TitleBar
+
 # actions offered only for the types that have them
 TYPE_ACTIONS = {
     "reconnect": Action.RECONNECT,
@@ -57,38 +33,6 @@ TYPE_ACTIONS = {
     "api_keys": Action.API_KEYS,
     "remove": Action.REMOVE,
 }
-
-
-REASON_WIDTH = 30  # the whole explanation is in the details
-
-
-def _short(text: str, width: int = REASON_WIDTH) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-class EmptyState(Center):
-    """What a workspace without integrations shows: what one is, and how to make the first."""
-
-    def compose(self) -> ComposeResult:
-        with Vertical(id="empty-box"):
-            yield Static(
-                "[b]No integrations yet[/b]\n\n"
-                "An integration brings invoices into fiscalization: from Xero, MYOB or "
-                "Zoho Books, from a customer's system pushing them with an API key, or out "
-                "to a webhook.",
-                id="empty-text",
-            )
-            yield Button("Create Integration (n)", id="empty-create", variant="primary")
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    views: list[IntegrationView]
-    plan: PlanView
-    scheduler: LeaseInfo | None  # who schedules syncs, if anybody does
-    fingerprint: tuple[Any, ...] | None  # None: not taken (the first screenful)
-    used: int  # invoices fiscalized this month, all integrations
-    complete: bool = True  # False: only the first few views
 
 
 class IntegrationsScreen(BaseScreen):
@@ -225,22 +169,10 @@ class IntegrationsScreen(BaseScreen):
             self.load()
 
     def _columns(self, table: RowTable) -> None:
-        if self.compact:
-            table.set_columns(
-                [
-                    Column(key, heading, self.reason_width if key == "reason" else width)
-                    for key, (heading, width) in COMPACT.items()
-                ],
-                gap=1,
-            )
-        else:
-            table.set_columns([Column(*column) for column in COLUMNS], gap=2)
+        table.set_columns(*columns(self.compact, self.reason_width))
 
     def on_resize(self, event: events.Resize) -> None:
-        width = event.size.width
-        compact = width < FULL_WIDTH
-        others = sum(w + 1 for key, (_, w) in COMPACT.items() if key != "reason")
-        reason_width = max(COMPACT["reason"][1], min(REASON_WIDTH, width - others - 4))
+        compact, reason_width = layout_for(event.size.width)
         if (compact, reason_width) != (self.compact, self.reason_width):
             self.compact, self.reason_width = compact, reason_width
             self._columns(self.query_one("#integrations", RowTable))
@@ -281,106 +213,38 @@ class IntegrationsScreen(BaseScreen):
         self.offer_actions()
 
     def _status(self, snapshot: Snapshot) -> str:
-        """The plan, the licence, the month's usage and who schedules syncs; shorter where the
-        screen is narrow (the monthly limit is in every row's Month column there)."""
-        plan, holder = snapshot.plan, snapshot.scheduler
-        scheduler = self.intdash.scheduler
-        lapsed = plan.licence is LicenceState.LAPSED
-        licence = f"[b]{'LAPSED' if lapsed else plan.licence.value}[/b]"
-        if holder is None:
-            who = None
-        elif scheduler is not None and holder.holder == scheduler.holder:
-            who = "this dashboard"
-        else:
-            host, pid = holder.holder.split(":")[:2]
-            who = f"{host} pid {pid}"
-        spec, ends = plan.spec, plan.licence_expires
-        until = f"{'expired' if lapsed else 'to'} {ends.isoformat()}" if ends else ""
-        if self.compact:
-            return (
-                f"[b]{spec.label}[/b], every {spec.interval_minutes} min │ licence {licence}"
-                f"{' ' + until if until else ''} │ {count(snapshot.used, short=True)} this month"
-                f" │ {f'scheduler: {who}' if who else '[b]no scheduler[/b]'}"
-            )
-        return (
-            f"Plan [b]{spec.label}[/b] ({spec.frequency}, every {spec.interval_minutes} min, "
-            f"{plan.monthly_limit:,}/month each) │ Licence {licence} ({until or 'no expiry'})"
-            f" │ {snapshot.used:,} invoices this month │ syncs scheduled by "
-            f"{who or '[b]nobody[/b]'}"
-        )
+        return status_line(snapshot, scheduler=self.intdash.scheduler, compact=self.compact)
 
     def _focus_create(self) -> None:
         for button in self.query("#empty-create").results(Button):
             button.focus()
 
-    def _matches(self, view: IntegrationView) -> bool:
-        needle = self.filter_text.lower()
-        if not needle:
-            return True
-        haystack = " ".join(
-            [
-                view.uid,
-                view.name,
-                view.spec.label,
-                view.type.value,
-                view.status.word,
-                view.status.explanation,
-            ]
-        ).lower()
-        return all(part in haystack for part in needle.split())
-
     def _next_sync(self, view: IntegrationView) -> str:
-        if not view.spec.oauth or view.status.reason not in SYNCING:
-            return "—"
-        scheduler = self.intdash.scheduler
-        if scheduler is not None and scheduler.leading:
-            upcoming = scheduler.next_run(view.uid)
-            return self.when(upcoming, short=self.compact) if upcoming else "—"
         assert self.snapshot is not None
-        interval = timedelta(minutes=self.snapshot.plan.spec.interval_minutes)
-        if view.last_attempted_sync is None:
-            return "soon"
-        upcoming = max(view.last_attempted_sync + interval, self.ws.clock())
-        return "~" + self.when(upcoming, short=self.compact)
-
-    def _cells(self, view: IntegrationView) -> tuple[Any, ...]:
-        spec = view.spec
-        compact = self.compact
-        sep = "/" if compact else " / "
-        label = spec.short.split()[0] if compact and len(spec.short) > 7 else spec.short
-        reason = _short(view.status.explanation, self.reason_width - 1 if compact else REASON_WIDTH)
-        return (
-            view.uid,
-            f"{spec.icon} {label}",
-            self.when(view.created, short=compact),
-            status_text(view.status),
-            Text(reason, style="bright_black"),
-            count(view.invoices_this_month, short=compact)
-            + sep
-            + count(view.monthly_limit, short=compact),
-            self.when(view.last_activity, short=compact),
-            self._next_sync(view),
+        return next_sync(
+            view,
+            scheduler=self.intdash.scheduler,
+            interval_minutes=self.snapshot.plan.spec.interval_minutes,
+            clock=self.ws.clock,
+            when=self.when,
+            compact=self.compact,
         )
 
-    @staticmethod
-    def _sort_value(key: str) -> Callable[[IntegrationView], Any]:
-        """What the rows are sorted by, for a sort key (one value a row, not every key's)."""
-        never = datetime.min.replace(tzinfo=UTC)
-        return {
-            "uid": lambda view: view.uid,
-            "type": lambda view: view.spec.label,
-            "created": lambda view: view.created,
-            "status": lambda view: (not view.status.active, view.status.explanation),
-            "month": lambda view: view.invoices_this_month,
-            "last": lambda view: view.last_activity or never,
-        }[key]
+    def _cells(self, view: IntegrationView) -> tuple[Any, ...]:
+        return cells(
+            view,
+            compact=self.compact,
+            reason_width=self.reason_width,
+            when=self.when,
+            next_sync=self._next_sync,
+        )
 
     def sync_rows(self) -> None:
         """Show the rows that pass the filter, sorted; the cursor stays on its row. Only the
         rows on screen are drawn, their cells made when drawn."""
         views = self.views
-        wanted = [uid for uid, view in views.items() if self._matches(view)]
-        value = self._sort_value(self.sort_key)
+        wanted = [uid for uid, view in views.items() if matches(view, self.filter_text)]
+        value = sort_value(self.sort_key)
         wanted.sort(key=lambda uid: value(views[uid]), reverse=self.sort_reverse)
         self.query_one("#integrations", RowTable).set_rows(wanted)
 
