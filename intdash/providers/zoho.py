@@ -283,8 +283,8 @@ class ZohoConnector(Connector):
         invoices that are fiscalized (approved sales: not drafts, not voids), in the list's
         order, as far as the sync's :class:`~intdash.providers.zoho_tax.TaxBudget` goes; the
         rest are stored with their tax unknown (None, never 0), and wait, not fiscalized (see
-        :func:`intdash.core.services.invoices._without_tax`). Where reading stopped is kept in
-        the cursor (:class:`~intdash.providers.zoho_tax.TaxState`): while anything waits,
+        :func:`intdash.core.services.invoices.service._without_tax`). Where reading stopped is
+        kept in the cursor (:class:`~intdash.providers.zoho_tax.TaxState`): while anything waits,
         new invoices join the end of the queue, and after listing what changed, each sync
         reads on from there, oldest first, as its budget allows, listing again from that point
         (a call per 200 invoices) rather than reading invoices one by one to find them.

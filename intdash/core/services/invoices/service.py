@@ -9,17 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import Connection, bindparam, func, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import col
+from sqlalchemy import Connection, bindparam, select, update
 
-from intdash.core.clock import month_start
-from intdash.core.dbtypes import MONEY_PLACES, Money, canonical_amount
+from intdash.core.dbtypes import canonical_amount
 from intdash.core.fiscal import (
     FiscalRegister,
     HashChainRegister,
@@ -37,6 +33,9 @@ from intdash.core.models import (
     MonthlyUsage,
     RecordKind,
 )
+from intdash.core.services.invoices.bulk import FIELDS, insert_new, values_of
+from intdash.core.services.invoices.listing import InvoiceRow, page
+from intdash.core.services.invoices.usage import count_fiscalized, fiscalized_in_month
 
 if TYPE_CHECKING:
     from intdash.core.workspace import Workspace
@@ -45,71 +44,6 @@ INVOICES = Invoice.__table__  # type: ignore[attr-defined]
 RECORDS = FiscalRecord.__table__  # type: ignore[attr-defined]
 USAGE = MonthlyUsage.__table__  # type: ignore[attr-defined]
 INTEGRATIONS = Integration.__table__  # type: ignore[attr-defined]
-_FIELDS = (
-    "number",
-    "kind",
-    "contact",
-    "issue_date",
-    "due_date",
-    "currency",
-    "subtotal",
-    "tax",
-    "total",
-    "source_status",
-    "source_updated_at",
-)
-
-
-_INSERT_COLUMNS = (
-    "integration_id", "external_id", "received_at", "updated_at", "fiscal_status", *_FIELDS,
-)  # fmt: skip
-_SQLITE_INSERT = (
-    f"INSERT INTO invoices ({', '.join(_INSERT_COLUMNS)}) "  # noqa: S608 - fixed names
-    f"VALUES ({', '.join('?' for _ in _INSERT_COLUMNS)})"
-)
-
-
-def sqlite_time(moment: datetime | None) -> str | None:
-    """As SQLAlchemy stores a UTC time in SQLite (the same text, so comparisons hold)."""
-    if moment is None:
-        return None
-    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
-
-
-def _sqlite_money(amount: Decimal | None) -> int | None:
-    if amount is None:
-        return None
-    scaled = amount.scaleb(MONEY_PLACES)
-    whole = int(scaled)
-    if whole != scaled:
-        Money._exact(amount)  # raises, naming the amount
-    return whole
-
-
-def _sqlite_row(
-    integration_id: int, data: InvoiceData, status: str, stamp: str | None
-) -> tuple[Any, ...]:
-    issue, due = data.issue_date, data.due_date
-    return (
-        integration_id,
-        data.external_id,
-        stamp,
-        stamp,
-        status,
-        data.number,
-        data.kind.value,
-        data.contact,
-        issue.isoformat() if issue else None,
-        due.isoformat() if due else None,
-        data.currency,
-        _sqlite_money(data.subtotal),
-        _sqlite_money(data.tax),
-        _sqlite_money(data.total),
-        data.source_status,
-        sqlite_time(data.source_updated_at),
-    )
-
-
 _FISCALIZED = FiscalStatus.FISCALIZED.value
 _HELD = FiscalStatus.HELD.value
 _AWAITING_TAX = FiscalStatus.AWAITING_TAX.value
@@ -139,22 +73,6 @@ class BatchResult:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         if other.room is not None:
             self.room = other.room
-
-
-def _values(data: InvoiceData) -> dict[str, Any]:
-    return {
-        "number": data.number,
-        "kind": data.kind.value,
-        "contact": data.contact,
-        "issue_date": data.issue_date,
-        "due_date": data.due_date,
-        "currency": data.currency,
-        "subtotal": data.subtotal,
-        "tax": data.tax,
-        "total": data.total,
-        "source_status": data.source_status,
-        "source_updated_at": data.source_updated_at,
-    }
 
 
 class _Fiscalizable(Protocol):
@@ -232,65 +150,6 @@ def _without_tax(found: Any, status: str, step: Step) -> tuple[str, Step]:
     return _AWAITING_TAX, Step.NOTHING
 
 
-def _latest_record(kind: RecordKind) -> Any:
-    """The number of a listed invoice's latest record of this kind (an index look-up)."""
-    return (
-        select(func.max(RECORDS.c.seq))
-        .where(RECORDS.c.invoice_id == INVOICES.c.id)
-        .where(RECORDS.c.kind == kind.value)
-        .scalar_subquery()
-    )
-
-
-@dataclass(frozen=True)
-class InvoiceRow:
-    """An invoice as the history lists it."""
-
-    id: int
-    integration_uid: str
-    external_id: str
-    number: str | None
-    kind: str
-    contact: str | None
-    issue_date: Any
-    currency: str
-    total: Any
-    source_status: str | None
-    fiscal_status: str
-    received_at: datetime
-    fiscal_seq: int | None  # its latest sale record
-    refund_seq: int | None = None  # its latest refund record
-    subtotal: Any = None  # None: not known yet (never a made-up 0)
-    tax: Any = None
-
-    @property
-    def record_seq(self) -> int | None:
-        """The record that says where it stands: its refund when refunded, its sale when
-        fiscalized, else none."""
-        if self.fiscal_status == FiscalStatus.REFUNDED.value:
-            return self.refund_seq
-        return self.fiscal_seq if self.fiscal_status == _FISCALIZED else None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "integration": self.integration_uid,
-            "external_id": self.external_id,
-            "number": self.number,
-            "type": self.kind,
-            "contact": self.contact,
-            "date": self.issue_date.isoformat() if self.issue_date else None,
-            "currency": self.currency,
-            "subtotal": None if self.subtotal is None else str(self.subtotal),
-            "tax": None if self.tax is None else str(self.tax),
-            "total": str(self.total),
-            "status": self.source_status,
-            "fiscal_status": self.fiscal_status,
-            "fiscal_seq": self.fiscal_seq,
-            "refund_seq": self.refund_seq,
-            "received": self.received_at.isoformat(),
-        }
-
-
 class InvoiceService:
     def __init__(self, workspace: Workspace, register: FiscalRegister | None = None) -> None:
         self._ws = workspace
@@ -299,30 +158,13 @@ class InvoiceService:
     # -- the monthly limit -------------------------------------------------------------------
 
     def fiscalized_this_month(self, conn: Connection, integration_id: int, now: datetime) -> int:
-        found = conn.execute(
-            select(USAGE.c.fiscalized)
-            .where(USAGE.c.integration_id == integration_id)
-            .where(USAGE.c.month == month_start(now).date())
-        ).scalar()
-        return int(found or 0)
+        return fiscalized_in_month(conn, integration_id, now)
 
     @staticmethod
     def count_fiscalized(conn: Connection, integration_id: int, at: datetime, n: int) -> None:
         """Add ``n`` to the integration's count for the month of ``at``, in the caller's
         transaction (the one that writes the fiscal records)."""
-        if n <= 0:
-            return
-        month = month_start(at).date()
-        dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-        statement = dialect_insert(USAGE).values(
-            integration_id=integration_id, month=month, fiscalized=n
-        )
-        conn.execute(
-            statement.on_conflict_do_update(
-                index_elements=["integration_id", "month"],
-                set_={"fiscalized": USAGE.c.fiscalized + n},
-            )
-        )
+        count_fiscalized(conn, integration_id, at, n)
 
     def room(self, conn: Connection, integration_id: int, now: datetime) -> int:
         """How many more invoices this integration may fiscalize this month."""
@@ -364,7 +206,7 @@ class InvoiceService:
                     INVOICES.c.id,
                     INVOICES.c.external_id,
                     INVOICES.c.fiscal_status,
-                    *(INVOICES.c[f] for f in _FIELDS),
+                    *(INVOICES.c[f] for f in FIELDS),
                 )
                 .where(INVOICES.c.integration_id == integration_id)
                 .where(INVOICES.c.external_id.in_(list(latest)))
@@ -382,8 +224,8 @@ class InvoiceService:
             if found is None:
                 status, step = next_step(None, data, False)
             else:
-                values = _values(data)
-                if not any(getattr(found, f) != values[f] for f in _FIELDS):
+                values = values_of(data)
+                if not any(getattr(found, f) != values[f] for f in FIELDS):
                     outcomes[external_id] = "unchanged"
                     continue
                 status, step = next_step(found.fiscal_status, data, _amounts_changed(found, data))
@@ -391,9 +233,9 @@ class InvoiceService:
                 status, step = _without_tax(found, status, step)
                 if status == _AWAITING_TAX:
                     data = told  # not what an earlier version said: it waits for its own
-                    values = _values(data)
+                    values = values_of(data)
                 if status == _WAIT or (
-                    found is not None and not any(getattr(found, f) != values[f] for f in _FIELDS)
+                    found is not None and not any(getattr(found, f) != values[f] for f in FIELDS)
                 ):
                     outcomes[external_id] = "unchanged"
                     continue
@@ -428,12 +270,12 @@ class InvoiceService:
             conn.execute(
                 update(INVOICES)
                 .where(INVOICES.c.id == bindparam("row_id"))
-                .values({f: bindparam(f) for f in (*_FIELDS, "updated_at", "fiscal_status")}),
+                .values({f: bindparam(f) for f in (*FIELDS, "updated_at", "fiscal_status")}),
                 changes,
             )
             result.updated = len(changes)
         if new:
-            ids = self._insert(conn, integration_id, new, statuses, now)
+            ids = insert_new(conn, integration_id, new, statuses, now)
             to_register.extend(
                 _to_fiscalize(invoice_id, integration_id, data)
                 for invoice_id, data, status in zip(ids, new, statuses, strict=True)
@@ -460,49 +302,6 @@ class InvoiceService:
             .where(INTEGRATIONS.c.id == integration_id)
             .values(invoices_changed_at=now)
         )
-
-    @staticmethod
-    def _insert(
-        conn: Connection,
-        integration_id: int,
-        new: list[InvoiceData],
-        statuses: list[str],
-        now: datetime,
-    ) -> list[int]:
-        """Insert new invoices; returns their ids in order.
-
-        SQLite takes them through the driver's executemany, the values converted exactly as the
-        column types would, because per-row processing dominates the cost of a large sync;
-        PostgreSQL takes the ordinary statement with RETURNING.
-        """
-        if conn.dialect.name != "sqlite":
-            rows = [
-                {"integration_id": integration_id, "external_id": data.external_id,
-                 "received_at": now, "updated_at": now, "fiscal_status": status, **_values(data)}
-                for data, status in zip(new, statuses, strict=True)
-            ]  # fmt: skip
-            return list(conn.execute(insert(INVOICES).returning(INVOICES.c.id), rows).scalars())
-        stamp = sqlite_time(now)  # one batch, one moment
-        before = conn.exec_driver_sql("SELECT COALESCE(MAX(id), 0) FROM invoices").scalar_one()
-        conn.exec_driver_sql(
-            _SQLITE_INSERT,
-            [
-                _sqlite_row(integration_id, data, status, stamp)
-                for data, status in zip(new, statuses, strict=True)
-            ],
-        )
-        after = conn.exec_driver_sql("SELECT MAX(id) FROM invoices").scalar_one()
-        if after - before == len(new):
-            # under the write lock SQLite numbers new rows on from the largest id, in order
-            return list(range(before + 1, after + 1))
-        found: dict[str, int] = dict(
-            conn.execute(
-                select(INVOICES.c.external_id, INVOICES.c.id)
-                .where(INVOICES.c.integration_id == integration_id)
-                .where(INVOICES.c.external_id.in_([data.external_id for data in new]))
-            ).all()
-        )
-        return [found[data.external_id] for data in new]
 
     def release_held(self, conn: Connection, integration_id: int, now: datetime) -> int:
         """Fiscalize held invoices, oldest first, as far as this month's room allows."""
@@ -565,44 +364,13 @@ class InvoiceService:
         """Invoices newest first, a page at a time (keyset: pass the last id as ``before_id``),
         each once, with its latest sale and refund records' numbers. Invoices of removed
         integrations stay listed."""
-        query = (
-            select(
-                INVOICES.c.id,
-                col(Integration.uid),
-                INVOICES.c.external_id,
-                INVOICES.c.number,
-                INVOICES.c.kind,
-                INVOICES.c.contact,
-                INVOICES.c.issue_date,
-                INVOICES.c.currency,
-                INVOICES.c.total,
-                INVOICES.c.source_status,
-                INVOICES.c.fiscal_status,
-                INVOICES.c.received_at,
-                _latest_record(RecordKind.SALE),
-                _latest_record(RecordKind.REFUND),
-                INVOICES.c.subtotal,
-                INVOICES.c.tax,
-            )
-            .join(Integration, col(Integration.id) == INVOICES.c.integration_id)
-            .order_by(INVOICES.c.id.desc())
-            .limit(limit)
+        return page(
+            self._ws,
+            integration_uid=integration_uid,
+            before_id=before_id,
+            limit=limit,
+            search=search,
         )
-        if integration_uid is not None:
-            with self._ws.db.read() as session:
-                found = self._ws.integrations.find(session, integration_uid)
-            query = query.where(INVOICES.c.integration_id == found.id)
-        if before_id is not None:
-            query = query.where(INVOICES.c.id < before_id)
-        if search:
-            like = f"%{search}%"
-            query = query.where(
-                INVOICES.c.number.ilike(like)
-                | INVOICES.c.contact.ilike(like)
-                | INVOICES.c.external_id.ilike(like)
-            )
-        with self._ws.db.read() as session:
-            return [InvoiceRow(*row) for row in session.connection().execute(query)]
 
     def iter_all(
         self, integration_uid: str | None = None, batch: int = 1000

@@ -1,0 +1,140 @@
+"""The invoice rows the upsert writes, and the bulk path that inserts new ones: SQLite through
+the driver's executemany, its values converted exactly as the column types would, because
+per-row processing dominates the cost of a large sync; PostgreSQL through the ordinary
+statement with RETURNING."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, insert, select
+
+from intdash.core.dbtypes import MONEY_PLACES, Money
+from intdash.core.invoices import InvoiceData
+from intdash.core.models import Invoice
+
+INVOICES = Invoice.__table__  # type: ignore[attr-defined]
+FIELDS = (
+    "number",
+    "kind",
+    "contact",
+    "issue_date",
+    "due_date",
+    "currency",
+    "subtotal",
+    "tax",
+    "total",
+    "source_status",
+    "source_updated_at",
+)
+
+
+_INSERT_COLUMNS = (
+    "integration_id", "external_id", "received_at", "updated_at", "fiscal_status", *FIELDS,
+)  # fmt: skip
+_SQLITE_INSERT = (
+    f"INSERT INTO invoices ({', '.join(_INSERT_COLUMNS)}) "  # noqa: S608 - fixed names
+    f"VALUES ({', '.join('?' for _ in _INSERT_COLUMNS)})"
+)
+
+
+def sqlite_time(moment: datetime | None) -> str | None:
+    """As SQLAlchemy stores a UTC time in SQLite (the same text, so comparisons hold)."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _sqlite_money(amount: Decimal | None) -> int | None:
+    if amount is None:
+        return None
+    scaled = amount.scaleb(MONEY_PLACES)
+    whole = int(scaled)
+    if whole != scaled:
+        Money._exact(amount)  # raises, naming the amount
+    return whole
+
+
+def _sqlite_row(
+    integration_id: int, data: InvoiceData, status: str, stamp: str | None
+) -> tuple[Any, ...]:
+    issue, due = data.issue_date, data.due_date
+    return (
+        integration_id,
+        data.external_id,
+        stamp,
+        stamp,
+        status,
+        data.number,
+        data.kind.value,
+        data.contact,
+        issue.isoformat() if issue else None,
+        due.isoformat() if due else None,
+        data.currency,
+        _sqlite_money(data.subtotal),
+        _sqlite_money(data.tax),
+        _sqlite_money(data.total),
+        data.source_status,
+        sqlite_time(data.source_updated_at),
+    )
+
+
+def values_of(data: InvoiceData) -> dict[str, Any]:
+    return {
+        "number": data.number,
+        "kind": data.kind.value,
+        "contact": data.contact,
+        "issue_date": data.issue_date,
+        "due_date": data.due_date,
+        "currency": data.currency,
+        "subtotal": data.subtotal,
+        "tax": data.tax,
+        "total": data.total,
+        "source_status": data.source_status,
+        "source_updated_at": data.source_updated_at,
+    }
+
+
+def insert_new(
+    conn: Connection,
+    integration_id: int,
+    new: list[InvoiceData],
+    statuses: list[str],
+    now: datetime,
+) -> list[int]:
+    """Insert new invoices; returns their ids in order.
+
+    SQLite takes them through the driver's executemany, the values converted exactly as the
+    column types would, because per-row processing dominates the cost of a large sync;
+    PostgreSQL takes the ordinary statement with RETURNING.
+    """
+    if conn.dialect.name != "sqlite":
+        rows = [
+            {"integration_id": integration_id, "external_id": data.external_id,
+             "received_at": now, "updated_at": now, "fiscal_status": status, **values_of(data)}
+            for data, status in zip(new, statuses, strict=True)
+        ]  # fmt: skip
+        return list(conn.execute(insert(INVOICES).returning(INVOICES.c.id), rows).scalars())
+    stamp = sqlite_time(now)  # one batch, one moment
+    before = conn.exec_driver_sql("SELECT COALESCE(MAX(id), 0) FROM invoices").scalar_one()
+    conn.exec_driver_sql(
+        _SQLITE_INSERT,
+        [
+            _sqlite_row(integration_id, data, status, stamp)
+            for data, status in zip(new, statuses, strict=True)
+        ],
+    )
+    after = conn.exec_driver_sql("SELECT MAX(id) FROM invoices").scalar_one()
+    if after - before == len(new):
+        # under the write lock SQLite numbers new rows on from the largest id, in order
+        return list(range(before + 1, after + 1))
+    found: dict[str, int] = dict(
+        conn.execute(
+            select(INVOICES.c.external_id, INVOICES.c.id)
+            .where(INVOICES.c.integration_id == integration_id)
+            .where(INVOICES.c.external_id.in_([data.external_id for data in new]))
+        ).all()
+    )
+    return [found[data.external_id] for data in new]
