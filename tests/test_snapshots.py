@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 import shutil
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -45,43 +44,6 @@ class Seeded:
     platforms: dict[str, str]
 
 
-class _SecretsOnTokens:
-    """The integrations service's ``secrets`` (UID suffixes), drawing from the workspace's
-    token source, so that one seeded sequence makes every value as the snapshots show it.
-    Goes when the service draws from ``ws.tokens`` itself."""
-
-    def __init__(self, tokens: TokenSource) -> None:
-        self.tokens = tokens
-
-    def choice(self, alphabet: str) -> str:
-        return self.tokens.choice(alphabet)
-
-    def token_urlsafe(self, nbytes: int = 32) -> str:
-        return self.tokens.token_urlsafe(nbytes)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(secrets, name)
-
-
-def seeded_tokens(monkeypatch: pytest.MonkeyPatch, seed: int) -> TokenSource:
-    """A seeded token source for the workspace: the same UIDs, key ids, OAuth states and
-    signing secrets every run."""
-    tokens = TokenSource.seeded(seed)
-    # until the integrations service takes its randomness from the workspace
-    monkeypatch.setattr(
-        intdash.core.services.integrations.service, "secrets", _SecretsOnTokens(tokens)
-    )
-    signing_secret = intdash.core.services.deliveries.new_signing_secret
-
-    def seeded_signing_secret(given: TokenSource = tokens) -> str:
-        return signing_secret(given)
-
-    monkeypatch.setattr(
-        intdash.core.services.deliveries, "new_signing_secret", seeded_signing_secret
-    )
-    return tokens
-
-
 def point_at(monkeypatch: pytest.MonkeyPatch, home: Path, platforms: dict[str, str]) -> None:
     for name in [n for n in os.environ if n.startswith("INTDASH_")]:
         monkeypatch.delenv(name)
@@ -100,7 +62,7 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
     home = tmp_path_factory.mktemp("seeded") / "home"
     with pytest.MonkeyPatch.context() as monkeypatch, demo_sandbox() as box:
         point_at(monkeypatch, home, box.settings(REDIRECT))
-        tokens = seeded_tokens(monkeypatch, 2026)
+        tokens = TokenSource.seeded(2026)
         ws = Workspace.open(load_settings(), clock=lambda: MOMENT, tokens=tokens, actor="operator")
         made = asyncio.run(seed(ws))
         ws.close()
@@ -115,7 +77,7 @@ def shot_ws(seeded: Seeded, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     home = tmp_path / "home"
     shutil.copytree(seeded.home, home)
     point_at(monkeypatch, home, seeded.platforms)
-    tokens = seeded_tokens(monkeypatch, 7)
+    tokens = TokenSource.seeded(7)
     monkeypatch.setattr(intdash.tui.screens.connect, "CallbackListener", QuietListener)
     ws = Workspace.open(load_settings(), clock=lambda: MOMENT, tokens=tokens, actor="operator")
     yield ws

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -490,3 +491,24 @@ async def test_webhook_deliveries_view_resend_and_test(ws: Workspace) -> None:
             assert secret.startswith("whsec_")
     finally:
         receiver.close()
+
+
+async def test_sync_from_is_judged_by_the_workspace_clock(ws: Workspace, clock: Any) -> None:
+    """The sync-from prompt takes the service's rule and the workspace's clock: a date after the
+    workspace's today is refused, whatever the machine's date says."""
+    uid = ws.integrations.create("xero").integration.uid
+    app = app_for(ws)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: uids(app) == [uid])
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, DetailsScreen) and app.screen.view)
+        await pilot.press("f")
+        await until(pilot, lambda: isinstance(app.screen, PromptScreen))
+        tomorrow = (clock.now + timedelta(days=1)).date().isoformat()
+        app.screen.query_one("#value", Input).value = tomorrow
+        await until(pilot, lambda: app.screen.query_one("#ok", Button).disabled)
+        problem = str(app.screen.query_one("#problem", Static).render())
+        assert "in the future" in problem
+        yesterday = (clock.now - timedelta(days=1)).date().isoformat()
+        app.screen.query_one("#value", Input).value = yesterday
+        await until(pilot, lambda: not app.screen.query_one("#ok", Button).disabled)

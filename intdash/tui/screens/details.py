@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 from textual import events, on, work
@@ -16,18 +15,8 @@ from intdash.core.models import SyncRun
 from intdash.core.services.integrations import IntegrationView
 from intdash.tui.format import status_text
 from intdash.tui.screens.base import BaseScreen
+from intdash.tui.screens.forms import check_common
 from intdash.tui.widgets import TitleBar
-
-
-def _check_date(text: str) -> str | None:
-    try:
-        day = date.fromisoformat(text.strip())
-    except ValueError:
-        return "a date as YYYY-MM-DD"
-    if day > date.today():
-        return "not in the future"
-    return None
-
 
 # button id: (label, key)
 BUTTONS = {
@@ -355,11 +344,18 @@ class DetailsScreen(BaseScreen):
                 "Sync from a date",
                 "Date (YYYY-MM-DD):",
                 value=current,
-                check=_check_date,
+                check=self._check_sync_from,
                 confirm="Next",
             ),
             self._reset_confirm,
         )
+
+    def _check_sync_from(self, text: str) -> str | None:
+        """The service's rule for a sync-from date, by the workspace's clock (a date is asked
+        for here: an empty answer is not one)."""
+        if not text.strip():
+            return "a date as YYYY-MM-DD"
+        return check_common("sync_from", text, self.ws.clock)
 
     def _reset_confirm(self, day: str | None) -> None:
         if not day:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +21,7 @@ from intdash.core.services.integrations.views import (
     Overview,
     build_view,
 )
+from intdash.core.tokens import TokenSource
 
 if TYPE_CHECKING:
     from intdash.core.services.plans import PlanView
@@ -151,7 +151,7 @@ class IntegrationService:
                     for key, value in changes.secrets.items():
                         if value is not None:
                             ws.credentials.put(session, row.id, key, value)
-                    generated = {key: _generate(key) for key in spec.generated_secrets}
+                    generated = {key: _generate(key, ws.tokens) for key in spec.generated_secrets}
                     for key, value in generated.items():
                         ws.credentials.put(session, row.id, key, value)
                     ws.audit.record(
@@ -170,7 +170,7 @@ class IntegrationService:
 
     def _new_uid(self, session: Session, spec: TypeSpec) -> str:
         while True:
-            suffix = "".join(secrets.choice(UID_ALPHABET) for _ in range(UID_LENGTH))
+            suffix = self._ws.tokens.choice(UID_ALPHABET, UID_LENGTH)
             uid = f"{spec.uid_prefix}-{suffix}"
             if session.exec(select(Integration.id).where(Integration.uid == uid)).first() is None:
                 return uid
@@ -241,10 +241,10 @@ class IntegrationService:
             return self._views(session, [row])[0]
 
 
-def _generate(name: str) -> str:
+def _generate(name: str, tokens: TokenSource) -> str:
     """A secret intdash makes for an integration at its creation."""
     if name == "signing_secret":
         from intdash.core.services.deliveries import new_signing_secret
 
-        return new_signing_secret()  # Standard Webhooks' shape, for receivers' libraries
-    return secrets.token_urlsafe(32)
+        return new_signing_secret(tokens)  # Standard Webhooks' shape, for receivers' libraries
+    return tokens.token_urlsafe(32)
