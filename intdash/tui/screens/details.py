@@ -1,34 +1,23 @@
-"""Details of one integration: status, what can be done to it, and its run history."""
+"""Details of one integration: its status, what can be done to it (the action bar, in
+details_buttons) and its run history (details_history)."""
 
 from __future__ import annotations
-
-from typing import Any
 
 from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
-from textual.widgets import Button, DataTable, Footer, Static
+from textual.containers import Vertical
+from textual.widgets import Button, Footer, Static
 
 from intdash.core.catalog import Probe
 from intdash.core.models import SyncRun
 from intdash.core.services.integrations import IntegrationView
 from intdash.tui.format import status_text
 from intdash.tui.screens.base import BaseScreen
+from intdash.tui.screens.details_buttons import BUTTONS, COMPACT_BELOW, ActionBar
+from intdash.tui.screens.details_history import RunHistory
 from intdash.tui.screens.forms import check_common
 from intdash.tui.widgets import TitleBar
-
-# button id: (label, key)
-BUTTONS = {
-    "b-test": ("Test", "t"),
-    "b-sync": ("Sync now", "s"),
-    "b-from": ("Sync from…", "f"),
-    "b-toggle": ("Disable", "e"),
-    "b-deliveries": ("Deliveries", "d"),
-    "b-remove": ("Remove", "x"),
-    "b-close": ("Close", "esc"),
-}
-COMPACT_BELOW = 100  # narrower, the buttons drop their keys to fit
 
 
 class DetailsScreen(BaseScreen):
@@ -71,26 +60,14 @@ class DetailsScreen(BaseScreen):
         self.view: IntegrationView | None = None
         self.syncing = False
         self.summary = ""
-        self.compact = False
-        self.runs: dict[str, tuple[str, ...]] = {}
 
     def compose(self) -> ComposeResult:
         yield TitleBar(f"[b]Details of {self.uid}[/b]", id="details-title")
         with Vertical(id="details"):
             yield Static("", id="summary")
-            with Horizontal(id="detail-buttons"):
-                for name in BUTTONS:
-                    danger = name == "b-remove"
-                    yield Button(
-                        self._label(name), id=name, variant="error" if danger else "default"
-                    )
+            yield ActionBar(id="detail-buttons")
             yield Static("[b]Run history[/b]", id="runs-title")
-            table: DataTable[Any] = DataTable(id="runs", cursor_type="row", zebra_stripes=True)
-            for key, label in (("time", "Started"), ("trigger", "Trigger"), ("outcome", "Outcome"),
-                               ("counts", "Fetched / created / updated / held"),
-                               ("error", "Error")):  # fmt: skip
-                table.add_column(label, key=key)
-            yield table
+            yield RunHistory(id="runs")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -133,15 +110,10 @@ class DetailsScreen(BaseScreen):
             lines = summary.count("\n") != self.summary.count("\n")
             self.query_one("#summary", Static).update(summary, layout=lines)
             self.summary = summary
-        self._relabel()
-        spec = view.spec
-        tested, oauth = spec.probe is not Probe.NONE, spec.oauth
-        for button, shown in (("#b-test", tested), ("#b-sync", oauth),
-                              ("#b-from", oauth), ("#b-deliveries", spec.delivers)):  # fmt: skip
-            widget = self.query_one(button, Button)
-            if widget.display != shown:
-                widget.display = shown
-        self.show_runs(runs)
+        bar = self.query_one("#detail-buttons", ActionBar)
+        bar.relabel(enable=not view.sync_enabled)
+        bar.offer(view.spec)
+        self.query_one("#runs", RunHistory).show(runs, self.when)
         self.offer_actions()
 
     def _activity(self, view: IntegrationView) -> str:
@@ -154,51 +126,10 @@ class DetailsScreen(BaseScreen):
                 times.append(f"{label}: {self.when(value)}")
         return "    ".join(times) + "\n" + "    ".join(states)
 
-    def _label(self, name: str) -> str:
-        """A button's label; its key too where there is room (the footer always has them)."""
-        label, key = BUTTONS[name]
-        if name == "b-toggle" and self.view is not None and not self.view.sync_enabled:
-            label = "Enable"
-        return label if self.compact else f"{label} ({key})"
-
-    def _relabel(self) -> None:
-        for name in BUTTONS:
-            button = self.query_one(f"#{name}", Button)
-            label = self._label(name)
-            if str(button.label) != label:
-                button.label = label
-
     def on_resize(self, event: events.Resize) -> None:
-        compact = event.size.width < COMPACT_BELOW
-        if compact != self.compact:
-            self.compact = compact
-            self._relabel()
-
-    def show_runs(self, runs: list[SyncRun]) -> None:
-        """Rebuild the history when runs come or go; otherwise update only the changed cells
-        (a running sync's counts), which needs no layout."""
-        table = self.query_one("#runs", DataTable)
-        rows: dict[str, tuple[str, ...]] = {
-            str(run.id): (
-                self.when(run.started_at),
-                run.trigger,
-                run.outcome,
-                f"{run.fetched:,} / {run.created:,} / {run.updated:,} / {run.held:,}",
-                run.error or "",
-            )
-            for run in runs
-        }
-        if list(rows) != list(self.runs):
-            table.clear()
-            for key, cells in rows.items():
-                table.add_row(*cells, key=key)
-        else:
-            columns = [column.key for column in table.columns.values()]
-            for key, cells in rows.items():
-                for column, old, new in zip(columns, self.runs[key], cells, strict=True):
-                    if old != new:
-                        table.update_cell(key, column, new, update_width=True)
-        self.runs = rows
+        self.query_one("#detail-buttons", ActionBar).relabel(
+            compact=event.size.width < COMPACT_BELOW
+        )
 
     def applies(self, action: str) -> bool:
         view = self.view
@@ -218,38 +149,15 @@ class DetailsScreen(BaseScreen):
 
     # -- actions -----------------------------------------------------------------------------
 
-    @on(Button.Pressed, "#b-test")
-    async def _b_test(self) -> None:
-        await self.run_action("test_connection")
-
-    @on(Button.Pressed, "#b-sync")
-    async def _b_sync(self) -> None:
-        await self.run_action("sync_now")
-
-    @on(Button.Pressed, "#b-from")
-    async def _b_from(self) -> None:
-        await self.run_action("reset_sync_from")
-
-    @on(Button.Pressed, "#b-toggle")
-    async def _b_toggle(self) -> None:
-        await self.run_action("toggle_sync")
-
-    @on(Button.Pressed, "#b-deliveries")
-    async def _b_deliveries(self) -> None:
-        await self.run_action("deliveries")
+    @on(Button.Pressed)
+    async def _pressed(self, event: Button.Pressed) -> None:
+        if event.button.id in BUTTONS:
+            await self.run_action(ActionBar.action(event.button.id))
 
     def action_deliveries(self) -> None:
         from intdash.tui.screens.deliveries import DeliveriesScreen
 
         self.app.push_screen(DeliveriesScreen(self.uid))
-
-    @on(Button.Pressed, "#b-remove")
-    async def _b_remove(self) -> None:
-        await self.run_action("remove")
-
-    @on(Button.Pressed, "#b-close")
-    def _b_close(self) -> None:
-        self.app.pop_screen()
 
     def action_back(self) -> None:
         self.app.pop_screen()
@@ -418,5 +326,4 @@ class DetailsScreen(BaseScreen):
         self.app.push_screen(InvoicesScreen(self.uid))
 
     def action_scroll_runs(self, step: int) -> None:
-        table = self.query_one("#runs", DataTable)
-        (table.action_cursor_down if step > 0 else table.action_cursor_up)()
+        self.query_one("#runs", RunHistory).scroll_rows(step)
