@@ -10,11 +10,12 @@ from intdash.cli.connect import connect, test_connection
 from intdash.cli.deliveries import deliveries
 from intdash.cli.demo import demo
 from intdash.cli.integrations import integrations
+from intdash.cli.invoices import invoices
 from intdash.cli.keys import keys
 from intdash.cli.plan import plan
 from intdash.cli.sandbox import sandbox
 from intdash.cli.serve import serve
-from intdash.cli.sync import invoices, sync
+from intdash.cli.sync import sync
 from intdash.cli.vault import vault
 from intdash.core.config import config_path
 
