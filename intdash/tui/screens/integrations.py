@@ -9,9 +9,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Button, Footer, Input
 
-from intdash.core.catalog import Action, type_spec
 from intdash.core.services.integrations import IntegrationView
-from intdash.tui.screens.base import BaseScreen
+from intdash.tui.screens.integrations_actions import TYPE_ACTIONS, IntegrationsActions
 from intdash.tui.screens.integrations_status import Snapshot, status_line
 from intdash.tui.screens.integrations_table import (
     COMPACT,
@@ -26,16 +25,8 @@ from intdash.tui.screens.integrations_table import (
 )
 from intdash.tui.widgets import RowTable, TitleBar
 
-# actions offered only for the types that have them
-TYPE_ACTIONS = {
-    "reconnect": Action.RECONNECT,
-    "configure": Action.CONFIGURE,
-    "api_keys": Action.API_KEYS,
-    "remove": Action.REMOVE,
-}
 
-
-class IntegrationsScreen(BaseScreen):
+class IntegrationsScreen(IntegrationsActions):
     AUTO_FOCUS = None  # the table, or the empty state's button: chosen when the data is read
     BINDINGS = [
         Binding(
@@ -320,90 +311,8 @@ class IntegrationsScreen(BaseScreen):
     def action_cursor_up(self) -> None:
         self.query_one("#integrations", RowTable).action_cursor(-1)
 
-    # -- actions -----------------------------------------------------------------------------
+    # -- actions (what they open is in integrations_actions) ----------------------------------
 
     @on(Button.Pressed, "#empty-create")
     async def _empty_create(self) -> None:
         await self.run_action("create")
-
-    @work(group="create")
-    async def action_create(self) -> None:
-        from intdash.tui.screens.forms import CreateScreen
-        from intdash.tui.screens.modals import KeyShownScreen
-
-        form = CreateScreen()
-        uid = await self.app.push_screen_wait(form)
-        self.load()
-        if not uid or form.created is None:
-            return
-        for key, secret in form.created.generated_secrets.items():
-            title = f"{uid}: its {key.replace('_', ' ')}"
-            await self.app.push_screen_wait(KeyShownScreen(title, secret))
-        if type_spec(form.created.integration.type).oauth:
-            self._connect(uid)  # OAuth types go straight on to connecting
-
-    def action_configure(self) -> None:
-        view = self.selected()
-        if view is None:
-            return
-        from intdash.tui.screens.forms import ConfigureScreen
-
-        self.app.push_screen(ConfigureScreen(view), self.reload)
-
-    def action_reconnect(self) -> None:
-        view = self.selected()
-        if view is not None:
-            self._connect(view.uid)
-
-    def _connect(self, uid: str) -> None:
-        from intdash.tui.screens.connect import ConnectScreen
-
-        self.app.push_screen(ConnectScreen(uid), self.reload)
-
-    def action_remove(self) -> None:
-        view = self.selected()
-        if view is None:
-            return
-        from intdash.tui.screens.modals import RemoveScreen
-
-        self.app.push_screen(RemoveScreen(view), self.reload)
-
-    def action_api_keys(self) -> None:
-        view = self.selected()
-        if view is None:
-            return
-        from intdash.tui.screens.apikeys import ApiKeysScreen
-
-        self.app.push_screen(ApiKeysScreen(view.uid))
-
-    def action_details(self) -> None:
-        view = self.selected()
-        if view is None:
-            return
-        from intdash.tui.screens.details import DetailsScreen
-
-        self.app.push_screen(DetailsScreen(view.uid))
-
-    def action_invoices(self) -> None:
-        from intdash.tui.screens.invoices import InvoicesScreen
-
-        self.app.push_screen(InvoicesScreen(None))
-
-    def action_menu(self) -> None:
-        view = self.selected()
-        if view is None:
-            return
-        from intdash.tui.screens.modals import ActionMenu
-
-        offered = [
-            (binding.action, binding.description)
-            for binding in self.BINDINGS
-            if isinstance(binding, Binding)
-            and binding.action in (*TYPE_ACTIONS, "details")
-            and self.check_action(binding.action, ()) is True
-        ]
-        self.app.push_screen(ActionMenu(view.uid, offered), self._menu_chosen)
-
-    async def _menu_chosen(self, action: str | None) -> None:
-        if action:
-            await self.run_action(action)
