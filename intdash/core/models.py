@@ -193,7 +193,7 @@ class SyncRun(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     integration_id: int = Field(foreign_key="integrations.id")
-    trigger: str = Field(max_length=16)  # schedule, manual, webhook
+    trigger: str = Field(max_length=16)  # schedule or manual
     started_at: datetime = Field(sa_type=UTCDateTime)
     ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     fetched: int = 0

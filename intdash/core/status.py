@@ -9,7 +9,8 @@ from intdash.core.budget import DailyBudget
 
 
 class Reason(StrEnum):
-    """Why an integration is inactive, most fundamental first."""
+    """Why an integration is inactive. :func:`derive_status` gives the most fundamental one that
+    applies, in its own order (a reconnect needed comes before needs authorisation)."""
 
     REMOVED = "removed"
     LICENCE_LAPSED = "licence lapsed"

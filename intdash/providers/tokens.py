@@ -51,7 +51,6 @@ class TokenManager:
         self._clock = clock
         self._poll = poll
         self.holder = f"{process_identity()}:{id(self):x}"
-        self.refreshes = 0
 
     # -- storage (blocking; called through a thread) -----------------------------------------
 
@@ -128,7 +127,6 @@ class TokenManager:
                 except ReconnectNeeded as exc:
                     await asyncio.to_thread(self._mark_reconnect, integration_id, str(exc))
                     raise
-                self.refreshes += 1
                 await asyncio.to_thread(self._write, integration_id, fresh)
                 return fresh
             finally:

@@ -1,1 +1,2 @@
-"""intdash's HTTP face: health now; the ingest API for Custom Integrations joins it."""
+"""intdash's HTTP face: health, the OpenAPI document, and the ingest API through which Custom
+Integrations push and read their invoices; served by ``intdash serve`` and beside the dashboard."""

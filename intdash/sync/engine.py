@@ -45,7 +45,6 @@ RETRY_CAP = 4  # attempts after the first, before the failure is shown
 class Trigger(StrEnum):
     SCHEDULE = "schedule"
     MANUAL = "manual"
-    WEBHOOK = "webhook"
 
 
 class AlreadyRunning(ConflictError):

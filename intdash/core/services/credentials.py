@@ -1,8 +1,7 @@
 """The credential store: every secret of an integration, encrypted by the vault.
 
 Each value is bound to its row (integration id and name) so a ciphertext moved elsewhere does not
-decrypt. Every write bumps the row's version, so writers that must not overwrite each other (token
-refresh across processes) can compare-and-swap.
+decrypt. Every write bumps the row's version.
 """
 
 from __future__ import annotations
@@ -10,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlalchemy import bindparam, delete, update
+from sqlalchemy import bindparam, delete
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -27,7 +26,6 @@ NAMES_OF = NAMES.where(_CREDENTIALS.c.integration_id.in_(bindparam("ids", expand
 
 OAUTH_TOKEN = "oauth_token"  # noqa: S105 - credential names
 TENANT_ID = "tenant_id"
-SIGNING_SECRET = "signing_secret"  # noqa: S105
 
 
 @dataclass(frozen=True)
@@ -87,26 +85,6 @@ class CredentialStore:
         session.add(row)
         session.flush()
         return row.version
-
-    def compare_and_swap(
-        self, session: Session, integration_id: int, name: str, value: str, expected_version: int
-    ) -> bool:
-        """Replace the value only if it is still at ``expected_version``."""
-        ciphertext = self._ws.vault.encrypt(value, _context(integration_id, name))
-        result = session.execute(
-            update(Credential)
-            .where(
-                col(Credential.integration_id) == integration_id,
-                col(Credential.name) == name,
-                col(Credential.version) == expected_version,
-            )
-            .values(
-                ciphertext=ciphertext,
-                version=Credential.version + 1,
-                updated_at=self._ws.clock(),
-            )
-        )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
 
     def delete(self, session: Session, integration_id: int, name: str) -> bool:
         result = session.execute(
