@@ -1,4 +1,5 @@
-"""SVG snapshots of every screen and dialog, at 100x30 and at 80x24.
+"""SVG snapshots of every screen and dialog, at 100x30 and at 80x24 (the scenes, and how each is
+reached, are in tests/scenes.py).
 
 The workspace is seeded once as ``intdash demo`` seeds it (emulated platforms, real OAuth, real
 syncs), on a fixed clock and with seeded randomness, so that UIDs, keys and times come out the
@@ -12,7 +13,7 @@ import asyncio
 import os
 import shutil
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,9 +30,10 @@ from intdash.core.config import load_settings
 from intdash.core.tokens import TokenSource
 from intdash.core.workspace import Workspace
 from intdash.tui.app import IntdashApp
+from tests import scenes
+from tests.scenes import SCENES, SIZES
 
 MOMENT = datetime(2026, 11, 16, 9, 30, tzinfo=UTC)
-SIZES = {"100x30": (100, 30), "80x24": (80, 24)}
 # the platforms' addresses as the snapshots show them (the emulators' ports change every run)
 PLATFORMS = "http://127.0.0.1:9"
 REDIRECT = "http://localhost:8471/callback"
@@ -104,138 +106,8 @@ class QuietListener:
         raise AssertionError("unreachable")
 
 
-async def until(pilot: Pilot[Any], condition: Callable[[], Any], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for the dashboard")
-        await pilot.pause(0.02)
-
-
-def select(pilot: Pilot[Any], uid: str) -> None:
-    table = pilot.app.screen.query_one("#integrations")
-    table.move_cursor(row=table.get_row_index(uid))  # type: ignore[attr-defined]
-
-
-async def loaded(pilot: Pilot[Any]) -> None:
-    """The integrations screen has read everything (not only its first screenful)."""
-
-    def complete() -> bool:
-        snapshot = getattr(pilot.app.screen, "snapshot", None)
-        return snapshot is not None and snapshot.complete
-
-    await until(pilot, complete)
-
-
-async def integrations(pilot: Pilot[Any], made: dict[str, str]) -> None:
-    await loaded(pilot)
-    select(pilot, made["harbour"])  # the row needing a reconnect: its reason shows
-
-
-async def action_menu(pilot: Pilot[Any], made: dict[str, str]) -> None:
-    await loaded(pilot)
-    select(pilot, made["erp"])
-    await pilot.press("space")
-    await until(pilot, lambda: pilot.app.screen.query("OptionList"))
-
-
-async def create(pilot: Pilot[Any], made: dict[str, str]) -> None:
-    await loaded(pilot)
-    await pilot.press("n")
-    await until(pilot, lambda: pilot.app.screen.query("#fields"))
-
-
-async def configure(pilot: Pilot[Any], made: dict[str, str]) -> None:
-    await loaded(pilot)
-    select(pilot, made["zylker"])
-    await pilot.press("c")
-    await until(pilot, lambda: pilot.app.screen.query("#fields"))
-
-
-async def remove(pilot: Pilot[Any], made: dict[str, str]) -> None:
-    await loaded(pilot)
-    select(pilot, made["zylker"])
-    await pilot.press("x")
-    await until(pilot, lambda: pilot.app.screen.query("#confirm"))
-
-
-async def connect(pilot: Pilot[Any], made: dict[str, str]) -> None:
-    await loaded(pilot)
-    select(pilot, made["harbour"])
-    await pilot.press("o")
-    await until(pilot, lambda: getattr(pilot.app.screen, "flow", None) is not None)
-    await until(pilot, lambda: "Waiting" in str(pilot.app.screen.query_one("#progress").render()))
-
-
-async def details(pilot: Pilot[Any], made: dict[str, str]) -> None:
-    await loaded(pilot)
-    select(pilot, made["acme"])
-    await pilot.press("enter")
-    await until(pilot, lambda: getattr(pilot.app.screen, "view", None) is not None)
-
-
-async def deliveries(pilot: Pilot[Any], made: dict[str, str]) -> None:
-    await loaded(pilot)
-    select(pilot, made["hook"])
-    await pilot.press("enter")
-    await until(pilot, lambda: getattr(pilot.app.screen, "view", None) is not None)
-    await pilot.press("d")
-    await until(
-        pilot, lambda: pilot.app.screen.query("#deliveries") and _rows(pilot, "#deliveries")
-    )
-
-
-async def api_keys(pilot: Pilot[Any], made: dict[str, str]) -> None:
-    await loaded(pilot)
-    select(pilot, made["erp"])
-    await pilot.press("a")
-    await until(pilot, lambda: pilot.app.screen.query("#keys") and _rows(pilot, "#keys"))
-
-
-async def key_shown(pilot: Pilot[Any], made: dict[str, str]) -> None:
-    await api_keys(pilot, made)
-    await pilot.press("n")
-    await pilot.press(*"Reporting")
-    await pilot.press("enter")
-    await until(pilot, lambda: pilot.app.screen.query("#secret"))
-
-
-async def invoices(pilot: Pilot[Any], made: dict[str, str]) -> None:
-    await loaded(pilot)
-    await pilot.press("i")
-    await until(pilot, lambda: pilot.app.screen.query("#invoices") and _rows(pilot, "#invoices"))
-
-
-async def help_keys(pilot: Pilot[Any], made: dict[str, str]) -> None:
-    await loaded(pilot)
-    await pilot.press("question_mark")
-    await until(pilot, lambda: type(pilot.app.screen).__name__ == "HelpScreen")
-
-
-def _rows(pilot: Pilot[Any], selector: str) -> int:
-    """Rows in a table, once it has measured them (a DataTable does so when idle)."""
-    table: Any = pilot.app.screen.query_one(selector)
-    return int(table.row_count) if table.virtual_size.height > table.row_count else 0
-
-
-FLOWS: dict[str, Callable[[Pilot[Any], dict[str, str]], Awaitable[None]]] = {
-    "integrations": integrations,
-    "action-menu": action_menu,
-    "create": create,
-    "configure": configure,
-    "remove": remove,
-    "connect": connect,
-    "details": details,
-    "deliveries": deliveries,
-    "api-keys": api_keys,
-    "key-shown": key_shown,
-    "invoices": invoices,
-    "help": help_keys,
-}
-
-
 @pytest.mark.parametrize("size", SIZES)
-@pytest.mark.parametrize("flow", FLOWS)
+@pytest.mark.parametrize("flow", SCENES)
 def test_screen(
     flow: str,
     size: str,
@@ -246,7 +118,7 @@ def test_screen(
     made = seeded.made
 
     async def run_before(pilot: Pilot[Any]) -> None:
-        await FLOWS[flow](pilot, made)
+        await SCENES[flow](pilot, made)
 
     app = IntdashApp(shot_ws, schedule=False, poll_seconds=3600)
     assert snap_compare(app, terminal_size=SIZES[size], run_before=run_before)
@@ -258,23 +130,9 @@ def test_empty_state(
 ) -> None:
     point_at(monkeypatch, tmp_path / "home", {})
     ws = Workspace.open(load_settings(), clock=lambda: MOMENT, actor="operator")
-
-    async def run_before(pilot: Pilot[Any]) -> None:
-        # shown, its button focused, and the footer offering its keys
-        screen = pilot.app.screen
-        await until(
-            pilot,
-            lambda: (
-                bool(screen.query("#empty"))
-                and screen.query_one("#empty").display
-                and pilot.app.focused is not None
-                and bool(screen.query("FooterKey"))
-            ),
-        )
-
     try:
         app = IntdashApp(ws, schedule=False, poll_seconds=3600)
-        assert snap_compare(app, terminal_size=SIZES[size], run_before=run_before)
+        assert snap_compare(app, terminal_size=SIZES[size], run_before=scenes.empty)
     finally:
         ws.close()
         monkeypatch.undo()
