@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from intdash.core.config import load_settings
 from intdash.core.workspace import Workspace
 from intdash.providers.http import httpx
+from tests.waiting import wait_for
 
 
 def free_port() -> int:
@@ -140,16 +141,23 @@ def main() -> None:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
+
+        def settled() -> str | None:
+            if server.poll() is not None:
+                return "exited"
             try:
                 if httpx.get(f"{url}/v1/health", timeout=1).status_code == 200:
-                    break
+                    return "up"
             except httpx.TransportError:
                 pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise SystemExit("intdash serve did not start")
-            time.sleep(0.1)
+            return None
+
+        try:
+            state = wait_for(settled, 30, every=0.1)
+        except AssertionError:
+            state = "timed out"
+        if state != "up":
+            raise SystemExit("intdash serve did not start")
         asyncio.run(measure(args, url, key))
         stored = sum(1 for _ in ws.invoices.iter_all(uid))
         assert stored == args.singles + args.batches * 1000, stored

@@ -37,6 +37,7 @@ from intdash.providers.connect import ConnectService
 from intdash.providers.http import httpx
 from intdash.providers.ratelimit import RateLimits
 from intdash.sync.engine import SyncEngine
+from tests.waiting import wait_for_async
 
 
 class SandboxProcess:
@@ -199,11 +200,16 @@ async def dashboard_stall(size: int) -> None:
 
             async def sync_now() -> int:
                 await screen.action_sync_now()
-                while True:
-                    await asyncio.sleep(0.2)
+
+                async def finished() -> tuple[int] | None:  # its count of invoices fetched
                     runs = await asyncio.to_thread(ws.integrations.runs, uid)
-                    if runs and runs[0].outcome != "running":
-                        return runs[0].fetched
+                    done = runs and runs[0].outcome != "running"
+                    return (runs[0].fetched,) if done else None
+
+                (fetched,) = await wait_for_async(
+                    finished, 600, "the sync did not finish", every=0.2
+                )
+                return fetched
 
             idle = (await measure_stalls(lambda: asyncio.sleep(2.0)))[1]
             fetched, stall = await measure_stalls(sync_now)

@@ -8,23 +8,16 @@ One description for the SVG snapshot tests (tests/test_snapshots.py) and the REA
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from textual.pilot import Pilot
 
+from tests.waiting import until
+
 SIZES = {"100x30": (100, 30), "80x24": (80, 24)}
 
 Scene = Callable[[Pilot[Any], dict[str, str]], Awaitable[None]]
-
-
-async def until(pilot: Pilot[Any], condition: Callable[[], Any], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for the dashboard")
-        await pilot.pause(0.02)
 
 
 def select(pilot: Pilot[Any], uid: str) -> None:

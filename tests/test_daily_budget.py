@@ -27,7 +27,8 @@ from intdash.tui.screens.details import DetailsScreen
 from intdash.tui.screens.modals import ConfirmScreen
 from tests.conftest import FakeClock, run_intdash
 from tests.providers import connect, pws, redirect_uri, sandbox, sandbox_env
-from tests.test_tui import app_for, table, uids, until
+from tests.test_tui import app_for, table, uids
+from tests.waiting import until
 
 __all__ = ["pws", "redirect_uri", "sandbox", "sandbox_env"]  # fixtures
 

@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,6 +26,7 @@ from intdash.providers.http import httpx
 from intdash.server.app import create_app
 from tests.conftest import FakeClock
 from tests.providers import free_port
+from tests.waiting import wait_for
 
 
 class LiveServer:
@@ -80,17 +80,26 @@ class Served:
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
-        deadline = time.monotonic() + 30
-        while True:
+        proc = self.proc
+
+        def settled() -> str | None:
+            if proc.poll() is not None:
+                return "exited"
             try:
                 if httpx.get(f"{self.url}/v1/health", timeout=5).status_code == 200:
-                    return self
+                    return "up"
             except httpx.TransportError:
                 pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.__exit__()
-                raise RuntimeError(f"intdash serve did not start: {self.log.read_text()}")
-            time.sleep(0.05)
+            return None
+
+        try:
+            state = wait_for(settled, 30)
+        except AssertionError:
+            state = "timed out"
+        if state != "up":
+            self.__exit__()
+            raise RuntimeError(f"intdash serve did not start: {self.log.read_text()}")
+        return self
 
     def __exit__(self, *_exc: object) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
@@ -16,6 +15,7 @@ from intdash.providers.http import httpx
 from intdash.sandbox.server import Sandbox
 from tests.conftest import run_intdash
 from tests.providers import consent, pws, redirect_uri, sandbox, sandbox_env, start_intdash
+from tests.waiting import wait_for_async
 
 __all__ = ["pws", "redirect_uri", "sandbox", "sandbox_env"]  # fixtures
 
@@ -33,15 +33,15 @@ def _status(uid: str, env: dict[str, str]) -> dict[str, object]:
 
 async def _browser_to_callback(location: str) -> httpx.Response:
     """The browser following the redirect to intdash's listener (it may still be starting)."""
-    deadline = time.monotonic() + 15
     async with httpx.AsyncClient() as client:
-        while True:
+
+        async def answered() -> httpx.Response | None:
             try:
                 return await client.get(location)
             except httpx.ConnectError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+                return None
+
+        return await wait_for_async(answered, 15, "intdash's listener never answered")
 
 
 async def test_connect_by_callback(sandbox_env: dict[str, str], sandbox: Sandbox) -> None:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import signal
-import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -29,6 +27,7 @@ from tests.providers import (
     sandbox_env,
     start_intdash,
 )
+from tests.waiting import wait_for, wait_for_async
 
 __all__ = ["pws", "redirect_uri", "sandbox", "sandbox_env"]  # fixtures
 
@@ -169,11 +168,7 @@ async def test_a_scheduled_job_runs_the_sync(pws: Workspace) -> None:
             with pws.db.read() as session:
                 return list(session.exec(select(SyncRun).where(SyncRun.outcome == "ok")))
 
-        deadline = time.monotonic() + 30
-        while not finished():
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.1)
-        run = finished()[0]
+        run = (await wait_for_async(finished, every=0.1))[0]
         assert (run.trigger, run.fetched) == ("schedule", 2500)
         assert scheduler.next_run(uid) is not None
     finally:
@@ -186,16 +181,17 @@ def test_serve_answers_health_and_stops_cleanly_on_sigterm(
     port = free_port()
     proc = start_intdash("serve", env={**env, "INTDASH_SERVER__PORT": str(port)})
     try:
-        deadline = time.monotonic() + 30
-        while True:
+
+        def leading() -> httpx.Response | None:
             try:
                 health = httpx.get(f"http://127.0.0.1:{port}/v1/health")
-                if health.json()["scheduler"]["here"]:
-                    break
             except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, proc.stderr.read() if proc.stderr else ""
-            time.sleep(0.1)
+                return None
+            return health if health.json()["scheduler"]["here"] else None
+
+        health = wait_for(
+            leading, message=lambda: proc.stderr.read() if proc.stderr else "", every=0.1
+        )
         assert health.json()["status"] == "ok"
         assert ws.leases.current(LEASE) is not None
 
@@ -214,10 +210,8 @@ def test_serve_answers_health_and_stops_cleanly_on_sigterm(
                 headers={"Authorization": f"Bearer {key}"},
             )
             assert pushed.status_code == 201, pushed.text
-            deadline = time.monotonic() + 30
-            while not receiver.got:  # the leader delivers every few seconds
-                assert time.monotonic() < deadline, "nothing delivered"
-                time.sleep(0.1)
+            # the leader delivers every few seconds
+            wait_for(lambda: receiver.got, message="nothing delivered", every=0.1)
             assert receiver.got[0].event["data"]["invoice"]["external_id"] == "E-1"
         finally:
             receiver.close()

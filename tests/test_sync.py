@@ -7,8 +7,6 @@ import asyncio
 import json
 import os
 import signal
-import time
-from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -21,9 +19,10 @@ from intdash.core.workspace import Workspace
 from intdash.sandbox.dataset import SourceInvoice
 from intdash.sandbox.server import Sandbox
 from intdash.sandbox.xero import render_invoice
-from intdash.sync.engine import AlreadyRunning, SyncEngine, SyncRefused
+from intdash.sync.engine import AlreadyRunning, RunResult, SyncEngine, SyncRefused
 from tests.conftest import run_intdash
 from tests.providers import connect, pws, redirect_uri, sandbox, sandbox_env, start_intdash
+from tests.waiting import wait_for, wait_for_async
 
 __all__ = ["pws", "redirect_uri", "sandbox", "sandbox_env"]  # fixtures
 
@@ -54,13 +53,6 @@ def _count(ws: Workspace) -> tuple[int, int]:
         total = session.exec(select(func.count()).select_from(Invoice)).one()
         distinct = session.exec(select(func.count(func.distinct(Invoice.external_id)))).one()
     return total, distinct
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.05)
 
 
 async def _connected(ws: Workspace, kind: str = "xero") -> str:
@@ -118,14 +110,14 @@ async def test_sigkill_mid_sync_then_a_new_sync_leaves_exactly_the_emulators_inv
     partial, _ = _count(pws)
     assert 0 < partial < 2500
     engine = SyncEngine(pws)
-    deadline = time.monotonic() + 30
-    while True:  # the dead process's claim lapses on its own
+
+    async def claimed() -> RunResult | None:  # the dead process's claim lapses on its own
         try:
-            result = await engine.run(uid)
-            break
+            return await engine.run(uid)
         except AlreadyRunning:
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.2)
+            return None
+
+    result = await wait_for_async(claimed, every=0.2)
     assert result.outcome is RunOutcome.OK
     assert result.fetched == 2500 - partial  # resumed from the last committed page
     assert _count(pws) == (2500, 2500)

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from textual.pilot import Pilot
 from textual.widgets import Button, Input, LoadingIndicator, Select, Static
 
 from intdash.core.models import RunOutcome, SyncRun
@@ -27,17 +24,9 @@ from intdash.tui.screens.invoices import InvoicesScreen
 from intdash.tui.screens.modals import KeyShownScreen, PromptScreen, RemoveScreen
 from tests.conftest import run_intdash
 from tests.providers import consent, pws, redirect_uri, sandbox, sandbox_env
+from tests.waiting import until
 
 __all__ = ["pws", "redirect_uri", "sandbox", "sandbox_env"]  # fixtures
-
-
-async def until(pilot: Pilot[Any], condition: Callable[[], Any], timeout: float = 45.0) -> None:
-    """Wait on a condition (workers included), never on a fixed sleep."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for the dashboard")
-        await pilot.pause(0.02)
 
 
 def table(app: IntdashApp, selector: str = "#integrations") -> Any:

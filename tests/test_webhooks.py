@@ -21,6 +21,7 @@ from intdash.providers.webhooks import verify
 from intdash.sync.deliveries import DeliveryWorker, probe_webhook
 from tests.conftest import FakeClock
 from tests.test_integrations import invoice_data
+from tests.waiting import wait_for, wait_for_async
 
 
 @dataclass
@@ -243,8 +244,7 @@ def test_a_restart_mid_delivery_still_delivers(
 
     async def crash_mid_post() -> None:
         task = asyncio.create_task(DeliveryWorker(ws).run_once())
-        while not receiver.got:  # the POST is under way: the process dies
-            await asyncio.sleep(0.01)
+        await wait_for_async(lambda: receiver.got, every=0.01)  # the POST is under way: it dies
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -389,21 +389,20 @@ def test_a_process_killed_mid_delivery_then_a_new_one_delivers(
     first = subprocess.Popen(
         [str(script), "deliveries", "run"], env={**base, **env}, stdout=subprocess.DEVNULL
     )
-    deadline = clock.monotonic() + 30
-    while not receiver.got:  # its POST has arrived and is held: now it dies
-        assert clock.monotonic() < deadline and first.poll() is None
-        clock.sleep(0.02)
+    wait_for(lambda: receiver.got or first.poll() is not None, every=0.02)
+    assert first.poll() is None  # its POST has arrived and is held: now it dies
     first.send_signal(signal.SIGKILL)
     first.wait(10)
     receiver.hang.set()
     receiver.hang = None
     assert states(ws, hook) == ["pending"]
 
-    deadline = clock.monotonic() + 30
-    while states(ws, hook) != ["delivered"]:  # the claim lapses within a second
-        assert clock.monotonic() < deadline, ws.deliveries.list(hook)
+    def delivered() -> bool:  # once the claim has lapsed, within a second
         ran = run_intdash("deliveries", "run", env=env)
         assert ran.returncode == 0, ran.stderr
+        return states(ws, hook) == ["delivered"]
+
+    wait_for(delivered, message=lambda: ws.deliveries.list(hook), every=0)
     assert len(receiver.got) == 2
     assert receiver.got[0].headers["webhook-id"] == receiver.got[1].headers["webhook-id"]
     assert verify(secret, receiver.got[1].headers, receiver.got[1].body, clock.time())
@@ -627,7 +626,8 @@ async def test_the_deliveries_screen_lists_the_live_secrets_masked_with_their_en
     from textual.widgets import Static
 
     from intdash.tui.screens.deliveries import DeliveriesScreen
-    from tests.test_tui import app_for, until
+    from tests.test_tui import app_for
+    from tests.waiting import until
 
     hook, (first, second, third) = rotated_twice(ws, clock, receiver.url)
     app = app_for(ws)
