@@ -672,3 +672,40 @@ def test_the_cli_names_a_misspelt_variable_in_one_line(env: dict[str, str]) -> N
     assert result.returncode == 1
     one_line(result.stderr, "unknown environment variable INTDASH_LOG_LEVL")
     assert not Path(env["INTDASH_HOME"]).exists()  # refused before anything was made
+
+
+# psycopg made unimportable in the child's own code, as on a machine without the postgres extra
+WITHOUT_PSYCOPG = """
+import sys
+from importlib.abc import MetaPathFinder
+
+
+class NoPsycopg(MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "psycopg" or name.startswith("psycopg."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
+sys.meta_path.insert(0, NoPsycopg())
+sys.argv = ["intdash", *sys.argv[1:]]
+from intdash.cli import main
+
+main()
+"""
+
+
+def test_postgresql_without_psycopg_names_the_extra_in_one_line(env: dict[str, str]) -> None:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("INTDASH_")}
+    url = "postgresql://intdash@127.0.0.1:9/intdash"  # never reached: the driver is missing
+    refused = subprocess.run(
+        [sys.executable, "-c", WITHOUT_PSYCOPG, "integrations", "list"],
+        env={**base, **env, "INTDASH_DATABASE_URL": url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert refused.returncode not in (0, 70), refused.stderr
+    no_internals(refused.stderr)
+    one_line(refused.stderr, "psycopg", "pip install 'intdash[postgres]'")

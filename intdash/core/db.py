@@ -182,7 +182,14 @@ class Database:
                 )
         else:
             kwargs["pool_pre_ping"] = True
-        self.engine: Engine = create_engine(self.url, **kwargs)
+        try:
+            self.engine: Engine = create_engine(self.url, **kwargs)
+        except ModuleNotFoundError as exc:
+            if self.is_sqlite or exc.name is None or exc.name.split(".")[0] != "psycopg":
+                raise
+            raise ConfigError(
+                "a PostgreSQL database needs psycopg: pip install 'intdash[postgres]'"
+            ) from None
         event.listen(self.engine, "handle_error", self._storage_error)
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_on_connect)
