@@ -42,7 +42,7 @@ def _midnight(day: date) -> datetime:
 
 
 def xero_status(inv: SourceInvoice) -> str:
-    if getattr(inv, "voided", False):
+    if inv.voided:
         return "VOIDED"
     return STATUSES[inv.status % len(STATUSES)]
 
@@ -223,7 +223,7 @@ def select(
         return total, dataset.list_after(since, start, end - start)[::-1]
     if ask.order is None and ask.keep is None and since is None:
         size = dataset.size
-        if getattr(dataset, "live_count", size) == size:  # none deleted: index order is direct
+        if dataset.live_count == size:  # none deleted: index order is direct
             return size, [dataset.invoice(i) for i in range(offset, min(size, offset + ask.size))]
     rows = [(n, inv, invoice_values(inv)) for n, inv in enumerate(_scan(dataset, since))]
     if ask.keep is not None:
@@ -245,20 +245,12 @@ def select(
 
 def find_invoice(dataset: Dataset, key: str) -> int | None:
     """The invoice with this InvoiceID or InvoiceNumber, if it is there."""
-    exists = getattr(dataset, "exists", None)
-
-    def live(index: int) -> bool:
-        return bool(exists(index)) if exists is not None else 0 <= index < dataset.size
-
     if key.upper().startswith("INV-") and key[4:].isdigit():
         index = int(key[4:]) - 1
-        return index if live(index) and dataset.invoice(index).number == key.upper() else None
+        found = dataset.exists(index) and dataset.invoice(index).number == key.upper()
+        return index if found else None
     try:
         wanted = str(uuid.UUID(key))
     except ValueError:
         return None
-    finder = getattr(dataset, "index_of", None)
-    if finder is not None:
-        found = finder(wanted)
-        return found if isinstance(found, int) else None
-    return next((i for i in range(dataset.size) if dataset.invoice(i).id == wanted), None)
+    return dataset.index_of(wanted)
