@@ -24,6 +24,7 @@ from intdash.core.config import load_settings
 from intdash.core.workspace import Workspace
 from intdash.providers.http import httpx
 from intdash.server.app import create_app
+from intdash.server.openapi import EXAMPLE
 from tests.conftest import FakeClock
 from tests.providers import free_port
 from tests.waiting import wait_for
@@ -149,19 +150,8 @@ def custom(ws: Workspace, limit: int = 1000) -> tuple[str, str]:
 
 
 def invoice(n: int, **extra: Any) -> dict[str, Any]:
-    return {
-        "external_id": f"ERP-{n}",
-        "number": f"INV-{n:05d}",
-        "contact": "Kowhai Cafe",
-        "issue_date": "2026-11-02",
-        "due_date": "2026-12-02",
-        "currency": "NZD",
-        "tax": "15.00",
-        "total": "115.00",
-        "status": "AUTHORISED",
-        "updated_at": "2026-11-02T09:00:00+13:00",
-        **extra,
-    }
+    """The served document's own example, numbered ``n``."""
+    return {**EXAMPLE, "external_id": f"ERP-{n}", "number": f"INV-{n:05d}", **extra}
 
 
 def bearer(key: str) -> dict[str, str]:
