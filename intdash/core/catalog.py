@@ -121,6 +121,10 @@ class TypeSpec:
     consent_fields: tuple[str, ...] = ()
     generated_secrets: tuple[str, ...] = field(default_factory=tuple)
     short_label: str = ""  # where width is scarce (the dashboard's table); else the label
+    # polling no more often than this keeps within the platform's daily call allowance
+    min_poll_minutes: int = 1
+    # the platform posts signed events of changes that intdash receives (see core.schedule)
+    events: bool = False
 
     @property
     def short(self) -> str:
@@ -232,6 +236,8 @@ TYPES: dict[IntegrationType, TypeSpec] = {
             flow=Flow.SYNCS,
             probe=Probe.PLATFORM,
             activity="sync",
+            min_poll_minutes=5,  # 288 calls a day: within the Starter app tier's 1,000
+            events=True,
         ),
         TypeSpec(
             IntegrationType.MYOB,
@@ -294,6 +300,7 @@ TYPES: dict[IntegrationType, TypeSpec] = {
                 ),
             ),
             consent_fields=("organization_id",),
+            min_poll_minutes=3,  # 480 calls a day: Zoho Free allows 1,000, half kept for tax
         ),
         TypeSpec(
             IntegrationType.WEBHOOK,

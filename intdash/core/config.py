@@ -85,6 +85,12 @@ class XeroSettings(OAuthAppSettings):
         description="Calls of a tenant's daily allowance kept for Sync Now: with this many or "
         "fewer left, scheduled syncs wait for Xero's day to end (00:00 UTC).",
     )
+    webhook_key: SecretStr = Field(
+        SecretStr(""),
+        description="The webhook key of the Xero app's webhook: events posted to "
+        "/v1/webhooks/xero are verified with it. Set, a Scale plan syncs on Xero's events and "
+        "polls only as a backstop.",
+    )
 
 
 class MyobSettings(OAuthAppSettings):
@@ -176,6 +182,13 @@ class SyncSettings(_Section):
     )
     time_limit_minutes: int = Field(
         30, ge=1, le=7 * 24 * 60, description="A sync run stops (cancelled) after this."
+    )
+    workers: int = Field(
+        4,
+        ge=1,
+        le=1000,
+        description="Syncs this process runs at once when it schedules (each `intdash serve`, "
+        "or the dashboard when no serve runs).",
     )
     delivery_claim_seconds: int = Field(
         60,

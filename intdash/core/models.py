@@ -52,6 +52,7 @@ class RunOutcome(StrEnum):
     FAILED = "failed"
     PARTIAL = "partial"
     CANCELLED = "cancelled"
+    INTERRUPTED = "interrupted"  # its process died mid-run (recorded by the run that took over)
 
 
 class Integration(SQLModel, table=True):
@@ -81,6 +82,11 @@ class Integration(SQLModel, table=True):
     daily_remaining: int | None = None
     daily_observed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     daily_resets_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # when it is next due to sync (see core.schedule); None until it has been scheduled
+    next_sync_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+    # the platform's id of the organisation it is connected to (Xero's tenant): webhook events
+    # name it, and it is no secret
+    remote_id: str | None = Field(default=None, max_length=100, index=True)
 
 
 class Credential(SQLModel, table=True):
@@ -226,6 +232,17 @@ class AuditEvent(SQLModel, table=True):
     action: str = Field(max_length=64)
     integration_uid: str | None = Field(default=None, max_length=32, index=True)
     detail: str | None = Field(default=None, sa_type=Text)
+
+
+class WebhookReceipt(SQLModel, table=True):
+    """A platform webhook body received (by its digest): a replayed body is acknowledged and
+    ignored. Kept for a day."""
+
+    __tablename__: ClassVar[str] = "webhook_receipts"
+
+    digest: str = Field(primary_key=True, max_length=64)
+    source: str = Field(max_length=16)
+    received_at: datetime = Field(sa_type=UTCDateTime, index=True)
 
 
 class Lease(SQLModel, table=True):

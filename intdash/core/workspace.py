@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from intdash.core.services.invoices import InvoiceService
     from intdash.core.services.leases import LeaseService
     from intdash.core.services.plans import PlanService
+    from intdash.core.services.schedule import ScheduleService
     from intdash.core.services.vaultops import VaultService
 
 
@@ -139,6 +140,12 @@ class Workspace:
         from intdash.core.services.leases import LeaseService
 
         return LeaseService(self)
+
+    @cached_property
+    def schedule(self) -> ScheduleService:
+        from intdash.core.services.schedule import ScheduleService
+
+        return ScheduleService(self)
 
     @cached_property
     def vault_ops(self) -> VaultService:

@@ -172,7 +172,11 @@ class ConnectService:
             settings["tenant_name"] = tenant.name
             row.settings = settings
             was_broken = row.auth_error
-            row.auth_error = None
+            # a consent that worked: Active at once, whatever its last sync said, and its
+            # first sync due now (the one who connected usually starts it at once)
+            row.auth_error = row.last_sync_error = None
+            row.remote_id = tenant.id
+            row.next_sync_at = ws.clock()
             session.add(row)
             ws.credentials.put(session, integration_id, OAUTH_TOKEN, token.to_json())
             ws.credentials.put(session, integration_id, TENANT_ID, tenant.to_json())

@@ -198,6 +198,7 @@ class SyncEngine:
             fresh = session.get(Integration, row.id)
             assert fresh is not None
             fresh.last_attempted_sync = now
+            fresh.next_sync_at = ws.schedule.after(fresh.uid, fresh.type, now)
             session.add(fresh)
             session.flush()
             released = ws.invoices.release_held(session.connection(), row.id, now)
@@ -238,6 +239,14 @@ class SyncEngine:
         totals.add(result)
         # the claim lives as long as pages keep coming
         ws.leases.acquire(claim_name(integration_id), self.holder, self.claim_ttl)
+
+    def _remember_remote(self, integration_id: int, remote_id: str) -> None:
+        with self._ws.db.write() as session:
+            session.execute(
+                update(Integration)
+                .where(col(Integration.id) == integration_id)
+                .values(remote_id=remote_id)
+            )
 
     def _cancel_requested(self, integration_id: int) -> bool:
         return self._ws.leases.current(cancel_name(integration_id)) is not None
@@ -290,6 +299,9 @@ class SyncEngine:
         stopped_for_the_day = False
         try:
             async with await self.connect.api(uid) as api:
+                if api.tenant is not None and api.tenant.id != row.remote_id:
+                    # connected before intdash kept it in the clear (webhook events name it)
+                    await asyncio.to_thread(self._remember_remote, integration_id, api.tenant.id)
                 since: date | None = row.sync_from
                 async for page in _prefetched(api.connector.pages(api, row.cursor, since)):
                     await asyncio.to_thread(

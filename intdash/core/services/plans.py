@@ -120,4 +120,6 @@ class PlanService:
                 ),
             )
         self._ws.invoices.release_all()  # a higher limit lets held invoices through now
+        if before.tier is not after.tier:
+            self._ws.schedule.replan()  # every next sync follows from the new interval
         return after

@@ -193,10 +193,13 @@ class IntegrationService:
                 secrets_present=ws.credentials.names(session, row.id),
                 current_settings=row.settings,
             )
+            was_enabled = row.sync_enabled
             for key, value in changes.columns.items():
                 setattr(row, key, value)
             if "sync_from" in changes.columns:
                 row.cursor = None  # the next sync starts again from the new date
+            if changes.columns.get("sync_enabled") is True and not was_enabled:
+                row.next_sync_at = None  # derived again from its last attempt: due if passed
             if spec.delivers and (changes.settings or changes.columns.get("sync_enabled") is True):
                 # reconfigured or enabled again: deliveries resume, their count from nothing
                 row.last_sync_error = None

@@ -14,6 +14,7 @@ from intdash.core.budget import DailyBudget, daily_reserve
 from intdash.core.catalog import Action, IntegrationType, TypeSpec, type_spec
 from intdash.core.models import Integration
 from intdash.core.plans import LicenceState
+from intdash.core.schedule import NOT_SCHEDULED, NextSync, describe, events_received, poll_interval
 from intdash.core.services.credentials import OAUTH_TOKEN
 from intdash.core.status import Status, StatusFacts, derive_status
 
@@ -50,6 +51,7 @@ class IntegrationView:
     monthly_limit: int
     daily_budget: DailyBudget | None = None  # today's API calls left, while the day lasts
     daily_reserve: int = 0
+    next_sync: NextSync = NOT_SCHEDULED  # when it syncs next, or why it will not
 
     @property
     def daily_budget_low(self) -> DailyBudget | None:
@@ -112,6 +114,7 @@ class IntegrationView:
             "sync_from": _iso(self.sync_from),
             "last_attempted_sync": _iso(self.last_attempted_sync),
             "last_successful_sync": _iso(self.last_successful_sync),
+            **self.next_sync.to_json(),
             "invoices_changed_at": _iso(self.invoices_changed_at),
             "last_sync_error": self.last_sync_error,
             "removed": self.removed_at is not None,
@@ -177,12 +180,23 @@ def build_view(
         daily_budget=DailyBudget.current(row, now) if spec.oauth else None,
         daily_reserve=daily_reserve(settings, spec.type.value),
     )
+    status = derive_status(facts)
+    next_sync = describe(
+        uid=row.uid,
+        spec=spec,
+        status=status,
+        stored=row.next_sync_at,
+        last_attempt=row.last_attempted_sync,
+        interval=poll_interval(plan.spec, spec, events=events_received(settings, spec)),
+        resumes_at=facts.daily_budget.resets_at if facts.daily_budget else None,
+        now=now,
+    )
     return IntegrationView(
         uid=row.uid,
         type=spec.type,
         name=row.name,
         created=row.created_at,
-        status=derive_status(facts),
+        status=status,
         sync_enabled=row.sync_enabled,
         sync_from=row.sync_from,
         cursor=row.cursor,
@@ -197,4 +211,5 @@ def build_view(
         monthly_limit=plan.monthly_limit,
         daily_budget=facts.daily_budget,
         daily_reserve=facts.daily_reserve,
+        next_sync=next_sync,
     )
