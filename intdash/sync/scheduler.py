@@ -1,56 +1,50 @@
-"""The in-process scheduler: one job per syncable integration at its plan's interval.
+"""Each scheduling process's dispatcher: it claims due syncs from the database and runs them.
 
-It runs on the caller's event loop (the dashboard's, or ``intdash serve``'s). Only one process
-schedules at a time: it holds a lease on the database, renewed every tick; another takes over
-when the lease lapses. Every change to an integration writes an audit event, so the jobs are
-brought in line with the integrations whenever the audit trail moves. First runs are spread over
-the interval by a hash of the UID, so thousands of integrations do not fire at once.
+The database holds the schedule (each integration's ``next_sync_at``, see
+:mod:`intdash.core.schedule`), so every process agrees on it and a restart changes nothing.
+Every process that schedules (each ``intdash serve``; the dashboard only while no serve runs) is
+a worker: it claims due syncs, oldest due first (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so
+that two machines never take the same one), and runs up to ``INTDASH_SYNC__WORKERS`` of them at
+once. APScheduler is the process's clock: it wakes the dispatcher every tick, and at once when
+a webhook event or a finished sync makes more work due.
+
+What must stay single keeps its lease: one process (the leader, named in the status line)
+sends the webhook deliveries that are due.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy import func
-from sqlmodel import select
+from sqlalchemy import func, select
 
-from intdash.core.catalog import type_spec
-from intdash.core.models import AuditEvent
+from intdash.core.models import Integration, Lease
+from intdash.core.schedule import BUSY_RETRY, slot_after
 from intdash.core.services.leases import LeaseInfo, process_identity
-from intdash.core.status import Reason
+from intdash.core.services.schedule import Claimed
 from intdash.sync.deliveries import DeliveryWorker
-from intdash.sync.engine import AlreadyRunning, SyncEngine, SyncRefused, Trigger
+from intdash.sync.engine import AlreadyRunning, DailyLimitWait, SyncEngine, SyncRefused, Trigger
 
 if TYPE_CHECKING:
     from intdash.core.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
-LEASE = "scheduler"
-JOB_PREFIX = "sync:"
-# integrations in these states still sync (invoices are held, failures retried); one at its
-# daily API limit keeps its job, whose runs the engine refuses until the platform's day ends
-SYNCING_REASONS = {None, Reason.LIMIT_REACHED, Reason.LAST_SYNC_FAILED, Reason.DAILY_LIMIT}
+LEASE = "scheduler"  # the leader's: webhook deliveries, and who the status line names
+WORKER_PREFIX = "worker:"
+WAKE_JOB = "intdash:wake"
 
 
-def spread_offset(uid: str, interval: timedelta) -> timedelta:
-    """Where in its interval an integration's syncs fall: fixed per UID, evenly spread."""
-    seconds = int(interval.total_seconds())
-    digest = int.from_bytes(hashlib.sha256(uid.encode()).digest()[:8], "big")
-    return timedelta(seconds=digest % max(seconds, 1))
-
-
-@dataclass(frozen=True)
-class Desired:
-    uid: str
-    interval: timedelta
+class Role(StrEnum):
+    SERVE = "serve"  # always dispatches
+    DASHBOARD = "dashboard"  # dispatches only while no serve does
 
 
 class SyncScheduler:
@@ -60,32 +54,48 @@ class SyncScheduler:
         engine: SyncEngine | None = None,
         *,
         holder: str | None = None,
+        role: Role = Role.SERVE,
+        workers: int | None = None,
         lease_ttl: timedelta = timedelta(seconds=30),
-        tick: timedelta = timedelta(seconds=10),
+        tick: timedelta = timedelta(seconds=5),
         deliver: timedelta = timedelta(seconds=5),
     ) -> None:
         self._ws = workspace
-        self.engine = engine or SyncEngine(workspace)
+        self.engine = engine or SyncEngine(workspace, sleep=self._rest)
         self.holder = holder or f"{process_identity()}:scheduler"
+        self.role = role
+        self.workers = workers or workspace.settings.sync.workers
         self.lease_ttl = lease_ttl
         self.tick_every = tick
         self.deliver_every = deliver
         self.deliveries = DeliveryWorker(workspace)
-        self.leading = False
+        self.leading = False  # holds the leader's lease
+        self.dispatching = False  # claims due syncs (a dashboard defers to a serve)
         self._scheduler: AsyncIOScheduler | None = None
-        self._seen_change: int | None = None
-        self._running: dict[str, asyncio.Event] = {}
+        self._running: dict[str, asyncio.Event] = {}  # UID -> its cancel
+        self._resting = 0  # runs waiting to retry: they hold no worker
+        self._claiming = asyncio.Lock()
         self._ticking = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.runs_started = 0
+
+    @property
+    def worker_lease(self) -> str:
+        return f"{WORKER_PREFIX}{self.role.value}:{self.holder}"
+
+    @property
+    def running(self) -> frozenset[str]:
+        """The UIDs this process is syncing now."""
+        return frozenset(self._running)
 
     # -- life --------------------------------------------------------------------------------
 
     async def start(self, *, paused: bool = False) -> None:
-        """Start on the running loop; the first tick takes the lease if it is free."""
+        """Start on the running loop; the first tick (at once) claims what is due."""
         self._scheduler = AsyncIOScheduler(
             event_loop=asyncio.get_running_loop(),
             timezone=UTC,
-            job_defaults={"coalesce": True, "max_instances": 1},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         )
         self._scheduler.start(paused=paused)
         self._scheduler.add_job(
@@ -101,7 +111,7 @@ class SyncScheduler:
         )
 
     async def stop(self, grace: float = 30.0) -> None:
-        """Stop scheduling; running syncs finish their page and stop; the lease is released."""
+        """Stop claiming; running syncs finish their page and stop; the leases are released."""
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
             self._scheduler = None
@@ -109,35 +119,73 @@ class SyncScheduler:
             event.set()
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=grace)
+        leases = self._ws.leases
+        await asyncio.to_thread(leases.release, self.worker_lease, self.holder)
         if self.leading:
-            await asyncio.to_thread(self._ws.leases.release, LEASE, self.holder)
+            await asyncio.to_thread(leases.release, LEASE, self.holder)
             self.leading = False
 
-    # -- leading -----------------------------------------------------------------------------
+    def wake(self, delay: float = 0.0) -> None:
+        """Look for due syncs ``delay`` seconds from now (sooner if already asked)."""
+        scheduler = self._scheduler
+        if scheduler is None:
+            return
+        at = datetime.now(UTC) + timedelta(seconds=delay)
+        job = scheduler.get_job(WAKE_JOB)
+        if job is not None and job.next_run_time is not None and job.next_run_time <= at:
+            return
+        scheduler.add_job(self.dispatch, DateTrigger(at), id=WAKE_JOB, replace_existing=True)
+
+    # -- the clock ---------------------------------------------------------------------------
 
     async def tick(self) -> None:
         async with self._ticking:  # one tick at a time, whoever calls it
             await self._tick()
 
     async def _tick(self) -> None:
-        got = await asyncio.to_thread(self._ws.leases.acquire, LEASE, self.holder, self.lease_ttl)
+        ws = self._ws
+        dispatching = await asyncio.to_thread(self._should_dispatch)
+        if dispatching != self.dispatching:
+            log.info(
+                "scheduler: this process (%s) %s",
+                self.holder,
+                "claims due syncs" if dispatching else "leaves syncs to `intdash serve`",
+            )
+        self.dispatching = dispatching
+        if dispatching:
+            await asyncio.to_thread(
+                ws.leases.acquire, self.worker_lease, self.holder, self.lease_ttl
+            )
+            got = await asyncio.to_thread(ws.leases.acquire, LEASE, self.holder, self.lease_ttl)
+        else:
+            await asyncio.to_thread(ws.leases.release, self.worker_lease, self.holder)
+            if self.leading:
+                await asyncio.to_thread(ws.leases.release, LEASE, self.holder)
+            got = False
         if got and not self.leading:
-            log.info("scheduler: this process (%s) now schedules syncs", self.holder)
-            self._seen_change = None
+            log.info("scheduler: this process (%s) now sends webhook deliveries", self.holder)
         if not got and self.leading:
-            log.info("scheduler: another process took over scheduling")
-            self._drop_jobs()
+            log.info("scheduler: another process took over webhook deliveries")
         self.leading = got
-        if got:
-            change = await asyncio.to_thread(self._last_change)
-            if change != self._seen_change:
-                wanted = await asyncio.to_thread(self.desired)  # reading, off the loop
-                self.reconcile(wanted)  # the jobs themselves change on the loop
-                self._seen_change = change
+        if dispatching:
+            await self.dispatch()
+
+    def _should_dispatch(self) -> bool:
+        """A serve always; a dashboard while no serve is at work on the database."""
+        if self.role is Role.SERVE:
+            return True
+        with self._ws.db.read() as session:
+            serving = session.execute(
+                select(func.count())
+                .select_from(Lease)
+                .where(Lease.name.like(f"{WORKER_PREFIX}{Role.SERVE.value}:%"))  # type: ignore[attr-defined]
+                .where(Lease.expires_at > self._ws.clock())  # type: ignore[arg-type]
+            ).scalar_one()
+        return int(serving) == 0
 
     async def deliver(self) -> None:
-        """Webhook deliveries that are due, by the process that schedules (claims keep two
-        processes from sending one delivery at once in any case)."""
+        """Webhook deliveries that are due, by the leader (claims keep two processes from
+        sending one delivery at once in any case)."""
         if not self.leading:
             return
         try:
@@ -145,92 +193,84 @@ class SyncScheduler:
         except Exception:
             log.exception("delivering webhooks failed; trying again shortly")
 
-    def _last_change(self) -> int:
-        with self._ws.db.read() as session:
-            return int(session.exec(select(func.coalesce(func.max(AuditEvent.id), 0))).one() or 0)
-
     def holder_info(self) -> LeaseInfo | None:
-        """Which process schedules now, if any."""
+        """Which process leads (sends deliveries) now, if any."""
         return self._ws.leases.current(LEASE)
 
-    # -- jobs --------------------------------------------------------------------------------
+    # -- dispatching -------------------------------------------------------------------------
 
-    def desired(self) -> list[Desired]:
-        """The integrations that should have a job, with their interval."""
-        ws = self._ws
-        interval = timedelta(minutes=ws.plans.current().spec.interval_minutes)
-        return [
-            Desired(view.uid, interval)
-            for view in ws.integrations.listing()
-            if type_spec(view.type).oauth and view.status.reason in SYNCING_REASONS
-        ]
+    @property
+    def free(self) -> int:
+        return self.workers - (len(self._running) - self._resting)
 
-    def reconcile(self, desired: list[Desired] | None = None) -> int:
-        """Bring the jobs in line with the integrations; returns how many jobs there are."""
-        scheduler = self._scheduler
-        assert scheduler is not None, "start() first"
-        wanted = {d.uid: d for d in (self.desired() if desired is None else desired)}
-        now = datetime.now(UTC)
-        for job in scheduler.get_jobs():
-            if not job.id.startswith(JOB_PREFIX):
-                continue
-            uid = job.id[len(JOB_PREFIX) :]
-            want = wanted.pop(uid, None)
-            if want is None:
-                job.remove()
-            elif job.trigger.interval != want.interval:
-                job.reschedule(self._trigger(want.interval))
-        for want in wanted.values():
-            scheduler.add_job(
-                self._run,
-                self._trigger(want.interval),
-                args=[want.uid],
-                id=f"{JOB_PREFIX}{want.uid}",
-                next_run_time=now + spread_offset(want.uid, want.interval),
-                misfire_grace_time=int(want.interval.total_seconds() // 2),
-            )
-        return sum(1 for job in scheduler.get_jobs() if job.id.startswith(JOB_PREFIX))
+    async def dispatch(self) -> int:
+        """Claim as many due syncs as there are free workers, and start them."""
+        if self._scheduler is None or not self.dispatching:
+            return 0
+        async with self._claiming:
+            free = self.free
+            if free <= 0:
+                return 0
+            try:
+                claimed = await asyncio.to_thread(self._ws.schedule.claim_due, free)
+            except Exception:
+                log.exception("claiming due syncs failed; trying again at the next tick")
+                return 0
+            for item in claimed:
+                self._start(item)
+            if len(claimed) == free:
+                self._more = True
+            return len(claimed)
 
-    @staticmethod
-    def _trigger(interval: timedelta) -> IntervalTrigger:
-        jitter = max(1, min(30, int(interval.total_seconds() * 0.02)))
-        return IntervalTrigger(seconds=interval.total_seconds(), jitter=jitter, timezone=UTC)
+    _more = False  # the last claim filled every worker: more may be due
 
-    def _drop_jobs(self) -> None:
-        if self._scheduler is None:
-            return
-        for job in self._scheduler.get_jobs():
-            if job.id.startswith(JOB_PREFIX):
-                job.remove()
-
-    def next_run(self, uid: str) -> datetime | None:
-        if self._scheduler is None:
-            return None
-        job = self._scheduler.get_job(f"{JOB_PREFIX}{uid}")
-        return job.next_run_time if job else None
-
-    def jobs(self) -> dict[str, datetime]:
-        if self._scheduler is None:
-            return {}
-        return {
-            job.id[len(JOB_PREFIX) :]: job.next_run_time
-            for job in self._scheduler.get_jobs()
-            if job.id.startswith(JOB_PREFIX) and job.next_run_time is not None
-        }
-
-    async def _run(self, uid: str) -> None:
+    def _start(self, claimed: Claimed) -> None:
         cancel = asyncio.Event()
-        self._running[uid] = cancel
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)
+        self._running[claimed.uid] = cancel
+        task = asyncio.create_task(self._run(claimed, cancel), name=f"sync {claimed.uid}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        self.runs_started += 1
+
+    async def _run(self, claimed: Claimed, cancel: asyncio.Event) -> None:
+        uid = claimed.uid
         try:
             await self.engine.run_with_retries(uid, Trigger.SCHEDULE, cancel=cancel)
-        except (AlreadyRunning, SyncRefused) as exc:
+        except AlreadyRunning as exc:  # another run goes on: look again once it may be over
+            log.info("scheduled sync of %s waits: %s", uid, exc)
+            await self._defer(claimed, self._ws.clock() + BUSY_RETRY)
+        except DailyLimitWait as exc:
+            log.info("scheduled sync of %s skipped: %s", uid, exc)
+            await asyncio.to_thread(self._defer_past_reset, claimed)
+        except SyncRefused as exc:  # its next slot is already set: it is looked at again then
             log.info("scheduled sync of %s skipped: %s", uid, exc)
         except Exception:
             log.exception("scheduled sync of %s failed", uid)
         finally:
             self._running.pop(uid, None)
-            if task is not None:
-                self._tasks.discard(task)
+            if self._more and self._scheduler is not None:
+                self._more = False
+                self.wake()
+
+    async def _defer(self, claimed: Claimed, until: datetime) -> None:
+        await asyncio.to_thread(self._ws.schedule.defer, claimed.id, until)
+
+    def _defer_past_reset(self, claimed: Claimed) -> None:
+        """Its platform's day is spent: its first slot after the day ends."""
+        ws = self._ws
+        with ws.db.read() as session:
+            row = session.get(Integration, claimed.id)
+        if row is None or row.daily_resets_at is None:
+            return
+        interval = ws.schedule.interval(row.type)
+        ws.schedule.defer(claimed.id, slot_after(row.uid, interval, row.daily_resets_at))
+
+    async def _rest(self, seconds: float) -> None:
+        """A run waiting to retry holds no worker."""
+        self._resting += 1
+        try:
+            if self._resting and self._scheduler is not None:
+                self.wake()
+            await asyncio.sleep(seconds)
+        finally:
+            self._resting -= 1

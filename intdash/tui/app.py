@@ -93,9 +93,10 @@ class IntdashApp(App[None]):
         for screen in self._first[1:]:
             await self.push_screen(screen)
         if self.schedule and not self.read_only:
-            from intdash.sync.scheduler import SyncScheduler
+            from intdash.sync.scheduler import Role, SyncScheduler
 
-            self.scheduler = SyncScheduler(self.workspace)
+            # it claims due syncs while no `intdash serve` does
+            self.scheduler = SyncScheduler(self.workspace, role=Role.DASHBOARD)
             await self.scheduler.start()
         if self.serve and not self.read_only:
             self.call_after_refresh(self.start_server)

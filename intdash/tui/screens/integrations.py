@@ -214,8 +214,6 @@ class IntegrationsScreen(IntegrationsActions):
         assert self.snapshot is not None
         return next_sync(
             view,
-            scheduler=self.intdash.scheduler,
-            interval_minutes=self.snapshot.plan.spec.interval_minutes,
             clock=self.ws.clock,
             when=self.when,
             compact=self.compact,

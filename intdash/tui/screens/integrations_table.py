@@ -5,7 +5,7 @@ no integrations at all."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from rich.text import Text
@@ -14,7 +14,6 @@ from textual.containers import Center, Vertical
 from textual.widgets import Button, Static
 
 from intdash.core.services.integrations import IntegrationView
-from intdash.core.status import Reason
 from intdash.tui.format import count, status_text
 from intdash.tui.widgets import Column
 
@@ -43,7 +42,6 @@ COMPACT = {
 }
 FULL_WIDTH = sum(width + 2 for _, _, width in COLUMNS) + 3  # gaps, the margin and a scrollbar
 SORTS = ("uid", "type", "created", "status", "month", "last")
-SYNCING = {None, Reason.LIMIT_REACHED, Reason.LAST_SYNC_FAILED}
 REASON_WIDTH = 30  # the whole explanation is in the details
 
 When = Callable[..., str]  # a time as the dashboard writes it: when(moment, short=...)
@@ -102,26 +100,14 @@ def sort_value(key: str) -> Callable[[IntegrationView], Any]:
 
 
 def next_sync(
-    view: IntegrationView,
-    *,
-    scheduler: Any,
-    interval_minutes: int,
-    clock: Callable[[], datetime],
-    when: When,
-    compact: bool,
+    view: IntegrationView, *, clock: Callable[[], datetime], when: When, compact: bool
 ) -> str:
-    """When it syncs next: the scheduler's own plan where this process schedules, else an
-    estimate (~) from its last attempt and the plan's interval."""
-    if not view.spec.oauth or view.status.reason not in SYNCING:
+    """When it syncs next, as stored for every process to agree on ("due": a worker takes it
+    now); a dash when it does not sync (the reason column says why)."""
+    at = view.next_sync.at
+    if at is None:
         return "—"
-    if scheduler is not None and scheduler.leading:
-        upcoming = scheduler.next_run(view.uid)
-        return when(upcoming, short=compact) if upcoming else "—"
-    interval = timedelta(minutes=interval_minutes)
-    if view.last_attempted_sync is None:
-        return "soon"
-    upcoming = max(view.last_attempted_sync + interval, clock())
-    return "~" + when(upcoming, short=compact)
+    return "due" if at <= clock() else when(at, short=compact)
 
 
 def cells(
