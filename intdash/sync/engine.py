@@ -286,8 +286,10 @@ class SyncEngine:
         *,
         cancel: asyncio.Event | None = None,
         show_failure: bool = True,
+        progress: Callable[[BatchResult], None] | None = None,
     ) -> RunResult:
-        """One sync; failures are recorded and returned, not raised (but for refusals)."""
+        """One sync; failures are recorded and returned, not raised (but for refusals).
+        ``progress`` is told the run's totals so far after each page is committed."""
         row, run_id = await asyncio.to_thread(self._begin, uid, trigger)
         assert row.id is not None
         integration_id = row.id
@@ -307,6 +309,8 @@ class SyncEngine:
                     await asyncio.to_thread(
                         self._commit_page, integration_id, run_id, page, totals, api.daily
                     )
+                    if progress is not None:
+                        progress(replace(totals))
                     # a sync nobody asked for leaves the day's last calls to Sync Now
                     if trigger is not Trigger.MANUAL and api.daily and api.daily.spent(reserve):
                         raise DailyLimitMet(api.daily)
