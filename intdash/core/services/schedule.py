@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     from intdash.core.workspace import Workspace
 
 RECEIPTS_KEPT = timedelta(days=1)
-FILL_BATCH = 1000
 
 _SYNCING_TYPES = [t.value for t, spec in TYPES.items() if spec.syncs]
 _ROW = Integration.__table__  # type: ignore[attr-defined]
@@ -116,7 +115,6 @@ class ScheduleService:
         rows = conn.execute(
             select(_ROW.c.id, _ROW.c.uid, _ROW.c.type, _ROW.c.last_attempted_sync)
             .where(SCHEDULED, _ROW.c.next_sync_at.is_(None))
-            .limit(FILL_BATCH)
             .with_for_update(skip_locked=True, of=_ROW)
         ).all()
         if rows:
