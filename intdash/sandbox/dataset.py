@@ -14,6 +14,9 @@ as the platforms stamp them with theirs, and never earlier than the latest stamp
   it move up one;
 - a void (:meth:`Dataset.void`) is an edit that marks the invoice voided.
 
+Whoever watches the company (the Xero emulator's webhook) is told of each change after it is
+made (:meth:`Dataset.on_change`).
+
 Listing "modified after T" in modification order is therefore: the untouched original invoices
 past an index found from T, then the changed ones after T in (time, index) order.
 """
@@ -40,6 +43,9 @@ CONTACTS = (
     "Aroha Florist", "Coastal Joinery", "Fernleaf Dairy", "Glenview Vets", "Ironbark Timber",
 )  # fmt: skip
 CURRENCIES = ("NZD", "NZD", "NZD", "AUD", "USD", "GBP")
+
+# what changed ("create", "update", "void" or "delete") and the indices of the invoices
+Listener = Callable[[str, list[int]], None]
 
 
 @dataclass(frozen=True)
@@ -107,6 +113,16 @@ class Dataset:
         self._deleted: set[int] = set()
         self._last_stamp = epoch_end
         self._ids: dict[str, int] | None = None
+        self._listeners: list[Listener] = []
+
+    def on_change(self, listener: Listener) -> None:
+        """Call ``listener`` after every change (on the changing thread: it must be quick)."""
+        self._listeners.append(listener)
+
+    def _changed(self, kind: str, indices: list[int]) -> None:
+        if indices:
+            for listener in list(self._listeners):
+                listener(kind, list(indices))
 
     # -- size and time -----------------------------------------------------------------------
 
@@ -215,6 +231,7 @@ class Dataset:
                 self._list_at(index, stamp)
                 if void:
                     self._voided.add(index)
+        self._changed("void" if void else "update", indices)
         return indices
 
     def void(self, indices: list[int]) -> list[int]:
@@ -232,7 +249,8 @@ class Dataset:
                 self._late[index] = (0, stamp)
                 self._list_at(index, stamp)
                 made.append(index)
-            return made
+        self._changed("create", made)
+        return made
 
     def delete(self, indices: list[int]) -> list[int]:
         """Remove these invoices from the company; returns them."""
@@ -242,6 +260,7 @@ class Dataset:
             for index in indices:
                 self._unlist(index)
                 self._deleted.add(index)
+        self._changed("delete", indices)
         return indices
 
     def touch_spread(self, count: int) -> list[int]:

@@ -11,6 +11,12 @@ platform's client, ``POST /_sandbox/xero/tenants`` (``{"name": ...}``) adds an o
 ``POST /_sandbox/receiver`` takes webhook deliveries (204 when signed), and
 ``GET /_sandbox/stats`` reports call counts.
 
+Xero's webhook: ``POST /_sandbox/xero/webhook`` with ``{"url": ..., "key"?: ...}`` makes the Xero
+emulator post signed events of every invoice change to that URL (with the key given, or one it
+makes, as Xero makes one; the answer shows it), ``DELETE`` stops it, ``GET`` reports its posts,
+and ``POST /_sandbox/xero/webhook/intent`` runs Xero's "intent to receive" check against the URL
+(an empty delivery signed right and one signed wrong, which should be answered 200 and 401).
+
 The emulators match redirect URIs exactly, as the platforms do, against the URIs registered for
 their clients: intdash's default (``http://localhost:8471/callback``), any given at construction,
 any registered since, and the one :meth:`Sandbox.settings` hands out.
@@ -18,6 +24,7 @@ any registered since, and the one :meth:`Sandbox.settings` hands out.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterable
@@ -74,6 +81,12 @@ class Sandbox:
                 Route("/_sandbox/{platform}/limits", self._limits, methods=["POST"]),
                 Route("/_sandbox/{platform}/redirect_uris", self._redirect_uris, methods=["POST"]),
                 Route("/_sandbox/xero/tenants", self._xero_tenants, methods=["POST"]),
+                Route(
+                    "/_sandbox/xero/webhook",
+                    self._xero_webhook,
+                    methods=["GET", "POST", "DELETE"],
+                ),
+                Route("/_sandbox/xero/webhook/intent", self._xero_intent, methods=["POST"]),
                 Route("/_sandbox/receiver", self._receive, methods=["POST"]),
                 Route("/_sandbox/{platform}/{change:str}", self._change, methods=["POST"]),
             ]
@@ -137,9 +150,11 @@ class Sandbox:
                 raise RuntimeError(f"the sandbox could not listen on {self.host}:{self.port}")
             time.sleep(0.01)
         self.port = self._server.servers[0].sockets[0].getsockname()[1]
+        self.xero.api_base = f"{self.url}/xero/api"  # where its webhook's events point
         return self
 
     def stop(self) -> None:
+        self.xero.webhook.close()
         if self._server is not None:
             self._server.should_exit = True
         if self._thread is not None:
@@ -176,6 +191,9 @@ class Sandbox:
                 "refresh_calls": emulator.oauth.refresh_calls,
             }
             for name, emulator in self.emulators.items()
+        }
+        platforms["xero"]["webhook"] = {
+            k: v for k, v in self.xero.webhook.status().items() if k != "posts"
         }
         return JSONResponse({**platforms, "receiver": {"received": self.received}})
 
@@ -322,3 +340,31 @@ class Sandbox:
         return JSONResponse(
             {"tenantId": added.tenant_id, "tenantName": added.name, "id": added.connection_id}
         )
+
+    async def _xero_webhook(self, request: Request) -> Response:
+        """GET: the webhook and its latest posts; POST ``{"url": ..., "key"?: ...}``: post
+        events there (the answer shows the key); DELETE: post nothing."""
+        webhook = self.xero.webhook
+        if request.method == "DELETE":
+            webhook.clear()
+        elif request.method == "POST":
+            try:
+                body: Any = await request.json()
+            except ValueError:
+                body = None
+            url = body.get("url") if isinstance(body, dict) else None
+            key = body.get("key") if isinstance(body, dict) else None
+            if not isinstance(url, str) or not (key is None or (isinstance(key, str) and key)):
+                return JSONResponse({"error": 'give {"url": "https://...", "key"?: "..."}'}, 400)
+            try:
+                key = webhook.configure(url, key)
+            except ValueError as exc:
+                return JSONResponse({"error": str(exc)}, 400)
+            return JSONResponse({"url": url, "key": key})
+        return JSONResponse(webhook.status())
+
+    async def _xero_intent(self, _request: Request) -> Response:
+        """Xero's intent to receive: the statuses an empty delivery signed right and one signed
+        wrong were answered with (200 and 401 for a webhook Xero accepts)."""
+        result = await asyncio.to_thread(self.xero.webhook.intent)
+        return JSONResponse(result, 200 if "right" in result else 409)

@@ -15,6 +15,11 @@ whose scope allows it (invoices: ``accounting.invoices[.read]`` or
 :mod:`intdash.sandbox.xero_invoices`: without ``order``, not by modification time); paged answers
 carry line items. ``GET /Invoices/{InvoiceID}`` takes an InvoiceID or an InvoiceNumber.
 
+Webhook: given a URL (:attr:`XeroEmulator.webhook`, see :mod:`intdash.sandbox.xero_webhooks`),
+every change to an organisation's invoices (created, edited, voided, deleted) is posted there as
+a signed INVOICE event (CREATE or UPDATE) naming the organisation, batched and retried as Xero
+does.
+
 Limits are Xero's: 5 calls in flight (429 with ``X-Rate-Limit-Problem: concurrent`` and no
 ``Retry-After``), 60 a minute and 5,000 a day (429 with ``Retry-After``), and every answer
 carries the remaining-calls headers.
@@ -57,6 +62,7 @@ from intdash.sandbox.xero_invoices import (
 )
 from intdash.sandbox.xero_invoices import render_invoice as render_invoice  # the Xero shape
 from intdash.sandbox.xero_query import QueryError
+from intdash.sandbox.xero_webhooks import XeroWebhook, invoice_events
 
 TENANT_ID = "9d2c1bd0-5ad4-4e8a-9f0b-7e1f3a0c2d11"
 CONNECTION_ID = "1f6a9f7e-33c4-4f51-8a3f-5bc0b8a2e4d7"
@@ -151,6 +157,9 @@ class XeroEmulator(PlatformEmulator):
         self.organisations: dict[str, Organisation] = {
             TENANT_ID: Organisation(TENANT_ID, TENANT_NAME, CONNECTION_ID, self.dataset)
         }
+        self.webhook = XeroWebhook()
+        self.api_base = "https://api.xero.com"  # events' resourceUrl (the sandbox names its own)
+        self._watch(self.organisations[TENANT_ID])
         self.consent_picks: list[str] | None = None  # tenants ticked at consent; None: the first
         self.connections: dict[str, Connection] = {}  # by tenant id: one per organisation
         self.app = Starlette(
@@ -180,7 +189,22 @@ class XeroEmulator(PlatformEmulator):
         dataset = Dataset(self._size if size is None else size, seed=f"xero:{tenant_id}")
         found = Organisation(tenant_id, name, str(uuid.uuid4()), dataset)
         self.organisations[tenant_id] = found
+        self._watch(found)
         return found
+
+    def _watch(self, organisation: Organisation) -> None:
+        """Post the organisation's invoice changes to the webhook, when there is one."""
+
+        def changed(kind: str, indices: list[int]) -> None:
+            if self.webhook.active:
+                invoices = [organisation.dataset.invoice(index) for index in indices]
+                self.webhook.add(
+                    invoice_events(
+                        organisation.tenant_id, self.api_base, kind, invoices, self._now()
+                    )
+                )
+
+        organisation.dataset.on_change(changed)
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(float(self.clock()), UTC)
