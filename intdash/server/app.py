@@ -17,6 +17,7 @@ from intdash import __version__
 from intdash.core.errors import DiskFull, StorageError
 from intdash.server.ingest import IngestApi, problem
 from intdash.server.openapi import openapi_document
+from intdash.server.webhooks import XeroWebhook
 
 log = logging.getLogger("intdash.server")
 
@@ -49,6 +50,7 @@ def create_app(workspace: Workspace, scheduler: SyncScheduler | None = None) -> 
         return JSONResponse(body, status_code=200 if ok else 503)
 
     api = IngestApi(workspace)
+    xero = XeroWebhook(workspace, scheduler)
     document = openapi_document(__version__)
 
     async def openapi(_request: Request) -> JSONResponse:
@@ -88,6 +90,7 @@ def create_app(workspace: Workspace, scheduler: SyncScheduler | None = None) -> 
             Route("/v1/openapi.json", openapi),
             Route("/v1/invoices", api.post_invoices, methods=["POST"]),
             Route("/v1/invoices/{external_id:path}", api.get_invoice, methods=["GET"]),
+            Route("/v1/webhooks/xero", xero.post, methods=["POST"]),
         ],
         exception_handlers={
             HTTPException: http_error,

@@ -27,6 +27,24 @@ EXAMPLE = {
     "updated_at": "2026-11-02T09:00:00+13:00",
 }
 
+XERO_INVOICE = "4f0e8d3c-2b1a-4c9d-8e7f-6a5b4c3d2e1f"
+XERO_EVENTS = {
+    "events": [
+        {
+            "resourceUrl": f"https://api.xero.com/api.xro/2.0/Invoices/{XERO_INVOICE}",
+            "resourceId": XERO_INVOICE,
+            "eventDateUtc": "2026-12-01T10:15:39.902",
+            "eventType": "UPDATE",
+            "eventCategory": "INVOICE",
+            "tenantId": "9d2c1bd0-5ad4-4e8a-9f0b-7e1f3a0c2d11",
+            "tenantType": "ORGANISATION",
+        }
+    ],
+    "firstEventSequence": 7,
+    "lastEventSequence": 7,
+    "entropy": "QWERTYUIOPASDFGHJKLZ",
+}
+
 
 def _error(description: str, **headers: dict[str, Any]) -> dict[str, Any]:
     answer: dict[str, Any] = {
@@ -152,7 +170,7 @@ def _schemas() -> dict[str, Any]:
                 "type": "string",
                 "description": "A code: not_json, empty, invalid, unauthorized, forbidden, "
                 "not_found, method_not_allowed, conflict, too_large, unsupported_media_type, "
-                "rate_limited, busy, disk_full, read_only, …",
+                "rate_limited, busy, disk_full, read_only, webhooks_off, …",
             },
             "message": {"type": "string", "description": "What is wrong, in words."},
             "problems": {
@@ -166,6 +184,37 @@ def _schemas() -> dict[str, Any]:
             },
         },
         "required": ["error", "message"],
+    }
+    guid = {"type": "string", "description": "A Xero GUID."}
+    schemas["XeroEvent"] = {
+        "type": "object",
+        "description": "One change in a Xero organisation (the record itself is not sent).",
+        "properties": {
+            "resourceUrl": {"type": "string"},
+            "resourceId": guid,
+            "eventDateUtc": {"type": "string"},
+            "eventType": {"type": "string", "description": "CREATE or UPDATE."},
+            "eventCategory": {
+                "type": "string",
+                "minLength": 1,
+                "description": "INVOICE and CREDITNOTE bring a sync; others (CONTACT, …) are "
+                "acknowledged and ignored.",
+            },
+            "tenantId": {**guid, "minLength": 1, "description": "The organisation."},
+            "tenantType": {"type": "string", "description": "ORGANISATION."},
+        },
+        "required": ["eventCategory", "tenantId"],
+    }
+    schemas["XeroDelivery"] = {
+        "type": "object",
+        "description": "A delivery of Xero's webhook; with no events, its intent to receive.",
+        "properties": {
+            "events": {"type": "array", "items": {"$ref": REF.format(model="XeroEvent")}},
+            "firstEventSequence": {"type": "integer"},
+            "lastEventSequence": {"type": "integer"},
+            "entropy": {"type": "string"},
+        },
+        "required": ["events"],
     }
     schemas["Health"] = {
         "type": "object",
@@ -212,7 +261,7 @@ def openapi_document(version: str) -> dict[str, Any]:
             "version": version,
             "description": "Push invoices of a Custom Integration to fiscalization. Pushing an "
             "invoice again (same external_id) updates it and never makes a duplicate, so a "
-            "request can always be retried.",
+            "request can always be retried. Xero's webhook posts its signed events here too.",
         },
         "security": [{"apiKey": []}],
         "paths": {
@@ -292,6 +341,73 @@ def openapi_document(version: str) -> dict[str, Any]:
                         **refused,
                         "422": _error(
                             "The external id could never have been pushed (see problems)."
+                        ),
+                    },
+                }
+            },
+            "/v1/webhooks/xero": {
+                "post": {
+                    "operationId": "xeroWebhook",
+                    "summary": "Xero's signed events (the URL of the Xero app's webhook)",
+                    "description": "Verified with the webhook key (INTDASH_XERO__WEBHOOK_KEY) "
+                    "over the raw body before anything is read from it. Invoice and credit-note "
+                    "events bring their organisations' integrations' next sync forward to "
+                    "within seconds on the Scale plan (other plans sync at their next slot); "
+                    "a body received before is acknowledged and ignored.",
+                    "security": [],
+                    "parameters": [
+                        {
+                            "name": "x-xero-signature",
+                            "in": "header",
+                            "required": True,
+                            "description": "Base64 of HMAC-SHA256 of the raw body, keyed with "
+                            "the webhook key.",
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": REF.format(model="XeroDelivery")},
+                                "examples": {
+                                    "intent": {
+                                        "summary": "Intent to receive",
+                                        "value": {
+                                            "events": [],
+                                            "firstEventSequence": 0,
+                                            "lastEventSequence": 0,
+                                            "entropy": "GKDYQHCTTIQAHCOFLKKZ",
+                                        },
+                                    },
+                                    "invoice": {
+                                        "summary": "An invoice edited",
+                                        "value": XERO_EVENTS,
+                                    },
+                                },
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "Taken (an intent to receive, events, events of an "
+                            "organisation no integration is connected to, or a delivery "
+                            "received before); the body is empty, as Xero wants it."
+                        },
+                        "400": _error(
+                            "Signed right, but not a delivery: not JSON, or no events list, or "
+                            "an event without its eventCategory or tenantId."
+                        ),
+                        "401": {
+                            "description": "The signature is missing or wrong; the body is "
+                            "empty, as Xero's intent to receive wants it."
+                        },
+                        "413": _error("The body is over the size limit."),
+                        "503": _error(
+                            "Not taken now: webhooks are off (webhooks_off: "
+                            "INTDASH_XERO__WEBHOOK_KEY is unset), intdash serves as many "
+                            "connections as it may (busy), or its database cannot store "
+                            "(disk_full, read_only), with Retry-After. Xero delivers again."
                         ),
                     },
                 }
