@@ -4,6 +4,13 @@ transaction with the cursor that covers it, and record the run.
 A crash at any instant leaves the database at the end of the last committed page: the next run
 resumes from that page's cursor, so nothing is lost and nothing is stored twice. A run is never
 recorded as ok unless it reached the end.
+
+The claim on an integration (its lease ``sync:ID``) dies with its process: a holder on this host
+that has stopped is taken over at once; on PostgreSQL each run also holds a session advisory lock
+on a connection of its own, which the server drops with that connection, so a run that gets the
+lock knows the claim's holder, on any host, is dead. A holder on another host of a SQLite
+database is waited out until its lease lapses. The run taking over records the dead one as
+interrupted; a run whose claim was taken over stores no further page and stops.
 """
 
 from __future__ import annotations
@@ -12,6 +19,8 @@ import asyncio
 import contextlib
 import logging
 import random
+import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
@@ -24,10 +33,17 @@ from sqlmodel import col
 from intdash.core.budget import DailyBudget, daily_reserve
 from intdash.core.catalog import type_spec
 from intdash.core.errors import ConflictError, IntdashError
+from intdash.core.liveness import holder_dead
 from intdash.core.models import Integration, RunOutcome, SyncRun
 from intdash.core.plans import LicenceState
 from intdash.core.services.invoices import BatchResult
-from intdash.core.services.leases import process_identity
+from intdash.core.services.leases import (
+    Claim,
+    LeaseInfo,
+    LeaseLost,
+    SessionLock,
+    process_identity,
+)
 from intdash.providers.api import ApiClient
 from intdash.providers.base import InvoicePage
 from intdash.providers.connect import ConnectService
@@ -49,6 +65,11 @@ class Trigger(StrEnum):
 
 class AlreadyRunning(ConflictError):
     """Another run of this integration holds the claim."""
+
+    @classmethod
+    def held(cls, uid: str, lease: LeaseInfo | None) -> AlreadyRunning:
+        who = lease.who if lease is not None else "another process"
+        return cls(f"{uid} is already syncing (in {who})")
 
 
 class SyncRefused(ConflictError):
@@ -106,6 +127,19 @@ def cancel_name(integration_id: int) -> str:
     return f"sync-cancel:{integration_id}"
 
 
+SYNC_LOCKS = "sync"  # the space of the sync claims' advisory locks (PostgreSQL)
+LOCK_WAIT = 5.0  # seconds a dead local holder's session may take to end on the server
+
+
+def _interrupted(claim_other: LeaseInfo | None, dead: bool) -> str:
+    """The error of a run whose process stopped mid-run, as the run taking over knows it."""
+    if claim_other is None:
+        return "its process stopped mid-run"
+    if dead:
+        return f"its process ({claim_other.who}) stopped mid-run"
+    return f"its process ({claim_other.who}) stopped renewing its claim mid-run"
+
+
 async def _prefetched(
     pages: AsyncIterator[InvoicePage], ahead: int = 2
 ) -> AsyncIterator[InvoicePage]:
@@ -156,6 +190,9 @@ class SyncEngine:
         self._sleep = sleep
         self._jitter = jitter
         self.holder = f"{process_identity()}:engine"
+        # the integrations this engine syncs now, each with its advisory lock (PostgreSQL)
+        self._held: dict[int, SessionLock | None] = {}
+        self._holding = threading.Lock()
 
     # -- blocking steps (run in a thread) ----------------------------------------------------
 
@@ -179,19 +216,73 @@ class SyncEngine:
                 f"{row.uid} waits for its platform's day to end (daily API limit: "
                 f"{budget.explanation})"
             )
-        if not ws.leases.acquire(claim_name(row.id), self.holder, self.claim_ttl):
-            holder = ws.leases.current(claim_name(row.id))
-            who = holder.holder.rsplit(":", 2)[0] if holder else "another process"
-            raise AlreadyRunning(f"{row.uid} is already syncing (in {who})")
-        ws.leases.release(cancel_name(row.id), "cancel")  # an old request is not for this run
+        claim = self._claim(row.uid, row.id)
+        try:
+            return self._record_start(row, trigger, _interrupted(claim.other, claim.over_dead))
+        except BaseException:
+            self._let_go(row.id)
+            raise
+
+    def _claim(self, uid: str, integration_id: int) -> Claim:
+        """Take the claim on the integration, or AlreadyRunning naming its live holder."""
+        ws, name = self._ws, claim_name(integration_id)
+        with self._holding:
+            if integration_id in self._held:
+                raise AlreadyRunning.held(uid, ws.leases.stored(name))
+            self._held[integration_id] = None
+        try:
+            lock = ws.leases.session_lock(SYNC_LOCKS, integration_id)
+            if lock is not None:
+                if not self._lock(lock, name):  # its holder's session is alive
+                    raise AlreadyRunning.held(uid, ws.leases.current(name))
+                self._held[integration_id] = lock
+            # holding the lock, any other holder is dead: its lease is taken over
+            claim = ws.leases.claim(name, self.holder, self.claim_ttl, others_dead=lock is not None)
+            if not claim.granted:
+                raise AlreadyRunning.held(uid, claim.other)
+            ws.leases.release(cancel_name(integration_id), "cancel")  # an old request
+        except BaseException:
+            self._let_go(integration_id)
+            raise
+        return claim
+
+    def _lock(self, lock: SessionLock, name: str) -> bool:
+        """Take the advisory lock of a claim. When the lease names a process of this host that
+        has stopped, the server may not have ended its session yet: wait for that a little."""
+        deadline = time.monotonic() + LOCK_WAIT
+        while not lock.try_acquire():
+            stood = self._ws.leases.stored(name)
+            if stood is None or not holder_dead(stood.holder) or time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
+    def _let_go(self, integration_id: int, *, cancel_request: bool = False) -> None:
+        """Release the claim (the lease, then the advisory lock), and the cancel request."""
+        ws = self._ws
+        try:
+            ws.leases.release(claim_name(integration_id), self.holder)
+            if cancel_request:
+                ws.leases.release(cancel_name(integration_id), "cancel")
+        finally:
+            with self._holding:
+                lock = self._held.pop(integration_id, None)
+            if lock is not None:
+                lock.release()
+
+    def _record_start(
+        self, row: Integration, trigger: Trigger, interrupted: str
+    ) -> tuple[Integration, int]:
+        ws = self._ws
+        assert row.id is not None
         now = ws.clock()
         with ws.db.write() as session:
-            # a run left 'running' by a process that died holds no claim any more
+            # a run left 'running' holds no claim any more: its process stopped
             session.execute(
                 update(SyncRun)
                 .where(col(SyncRun.integration_id) == row.id)
                 .where(col(SyncRun.outcome) == RunOutcome.RUNNING.value)
-                .values(outcome=RunOutcome.FAILED.value, ended_at=now, error="interrupted")
+                .values(outcome=RunOutcome.INTERRUPTED.value, ended_at=now, error=interrupted)
             )
             run = SyncRun(integration_id=row.id, trigger=trigger.value, started_at=now)
             session.add(run)
@@ -218,6 +309,8 @@ class SyncEngine:
         ws = self._ws
         now = ws.clock()
         with ws.db.write() as session:
+            # the claim lives as long as pages keep coming; taken over, this run stores no more
+            ws.leases.renew(session, claim_name(integration_id), self.holder, self.claim_ttl)
             conn = session.connection()
             room = totals.room
             if room is None:  # counted once a run: nothing else fiscalizes for it meanwhile
@@ -237,8 +330,6 @@ class SyncEngine:
             session.add_all([row, run])
         totals.room = room
         totals.add(result)
-        # the claim lives as long as pages keep coming
-        ws.leases.acquire(claim_name(integration_id), self.holder, self.claim_ttl)
 
     def _remember_remote(self, integration_id: int, remote_id: str) -> None:
         with self._ws.db.write() as session:
@@ -259,23 +350,27 @@ class SyncEngine:
         error: str | None,
         show: bool,
         daily: DailyBudget | None = None,
+        lost: bool = False,
     ) -> None:
+        """Record the run's end and release its claim (``lost``: another run has the claim
+        now, and any cancel request is that run's)."""
         ws = self._ws
         now = ws.clock()
-        with ws.db.write() as session:
-            run = session.get(SyncRun, run_id)
-            row = session.get(Integration, integration_id)
-            assert run is not None and row is not None
-            run.outcome, run.ended_at, run.error = outcome.value, now, error
-            if outcome is RunOutcome.OK:
-                row.last_successful_sync, row.last_sync_error = now, None
-            elif show:
-                row.last_sync_error = error
-            if daily is not None:
-                daily.store(row)
-            session.add_all([run, row])
-        ws.leases.release(claim_name(integration_id), self.holder)
-        ws.leases.release(cancel_name(integration_id), "cancel")
+        try:
+            with ws.db.write() as session:
+                run = session.get(SyncRun, run_id)
+                row = session.get(Integration, integration_id)
+                assert run is not None and row is not None
+                run.outcome, run.ended_at, run.error = outcome.value, now, error
+                if outcome is RunOutcome.OK:
+                    row.last_successful_sync, row.last_sync_error = now, None
+                elif show:
+                    row.last_sync_error = error
+                if daily is not None:
+                    daily.store(row)
+                session.add_all([run, row])
+        finally:
+            self._let_go(integration_id, cancel_request=not lost)
 
     # -- running -----------------------------------------------------------------------------
 
@@ -290,9 +385,15 @@ class SyncEngine:
     ) -> RunResult:
         """One sync; failures are recorded and returned, not raised (but for refusals).
         ``progress`` is told the run's totals so far after each page is committed."""
-        row, run_id = await asyncio.to_thread(self._begin, uid, trigger)
+        begin = asyncio.ensure_future(asyncio.to_thread(self._begin, uid, trigger))
+        try:
+            row, run_id = await asyncio.shield(begin)
+        except asyncio.CancelledError:
+            begin.add_done_callback(self._abandoned)  # the claim may be taken all the same
+            raise
         assert row.id is not None
         integration_id = row.id
+        lost = False
         totals = BatchResult()
         deadline = asyncio.get_running_loop().time() + self.time_limit.total_seconds()
         outcome, error, retryable = RunOutcome.OK, None, False
@@ -322,6 +423,10 @@ class SyncEngine:
                         raise Cancelled(f"time limit of {self.time_limit} reached")
         except Cancelled as exc:
             outcome, error = RunOutcome.CANCELLED, str(exc)
+        except LeaseLost as exc:  # another run took the claim over: it goes on, this one stops
+            who = f" (in {exc.now.who})" if exc.now is not None else ""
+            outcome, lost = RunOutcome.CANCELLED, True
+            error = f"stopped: another run{who} took its claim over"
         except asyncio.CancelledError:
             daily = api.daily if api is not None else None
             stopped = (integration_id, run_id, RunOutcome.CANCELLED, "stopped", False, daily)
@@ -343,8 +448,10 @@ class SyncEngine:
         daily = api.daily if api is not None else None
         resumes_at = daily.resets_at if stopped_for_the_day and daily is not None else None
         # a stop for the day is shown by the status (daily API limit), not as a failure
-        show = show_failure and resumes_at is None
-        await asyncio.to_thread(self._finish, integration_id, run_id, outcome, error, show, daily)
+        show = show_failure and resumes_at is None and not lost
+        await asyncio.to_thread(
+            self._finish, integration_id, run_id, outcome, error, show, daily, lost
+        )
         log.info(
             "sync %s (%s): %s, fetched %d, created %d, updated %d, held %d%s",
             row.uid, trigger.value, outcome.value, totals.fetched, totals.created,
@@ -354,6 +461,16 @@ class SyncEngine:
             row.uid, run_id, outcome, totals.fetched, totals.created, totals.updated,
             totals.held, error, retryable, resumes_at,
         )  # fmt: skip
+
+    def _abandoned(self, begin: asyncio.Future[tuple[Integration, int]]) -> None:
+        """A run cancelled while it claimed: once the claim is taken, record the run stopped
+        and give the claim back (in a thread of its own: the loop may be closing)."""
+        if begin.cancelled() or begin.exception() is not None:
+            return
+        row, run_id = begin.result()
+        assert row.id is not None
+        stopped = (row.id, run_id, RunOutcome.CANCELLED, "stopped", False)
+        threading.Thread(target=self._finish, args=stopped, name="sync-abandoned").start()
 
     async def run_with_retries(
         self,
@@ -392,7 +509,16 @@ class SyncEngine:
         with ws.db.read() as session:
             row = ws.integrations.find(session, uid)
         assert row.id is not None
-        if ws.leases.current(claim_name(row.id)) is None:
+        if not self.running(row.id):
             return False
         ws.leases.acquire(cancel_name(row.id), "cancel", timedelta(minutes=10))
         return True
+
+    def running(self, integration_id: int) -> bool:
+        """Whether a live process (any) holds the integration's claim: a dead one's does not
+        count, though its lease may not have lapsed yet."""
+        ws = self._ws
+        if ws.leases.current(claim_name(integration_id)) is None:  # none, lapsed, or dead here
+            return False
+        lock = ws.leases.session_lock(SYNC_LOCKS, integration_id)
+        return lock is None or lock.held_elsewhere()  # PostgreSQL: dead on any host

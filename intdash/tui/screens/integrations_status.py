@@ -35,8 +35,8 @@ def status_line(snapshot: Snapshot, *, scheduler: Any, compact: bool) -> str:
     elif scheduler is not None and holder.holder == scheduler.holder:
         who = "this dashboard"
     else:
-        host, pid = holder.holder.split(":")[:2]
-        who = f"{host} pid {pid}"
+        process = holder.process
+        who = f"{process.host} pid {process.pid}" if process is not None else holder.holder
     spec, ends = plan.spec, plan.licence_expires
     until = f"{'expired' if lapsed else 'to'} {ends.isoformat()}" if ends else ""
     if compact:
