@@ -1,5 +1,7 @@
 """``intdash demo``: the emulators, a throwaway workspace seeded with one integration of each
-type, and the dashboard with syncs running live."""
+type, and the dashboard with syncs running live. The Xero emulator posts signed events of its
+invoice changes to the dashboard's own server, so that on the demo's Scale plan an edit in Xero
+shows within seconds."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import click
 
+from intdash.core.config import DEFAULT_SERVER_PORT
 from intdash.core.invoices import InvoiceData, InvoiceKind
 from intdash.core.services.credentials import OAUTH_TOKEN
 from intdash.core.workspace import Workspace
@@ -100,11 +103,24 @@ def _erp_invoice(n: int) -> InvoiceData:
     )  # fmt: skip
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+def _free_port(wanted: int = 0) -> int:
+    """``wanted`` when it is free on 127.0.0.1, else any free port."""
+    for port in dict.fromkeys((wanted, 0)):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            found: int = sock.getsockname()[1]
+            return found
+    raise OSError("no free port on 127.0.0.1")
+
+
+def xero_webhook(box: Sandbox, port: int) -> dict[str, str]:
+    """Point the Xero emulator's webhook at the server intdash will run on ``port`` of
+    127.0.0.1, with a key it makes (as Xero does); returns the settings for that server."""
+    key = box.xero.webhook.configure(f"http://127.0.0.1:{port}/v1/webhooks/xero")
+    return {"INTDASH_SERVER__PORT": str(port), "INTDASH_XERO__WEBHOOK_KEY": key}
 
 
 def _bookkeeping(box: Sandbox, stop: threading.Event) -> None:
@@ -131,10 +147,13 @@ def demo(home: Path | None) -> None:
             del os.environ[name]
         os.environ.update(box.settings(f"http://localhost:{_free_port()}/callback"))
         os.environ["INTDASH_HOME"] = str(folder)
+        # the dashboard serves on this port; Xero's events of the demo company come to it
+        os.environ.update(xero_webhook(box, _free_port(DEFAULT_SERVER_PORT)))
         state = CliState()
         click.echo(f"Seeding a demo workspace in {folder} against the emulators on {box.url}…")
         made = asyncio.run(seed(state.workspace))
         click.echo(f"Seeded: {', '.join(made.values())}")
+        click.echo(f"Xero posts its events to {box.xero.webhook.url}")
         threading.Thread(target=_bookkeeping, args=(box, stop), daemon=True).start()
         run_dashboard(state, read_only=False, no_mouse=False, theme=None)
         state.close()
