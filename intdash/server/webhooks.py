@@ -226,11 +226,10 @@ class XeroWebhook:
     # -- waking the dispatcher ---------------------------------------------------------------
 
     def _wake(self) -> None:
-        """Wake this process's dispatcher now, and once more when the syncs brought forward
-        fall due (one later wake however many events come meanwhile)."""
+        """Wake this process's dispatcher when the syncs brought forward fall due (once,
+        however many events come meanwhile)."""
         if self._scheduler is None:
-            return  # no dispatcher here: another process's finds them due
-        self._call_wake()
+            return  # no dispatcher here: another process's finds them due at its tick
         if self._late_wake is None:
             delay = EVENT_DELAY.total_seconds() + 0.05
             self._late_wake = asyncio.get_running_loop().call_later(delay, self._wake_late)
