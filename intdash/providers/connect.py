@@ -20,6 +20,7 @@ from intdash.core.budget import DailyBudget
 from intdash.core.catalog import type_spec
 from intdash.core.errors import ConflictError, IntdashError
 from intdash.core.models import Integration
+from intdash.core.schedule import HANDOFF
 from intdash.core.services.credentials import OAUTH_TOKEN, TENANT_ID
 from intdash.providers.api import ApiClient
 from intdash.providers.base import Tenant, TokenSet
@@ -113,8 +114,11 @@ class ConnectService:
             )
         return params
 
-    async def complete(self, flow: AuthorisationFlow, redirected: str) -> ConnectResult:
-        """Finish a flow with the URL the browser was redirected to."""
+    async def complete(
+        self, flow: AuthorisationFlow, redirected: str, *, first_sync_here: bool = False
+    ) -> ConnectResult:
+        """Finish a flow with the URL the browser was redirected to. ``first_sync_here``: the
+        caller runs the first sync at once (see :meth:`_store`)."""
         params = self.callback_params(redirected)
         if not secrets.compare_digest(params.get("state", ""), flow.state):
             raise AuthorisationFailed(
@@ -129,17 +133,19 @@ class ConnectService:
         if self._clock() - flow.started > FLOW_LIFETIME:
             raise AuthorisationFailed("this attempt is over 15 minutes old: start again")
         return await self._finish(
-            flow.uid, params["code"], flow.verifier, flow.redirect_uri, params
+            flow.uid, params["code"], flow.verifier, flow.redirect_uri, params, first_sync_here
         )
 
-    async def complete_with_code(self, uid: str, code: str) -> ConnectResult:
+    async def complete_with_code(
+        self, uid: str, code: str, *, first_sync_here: bool = False
+    ) -> ConnectResult:
         """Zoho's self client: a grant code from the API console, no redirect at all."""
         row = await asyncio.to_thread(self._integration, uid)
         if not self.connector(row.type).grant_codes:
             raise ConflictError("only Zoho Books takes a self-client grant code")
         if not code.strip():
             raise AuthorisationFailed("the grant code is empty")
-        return await self._finish(row.uid, code.strip(), None, None, {})
+        return await self._finish(row.uid, code.strip(), None, None, {}, first_sync_here)
 
     async def _finish(
         self,
@@ -148,6 +154,7 @@ class ConnectService:
         verifier: str | None,
         redirect_uri: str | None,
         params: dict[str, str],
+        first_sync_here: bool = False,
     ) -> ConnectResult:
         row = await asyncio.to_thread(self._integration, uid)
         assert row.id is not None
@@ -155,11 +162,16 @@ class ConnectService:
         token = await connector.exchange(code, verifier, redirect_uri, params)
         async with ApiClient(connector, self.tokens, row.id, None, token=token) as api:
             tenant = await connector.find_tenant(api, params, row.settings)
-        await asyncio.to_thread(self._store, row.id, connector, token, tenant)
+        await asyncio.to_thread(self._store, row.id, connector, token, tenant, first_sync_here)
         return ConnectResult(row.uid, tenant)
 
     def _store(
-        self, integration_id: int, connector: Connector, token: TokenSet, tenant: Tenant
+        self,
+        integration_id: int,
+        connector: Connector,
+        token: TokenSet,
+        tenant: Tenant,
+        first_sync_here: bool = False,
     ) -> None:
         ws = self._ws
         with ws.db.write() as session:
@@ -173,10 +185,13 @@ class ConnectService:
             row.settings = settings
             was_broken = row.auth_error
             # a consent that worked: Active at once, whatever its last sync said, and its
-            # first sync due now (the one who connected usually starts it at once)
+            # first sync due now; or, when the one who connected runs it at once, due a minute
+            # from now, so that no worker races it (and one takes it if this process dies
+            # before starting it)
             row.auth_error = row.last_sync_error = None
             row.remote_id = tenant.id
-            row.next_sync_at = ws.clock()
+            now = ws.clock()
+            row.next_sync_at = now + HANDOFF if first_sync_here else now
             session.add(row)
             ws.credentials.put(session, integration_id, OAUTH_TOKEN, token.to_json())
             ws.credentials.put(session, integration_id, TENANT_ID, tenant.to_json())
