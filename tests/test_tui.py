@@ -332,6 +332,7 @@ async def test_details_sync_now_toggle_and_sync_from(pws: Workspace, sandbox: Sa
 
 
 async def test_connect_by_paste(pws: Workspace, sandbox: Sandbox) -> None:
+    pws.plans.set("scale")  # its first sync, started at once, stays within the month's limit
     uid = pws.integrations.create("xero").integration.uid
     app = app_for(pws)
     async with app.run_test(size=(100, 30)) as pilot:

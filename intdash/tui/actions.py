@@ -10,6 +10,7 @@ CHANGING_ACTIONS = frozenset(
         "remove",
         "reconnect",
         "sync_now",
+        "cancel_sync",  # it writes a request to stop, for whichever process runs the sync
         "toggle_sync",
         "reset_sync_from",
         "test_connection",

@@ -13,9 +13,11 @@ from textual.screen import Screen
 
 from intdash.core.errors import IntdashError
 from intdash.core.heap import freeze_long_lived
+from intdash.core.models import RunOutcome
 from intdash.core.redact import redact
 from intdash.core.workspace import Workspace
 from intdash.tui.actions import CHANGING_ACTIONS
+from intdash.tui.syncs import DashboardSync, DashboardSyncs
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +82,7 @@ class IntdashApp(App[None]):
         self.server: BackgroundServer | None = None
         self.animation_level = "none"  # over SSH, every frame costs
         self._wanted_theme = theme
+        self.syncs = DashboardSyncs(workspace, ended=self._sync_ended)
 
     # -- life --------------------------------------------------------------------------------
 
@@ -130,10 +133,53 @@ class IntdashApp(App[None]):
             )
 
     async def on_unmount(self) -> None:
+        await self.syncs.close()
         if self.server is not None:
             await self.server.stop()
         if self.scheduler is not None:
             await self.scheduler.stop(grace=10)
+
+    # -- syncs started here -------------------------------------------------------------------
+
+    def start_sync(self, uid: str) -> DashboardSync | None:
+        """Sync ``uid`` now, as the app's own sync: it runs whatever screen is shown, the
+        main table's row and the details screen show how far it has come, and it ends with a
+        notice of its counts. If it runs already, say so (it goes on)."""
+        if self.read_only:
+            self.notify("read-only: this dashboard starts no sync", severity="warning")
+            return None
+        running = self.syncs.get(uid)
+        if running is not None:
+            self.notify(
+                f"{uid} is already syncing ({running.progress()}); ctrl+x in its details stops it",
+                timeout=4,
+            )
+            return running
+        self.notify(f"Syncing {uid}…", timeout=2)
+        return self.syncs.start(uid)
+
+    def stop_sync(self, uid: str) -> bool:
+        """Ask this dashboard's sync of ``uid`` to stop after its current page; False if it
+        runs none."""
+        return self.syncs.stop(uid)
+
+    def _sync_ended(self, sync: DashboardSync) -> None:
+        if sync.error is not None:
+            self.report(sync.error, f"Syncing {sync.uid}")
+            return
+        result = sync.result
+        assert result is not None
+        counts = (
+            f"fetched {result.fetched:,}, created {result.created:,}, updated {result.updated:,}"
+        )
+        if result.outcome is RunOutcome.OK:
+            self.notify(counts, title=f"{sync.uid} synced")
+        else:
+            self.notify(
+                f"{result.error} ({counts})",
+                title=f"Sync of {sync.uid} {result.outcome.value}",
+                severity="error",
+            )
 
     # -- actions -----------------------------------------------------------------------------
 

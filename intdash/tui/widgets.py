@@ -164,6 +164,12 @@ class RowTable(ScrollView, can_focus=True):
         self.move_cursor(row=row)
         self.refresh()
 
+    def refresh_rows(self, keys: Sequence[str]) -> None:
+        """Ask again for these rows' cells (when drawn: a row off screen costs nothing)."""
+        for key in keys:
+            self._cache.pop(key, None)
+        self.refresh()
+
     def _resize(self) -> None:
         self.virtual_size = Size(self.line_width, len(self.keys) + 1)
         self.refresh()

@@ -1,4 +1,6 @@
-"""Connect / Reconnect: OAuth over SSH, on the same service as ``intdash connect``."""
+"""Connect / Reconnect: OAuth over SSH, on the same service as ``intdash connect``. A consent
+that works makes the integration Active at once and starts its first sync, as the app's sync
+(the main table's row and the details screen show its progress)."""
 
 from __future__ import annotations
 
@@ -86,7 +88,8 @@ class ConnectScreen(BaseModal[bool]):
             return
         self.progress("Connecting…")
         try:
-            result = await self.service.complete(self.flow, redirected)
+            # the first sync starts here at once: no worker takes it meanwhile
+            result = await self.service.complete(self.flow, redirected, first_sync_here=True)
         except Exception as exc:
             self.progress(f"[b red]Not connected:[/b red] {exc}")
             self.intdash.report(exc, "Connecting")
@@ -94,6 +97,7 @@ class ConnectScreen(BaseModal[bool]):
         self.done = True
         self.progress(f"Connected to {result.tenant.name}.")
         self.app.notify(f"{self.uid} connected to {result.tenant.name}")
+        self.intdash.start_sync(self.uid)
         self.dismiss(True)
 
     @on(Input.Submitted, "#paste")

@@ -1,5 +1,8 @@
 """Details of one integration: its status, what can be done to it (the action bar, in
-details_buttons) and its run history (details_history)."""
+details_buttons) and its run history (details_history).
+
+Sync Now starts the app's sync (see ``intdash.tui.syncs``): it goes on when this screen is left,
+and this screen shows its progress only while it is shown."""
 
 from __future__ import annotations
 
@@ -10,13 +13,14 @@ from textual.containers import Vertical
 from textual.widgets import Button, Footer, Static
 
 from intdash.core.catalog import Probe
-from intdash.core.models import SyncRun
+from intdash.core.models import RunOutcome, SyncRun
 from intdash.core.services.integrations import IntegrationView
 from intdash.tui.format import status_text
 from intdash.tui.screens.base import BaseScreen
 from intdash.tui.screens.details_buttons import BUTTONS, COMPACT_BELOW, ActionBar
 from intdash.tui.screens.details_history import RunHistory
 from intdash.tui.screens.forms import check_common
+from intdash.tui.syncs import DashboardSync
 from intdash.tui.widgets import TitleBar
 
 
@@ -58,7 +62,7 @@ class DetailsScreen(BaseScreen):
         super().__init__()
         self.uid = uid
         self.view: IntegrationView | None = None
-        self.syncing = False
+        self.elsewhere: SyncRun | None = None  # a run going on that this dashboard did not start
         self.summary = ""
 
     def compose(self) -> ComposeResult:
@@ -74,6 +78,19 @@ class DetailsScreen(BaseScreen):
         self.fingerprint: tuple[object, ...] | None = None
         self.load()
         self.set_interval(self.intdash.poll_seconds, self.poll)
+        self._unlisten = self.intdash.syncs.listen(self._sync_moved)
+
+    def on_unmount(self) -> None:
+        self._unlisten()  # a sync that goes on has nothing more to show here
+
+    @property
+    def syncing(self) -> DashboardSync | None:
+        """This dashboard's sync of the integration, while it runs."""
+        return self.intdash.syncs.get(self.uid)
+
+    def _sync_moved(self, uid: str) -> None:
+        if uid == self.uid:
+            self.load()  # its status, and the run's counts in the history
 
     @work(exclusive=True, group="details-poll")
     async def poll(self) -> None:
@@ -96,13 +113,14 @@ class DetailsScreen(BaseScreen):
 
     def show(self, view: IntegrationView, runs: list[SyncRun]) -> None:
         self.view = view
+        newest = runs[0] if runs else None
+        running = newest is not None and newest.outcome == RunOutcome.RUNNING.value
+        self.elsewhere = newest if running and self.syncing is None else None
         status = status_text(view.status)
         reason = f"  —  {view.status.explanation}" if view.status.reason else ""
         summary = (
             f"[b]{view.spec.icon} {view.spec.label}[/b] · {view.uid} · {view.name}\n"
-            f"Status: {status.markup}{reason}\n"
-            + self._activity(view)
-            + ("\n[b]Syncing now…[/b]" if self.syncing else "")
+            f"Status: {status.markup}{reason}\n" + self._activity(view) + self._progress()
         )
         # Change only what changed: a layout pass is the costliest thing the loop does while a
         # sync runs beside it, so the summary re-lays out only when its height changes.
@@ -115,6 +133,20 @@ class DetailsScreen(BaseScreen):
         bar.offer(view.spec)
         self.query_one("#runs", RunHistory).show(runs, self.when)
         self.offer_actions()
+
+    def _progress(self) -> str:
+        """A line while a sync runs: this dashboard's, or one another process runs."""
+        sync = self.syncing
+        if sync is not None:
+            stop = "stopping after this page" if sync.cancel.is_set() else "ctrl+x stops it"
+            return f"\n[b]Syncing now:[/b] {sync.progress()} ({stop})"
+        run = self.elsewhere
+        if run is not None:
+            return (
+                f"\n[b]Syncing now[/b] (a {run.trigger} sync started {self.when(run.started_at)}):"
+                f" fetched {run.fetched:,} so far"
+            )
+        return ""
 
     def _activity(self, view: IntegrationView) -> str:
         """Its times on one line, its states and the month's count on the next."""
@@ -142,7 +174,7 @@ class DetailsScreen(BaseScreen):
         if action in ("sync_now", "reset_sync_from", "reconnect"):
             return view is not None and view.spec.oauth and view.removed_at is None
         if action == "cancel_sync":
-            return self.syncing
+            return self.syncing is not None or self.elsewhere is not None
         if action in ("remove", "toggle_sync"):
             return view is not None and view.removed_at is None
         return True
@@ -185,7 +217,11 @@ class DetailsScreen(BaseScreen):
         )
 
     async def action_sync_now(self) -> None:
-        """Sync now; when only the reserve of the platform's daily API calls is left, ask first."""
+        """Sync now, as the app's sync; when only the reserve of the platform's daily API calls
+        is left, ask first. While it runs, saying so is all that this does."""
+        if self.syncing is not None:
+            self.intdash.start_sync(self.uid)  # it says that it runs already
+            return
         view = await self.call(self.ws.integrations.get, self.uid, doing=f"Reading {self.uid}")
         if view is None:
             return
@@ -197,7 +233,7 @@ class DetailsScreen(BaseScreen):
 
         def done(confirmed: bool | None) -> None:
             if confirmed:
-                self._sync_now()  # a worker: it runs on its own
+                self._sync_now()
 
         self.app.push_screen(
             ConfirmScreen(
@@ -210,38 +246,25 @@ class DetailsScreen(BaseScreen):
             done,
         )
 
-    @work(exclusive=True, group="sync")
-    async def _sync_now(self) -> None:
-        from intdash.sync.engine import SyncEngine, Trigger
-
-        self.syncing = True
+    def _sync_now(self) -> None:
+        self.intdash.start_sync(self.uid)
         self.offer_actions()
-        self.notify(f"Syncing {self.uid}…", timeout=2)
-        try:
-            result = await SyncEngine(self.ws).run(self.uid, Trigger.MANUAL)
-        except Exception as exc:
-            self.intdash.report(exc, "Syncing")
-            return
-        finally:
-            self.syncing = False
-            self.offer_actions()
-            self.load()
-        counts = (
-            f"fetched {result.fetched:,}, created {result.created:,}, updated {result.updated:,}"
-        )
-        if result.outcome.value == "ok":
-            self.notify(counts, title="Sync done")
-        else:
-            self.notify(
-                f"{result.error} ({counts})", title=f"Sync {result.outcome.value}", severity="error"
-            )
 
     async def action_cancel_sync(self) -> None:
+        """Stop the sync after its current page: this dashboard's own directly, another
+        process's by asking it through the database."""
+        if self.intdash.stop_sync(self.uid):
+            self.notify("The sync stops after its current page")
+            self.load()
+            return
         from intdash.sync.engine import SyncEngine
 
         asked = await self.call(SyncEngine(self.ws).request_cancel, self.uid, doing="Stopping")
         if asked:
             self.notify("The sync stops after its current page")
+        elif asked is not None:
+            self.notify(f"{self.uid} is not syncing now")
+            self.load()
 
     def action_reset_sync_from(self) -> None:
         from intdash.tui.screens.modals import PromptScreen

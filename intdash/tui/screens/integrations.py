@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.text import Text
 from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -22,6 +23,7 @@ from intdash.tui.screens.integrations_table import (
     matches,
     next_sync,
     sort_value,
+    syncing,
 )
 from intdash.tui.widgets import RowTable, TitleBar
 
@@ -107,6 +109,10 @@ class IntegrationsScreen(IntegrationsActions):
             self.reading = True  # the full read follows the first frame: polls wait for it
             self.call_after_refresh(self.load)
         self.set_interval(self.intdash.poll_seconds, self.poll)
+        self._unlisten = self.intdash.syncs.listen(self._sync_moved)
+
+    def on_unmount(self) -> None:
+        self._unlisten()
 
     # -- data --------------------------------------------------------------------------------
 
@@ -210,8 +216,11 @@ class IntegrationsScreen(IntegrationsActions):
         for button in self.query("#empty-create").results(Button):
             button.focus()
 
-    def _next_sync(self, view: IntegrationView) -> str:
-        assert self.snapshot is not None
+    def _next_sync(self, view: IntegrationView) -> str | Text:
+        """When it syncs next; while the dashboard syncs it, how far it has come."""
+        sync = self.intdash.syncs.get(view.uid)
+        if sync is not None:
+            return syncing(sync.fetched if sync.totals else None, compact=self.compact)
         return next_sync(
             view,
             clock=self.ws.clock,
@@ -227,6 +236,14 @@ class IntegrationsScreen(IntegrationsActions):
             when=self.when,
             next_sync=self._next_sync,
         )
+
+    def _sync_moved(self, uid: str) -> None:
+        """A sync of the dashboard's started, committed a page or ended: its row shows it (and
+        once it has ended, what it changed is read)."""
+        if uid in self.views:
+            self.query_one("#integrations", RowTable).refresh_rows([uid])
+        if uid not in self.intdash.syncs:
+            self.poll()
 
     def sync_rows(self) -> None:
         """Show the rows that pass the filter, sorted; the cursor stays on its row. Only the

@@ -110,13 +110,19 @@ def next_sync(
     return "due" if at <= clock() else when(at, short=compact)
 
 
+def syncing(fetched: int | None, *, compact: bool) -> Text:
+    """The Next sync of a row syncing now: "syncing", then the invoices fetched so far."""
+    text = "syncing" if fetched is None else f"⟳ {count(fetched, short=compact)}"
+    return Text(text, style="bold")
+
+
 def cells(
     view: IntegrationView,
     *,
     compact: bool,
     reason_width: int,
     when: When,
-    next_sync: Callable[[IntegrationView], str],
+    next_sync: Callable[[IntegrationView], str | Text],
 ) -> tuple[Any, ...]:
     """One row's cells, in the columns' order."""
     spec = view.spec
