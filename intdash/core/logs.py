@@ -173,5 +173,6 @@ def configure_logging(
         levels.append(logging.getLevelName(stderr_level))
     root.setLevel(min(levels))
     # the libraries' own logs quote SQL, URLs and headers: keep them to warnings
-    for noisy in ("httpx", "httpcore", "sqlalchemy", "alembic", "authlib", "apscheduler"):
+    noisy_libraries = ("httpx", "httpx2", "httpcore", "httpcore2", "sqlalchemy", "alembic")
+    for noisy in (*noisy_libraries, "authlib", "apscheduler"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
