@@ -437,3 +437,36 @@ def test_serve_reports_a_taken_port(env: dict[str, str]) -> None:
         _, err = proc.communicate(timeout=30)
     assert proc.returncode != 0
     assert "could not serve on 127.0.0.1" in err
+
+
+async def test_a_sync_left_running_by_a_stopped_process_is_taken_up_at_once(
+    pws: Workspace,
+) -> None:
+    from intdash.sync.engine import SyncEngine
+
+    uid = pws.integrations.create("zoho").integration.uid
+    await connect(pws, uid)
+    await SyncEngine(pws).run(uid)  # synced: its next sync is a slot away
+    with pws.db.write() as session:
+        integration_id = pws.integrations.find(session, uid).id
+        assert integration_id is not None
+        # a process that died mid-run: its run row says running, its claim died with it
+        session.add(
+            SyncRun(integration_id=integration_id, trigger="schedule", started_at=pws.clock())
+        )
+    upcoming = _stored(pws, uid)
+    assert upcoming is not None and upcoming > pws.clock()
+    scheduler = SyncScheduler(pws, holder="runner")
+    await scheduler.start(paused=True)
+    try:
+        await scheduler.tick()
+
+        def outcomes() -> list[str] | None:
+            with pws.db.read() as session:
+                runs = session.exec(select(SyncRun).order_by(col(SyncRun.id))).all()
+            found = [run.outcome for run in runs]
+            return found if "running" not in found else None
+
+        assert await wait_for_async(outcomes, every=0.05) == ["ok", "interrupted", "ok"]
+    finally:
+        await scheduler.stop()

@@ -24,8 +24,9 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import func, select
+from sqlmodel import col
 
-from intdash.core.models import Integration, Lease
+from intdash.core.models import Integration, Lease, RunOutcome, SyncRun
 from intdash.core.schedule import BUSY_RETRY, slot_after
 from intdash.core.services.leases import LeaseInfo, process_identity
 from intdash.core.services.schedule import Claimed
@@ -73,6 +74,7 @@ class SyncScheduler:
         self.dispatching = False  # claims due syncs (a dashboard defers to a serve)
         self._scheduler: AsyncIOScheduler | None = None
         self._running: dict[str, asyncio.Event] = {}  # UID -> its cancel
+        self._claimed: dict[str, int] = {}  # UID -> integration id, of those running here
         self._resting = 0  # runs waiting to retry: they hold no worker
         self._claiming = asyncio.Lock()
         self._ticking = asyncio.Lock()
@@ -168,7 +170,30 @@ class SyncScheduler:
             log.info("scheduler: another process took over webhook deliveries")
         self.leading = got
         if dispatching:
+            try:
+                await asyncio.to_thread(self._resume_orphans)
+            except Exception:
+                log.exception("looking for syncs left by stopped processes failed")
             await self.dispatch()
+
+    def _resume_orphans(self) -> list[int]:
+        """Runs left running by a process that has stopped (killed, crashed, its machine
+        gone): their claims died with it, so their integrations are due again at once."""
+        ws = self._ws
+        with ws.db.read() as session:
+            left = session.execute(
+                select(col(SyncRun.integration_id))
+                .where(col(SyncRun.ended_at).is_(None))
+                .where(col(SyncRun.outcome) == RunOutcome.RUNNING.value)
+                .distinct()
+            ).scalars()
+            candidates = [i for i in left if i not in self._running_ids]
+        orphans = [i for i in candidates if not self.engine.running(i)]
+        now = ws.clock()
+        for integration_id in orphans:
+            log.info("a sync left running by a stopped process is due again (%d)", integration_id)
+            ws.schedule.defer(integration_id, now)
+        return orphans
 
     def _should_dispatch(self) -> bool:
         """A serve always; a dashboard while no serve is at work on the database."""
@@ -224,9 +249,14 @@ class SyncScheduler:
 
     _more = False  # the last claim filled every worker: more may be due
 
+    @property
+    def _running_ids(self) -> frozenset[int]:
+        return frozenset(self._claimed.values())
+
     def _start(self, claimed: Claimed) -> None:
         cancel = asyncio.Event()
         self._running[claimed.uid] = cancel
+        self._claimed[claimed.uid] = claimed.id
         task = asyncio.create_task(self._run(claimed, cancel), name=f"sync {claimed.uid}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -248,6 +278,7 @@ class SyncScheduler:
             log.exception("scheduled sync of %s failed", uid)
         finally:
             self._running.pop(uid, None)
+            self._claimed.pop(uid, None)
             if self._more and self._scheduler is not None:
                 self._more = False
                 self.wake()
