@@ -58,7 +58,7 @@ class SyncScheduler:
         role: Role = Role.SERVE,
         workers: int | None = None,
         lease_ttl: timedelta = timedelta(seconds=30),
-        tick: timedelta = timedelta(seconds=5),
+        tick: timedelta = timedelta(seconds=2),
         deliver: timedelta = timedelta(seconds=5),
     ) -> None:
         self._ws = workspace
@@ -72,6 +72,7 @@ class SyncScheduler:
         self.deliveries = DeliveryWorker(workspace)
         self.leading = False  # holds the leader's lease
         self.dispatching = False  # claims due syncs (a dashboard defers to a serve)
+        self._renewed: datetime | None = None  # when its leases were last renewed
         self._scheduler: AsyncIOScheduler | None = None
         self._running: dict[str, asyncio.Event] = {}  # UID -> its cancel
         self._claimed: dict[str, int] = {}  # UID -> integration id, of those running here
@@ -126,6 +127,7 @@ class SyncScheduler:
         if self.leading:
             await asyncio.to_thread(leases.release, LEASE, self.holder)
             self.leading = False
+        self._renewed = None
 
     def wake(self, delay: float = 0.0) -> None:
         """Look for due syncs ``delay`` seconds from now (sooner if already asked)."""
@@ -155,14 +157,12 @@ class SyncScheduler:
             )
         self.dispatching = dispatching
         if dispatching:
-            await asyncio.to_thread(
-                ws.leases.acquire, self.worker_lease, self.holder, self.lease_ttl
-            )
-            got = await asyncio.to_thread(ws.leases.acquire, LEASE, self.holder, self.lease_ttl)
+            got = await asyncio.to_thread(self._hold_leases)
         else:
             await asyncio.to_thread(ws.leases.release, self.worker_lease, self.holder)
             if self.leading:
                 await asyncio.to_thread(ws.leases.release, LEASE, self.holder)
+            self._renewed = None
             got = False
         if got and not self.leading:
             log.info("scheduler: this process (%s) now sends webhook deliveries", self.holder)
@@ -175,6 +175,19 @@ class SyncScheduler:
             except Exception:
                 log.exception("looking for syncs left by stopped processes failed")
             await self.dispatch()
+
+    def _hold_leases(self) -> bool:
+        """Renew this worker's lease (and the leader's, when leading) every third of their
+        life, not every tick; take the leader's when it is free. Whether this one leads."""
+        ws, now, ttl = self._ws, self._ws.clock(), self.lease_ttl
+        if self._renewed is None or now - self._renewed >= ttl / 3:
+            ws.leases.acquire(self.worker_lease, self.holder, ttl)
+            self._renewed = now
+            if self.leading:
+                return ws.leases.acquire(LEASE, self.holder, ttl)
+        if self.leading:
+            return True
+        return ws.leases.current(LEASE) is None and ws.leases.acquire(LEASE, self.holder, ttl)
 
     def _resume_orphans(self) -> list[int]:
         """Runs left running by a process that has stopped (killed, crashed, its machine

@@ -46,6 +46,13 @@ SCHEDULED = and_(
     _AUTHORISED,
 )
 
+DUE_OR_UNSET = (
+    select(_ROW.c.id)
+    .where(SCHEDULED)
+    .where(_ROW.c.next_sync_at.is_(None) | (_ROW.c.next_sync_at <= bindparam("now")))
+    .limit(1)
+)
+
 
 @dataclass(frozen=True)
 class Claimed:
@@ -88,6 +95,9 @@ class ScheduleService:
             return []
         ws = self._ws
         now = ws.clock()
+        with ws.db.read() as session:  # most ticks find nothing: no write transaction then
+            if session.connection().execute(DUE_OR_UNSET, {"now": now}).first() is None:
+                return []
         intervals = {t: self.interval(t) for t in _SYNCING_TYPES}
         with ws.db.write() as session:
             conn = session.connection()
