@@ -28,7 +28,6 @@ import asyncio
 import base64
 import hashlib
 import hmac
-import inspect
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -37,6 +36,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from intdash.core.schedule import EVENT_DELAY
+from intdash.core.services.schedule import Received
 from intdash.server.body import BodyError, parse_json
 from intdash.server.ingest import problem
 
@@ -117,16 +117,6 @@ def parse_xero(raw: bytes) -> XeroDelivery:
     return XeroDelivery(len(events), frozenset(tenants))
 
 
-@dataclass(frozen=True)
-class Received:
-    """What the database made of a delivery."""
-
-    replay: bool = False
-    uids: tuple[str, ...] = ()  # the integrations its events concern
-    unknown: tuple[str, ...] = ()  # organisations no integration is connected to
-    at_once: bool = False  # whether their next sync came forward (Scale)
-
-
 class XeroWebhook:
     """``POST /v1/webhooks/xero``."""
 
@@ -136,7 +126,6 @@ class XeroWebhook:
         self._limit = workspace.settings.server.max_body_bytes
         self._warned: set[str] = set()  # organisations already logged as unknown
         self._off_warned = False
-        self._late_wake: asyncio.TimerHandle | None = None
         self._pending: set[asyncio.Future[Any]] = set()  # work going on after the answer
 
     async def post(self, request: Request) -> Response:
@@ -175,19 +164,8 @@ class XeroWebhook:
         return Response(status_code=200)
 
     def _receive(self, raw: bytes, tenants: frozenset[str]) -> Received:
-        """The database's part (a worker thread): the receipt, then the schedule."""
-        schedule = self._ws.schedule
-        if not schedule.first_receipt(XERO_SOURCE, raw):
-            return Received(replay=True)
-        uids: list[str] = []
-        unknown: list[str] = []
-        for tenant in sorted(tenants):  # one at a time, to tell which are unknown
-            found = schedule.bring_forward(XERO_SOURCE, [tenant])
-            uids.extend(found)
-            if not found:
-                unknown.append(tenant)
-        at_once = bool(uids) and schedule.events_sync_at_once(XERO_SOURCE)
-        return Received(False, tuple(uids), tuple(unknown), at_once)
+        """The database's part (a worker thread): the receipt and the schedule, together."""
+        return self._ws.schedule.receive_events(XERO_SOURCE, raw, tenants)
 
     def _finished_late(self, work: asyncio.Future[Received], delivery: XeroDelivery) -> None:
         self._pending.discard(work)
@@ -226,24 +204,6 @@ class XeroWebhook:
     # -- waking the dispatcher ---------------------------------------------------------------
 
     def _wake(self) -> None:
-        """Wake this process's dispatcher when the syncs brought forward fall due (once,
-        however many events come meanwhile)."""
-        if self._scheduler is None:
-            return  # no dispatcher here: another process's finds them due at its tick
-        if self._late_wake is None:
-            delay = EVENT_DELAY.total_seconds() + 0.05
-            self._late_wake = asyncio.get_running_loop().call_later(delay, self._wake_late)
-
-    def _wake_late(self) -> None:
-        self._late_wake = None
-        self._call_wake()
-
-    def _call_wake(self) -> None:
-        wake = getattr(self._scheduler, "wake", None)
-        if wake is None:
-            return
-        result = wake()
-        if inspect.isawaitable(result):
-            task = asyncio.ensure_future(result)
-            self._pending.add(task)
-            task.add_done_callback(self._pending.discard)
+        """Wake this process's dispatcher when the syncs brought forward fall due."""
+        if self._scheduler is not None:  # else another process's finds them due at its tick
+            self._scheduler.wake(EVENT_DELAY.total_seconds() + 0.05)

@@ -130,15 +130,24 @@ class SyncScheduler:
         self._renewed = None
 
     def wake(self, delay: float = 0.0) -> None:
-        """Look for due syncs ``delay`` seconds from now (sooner if already asked)."""
+        """Look for due syncs ``delay`` seconds from now. Wakes asked for within a tenth of a
+        second of each other are one; a later one is never lost to an earlier one."""
         scheduler = self._scheduler
         if scheduler is None:
             return
         at = datetime.now(UTC) + timedelta(seconds=delay)
-        job = scheduler.get_job(WAKE_JOB)
-        if job is not None and job.next_run_time is not None and job.next_run_time <= at:
-            return
-        scheduler.add_job(self.dispatch, DateTrigger(at), id=WAKE_JOB, replace_existing=True)
+        scheduler.add_job(
+            self._woken,
+            DateTrigger(at),
+            id=f"{WAKE_JOB}:{round(at.timestamp() * 10)}",
+            replace_existing=True,
+        )
+
+    async def _woken(self) -> None:
+        # a task of its own: a wake never waits for (nor is skipped for) a dispatch under way
+        task = asyncio.create_task(self.dispatch())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     # -- the clock ---------------------------------------------------------------------------
 

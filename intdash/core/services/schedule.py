@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import and_, bindparam, delete, exists, select, update
+from sqlalchemy import and_, bindparam, delete, exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
@@ -52,6 +52,16 @@ DUE_OR_UNSET = (
     .where(_ROW.c.next_sync_at.is_(None) | (_ROW.c.next_sync_at <= bindparam("now")))
     .limit(1)
 )
+
+
+@dataclass(frozen=True)
+class Received:
+    """What a platform's delivery of events did."""
+
+    replay: bool = False  # the same body came before: nothing changed
+    uids: tuple[str, ...] = ()  # the integrations its events concern
+    unknown: tuple[str, ...] = ()  # organisations no integration is connected to
+    at_once: bool = False  # their next sync came forward (Scale); else they wait for the slot
 
 
 @dataclass(frozen=True)
@@ -187,49 +197,47 @@ class ScheduleService:
 
     # -- platform events ---------------------------------------------------------------------
 
-    def bring_forward(self, type_key: str, remote_ids: Iterable[str]) -> list[str]:
-        """A platform's events about these organisations: the UIDs of the integrations they
-        concern. On Scale their next sync comes forward to a moment from now (so that a burst
-        of events makes one sync); on other plans they wait for their slot."""
-        ids = sorted({r for r in remote_ids if r})
-        if not ids:
-            return []
+    def receive_events(self, type_key: str, body: bytes, remote_ids: Iterable[str]) -> Received:
+        """A platform's signed delivery of events about these organisations, in one
+        transaction: a body received before is a replay and changes nothing; else the
+        integrations the events concern have their next sync brought forward to a moment from
+        now on Scale (so that a burst of events makes one sync), or wait for their slot on
+        other plans. Says which integrations they concern, and which organisations none."""
+        ids = sorted({r.strip().lower() for r in remote_ids if r.strip()})
         ws = self._ws
         now = ws.clock()
         soon = now + EVENT_DELAY
         at_once = self.events_sync_at_once(type_key)
+        digest = hashlib.sha256(type_key.encode() + b"\0" + body).hexdigest()
         concerned = and_(
             _ROW.c.type == IntegrationType(type_key).value,
-            _ROW.c.remote_id.in_(ids),
+            func.lower(_ROW.c.remote_id).in_(ids),
             _ROW.c.removed_at.is_(None),
         )
-        with ws.db.write() as session:
-            conn = session.connection()
-            uids = [r.uid for r in conn.execute(select(_ROW.c.uid).where(concerned))]
-            if uids and at_once:
-                conn.execute(
-                    update(_ROW)
-                    .where(concerned)
-                    .where((_ROW.c.next_sync_at.is_(None)) | (_ROW.c.next_sync_at > soon))
-                    .values(next_sync_at=soon)
-                )
-        return sorted(uids)
-
-    def first_receipt(self, source: str, body: bytes) -> bool:
-        """Record a webhook body; False when the same body was received before (a replay)."""
-        ws = self._ws
-        now = ws.clock()
-        digest = hashlib.sha256(source.encode() + b"\0" + body).hexdigest()
         try:
             with ws.db.write() as session:
                 if session.get(WebhookReceipt, digest) is not None:
-                    return False
-                session.add(WebhookReceipt(digest=digest, source=source, received_at=now))
+                    return Received(replay=True)
+                session.add(WebhookReceipt(digest=digest, source=type_key, received_at=now))
                 session.execute(
                     delete(WebhookReceipt).where(
                         col(WebhookReceipt.received_at) < now - RECEIPTS_KEPT
                     )
                 )
+                conn = session.connection()
+                found = conn.execute(select(_ROW.c.uid, _ROW.c.remote_id).where(concerned)).all()
+                if found and at_once:
+                    conn.execute(
+                        update(_ROW)
+                        .where(concerned)
+                        .where(_ROW.c.next_sync_at.is_(None) | (_ROW.c.next_sync_at > soon))
+                        .values(next_sync_at=soon)
+                    )
         except IntegrityError:  # the same body, received at once by another worker
-            return False
-        return True
+            return Received(replay=True)
+        known = {str(r.remote_id).lower() for r in found}
+        return Received(
+            uids=tuple(sorted(r.uid for r in found)),
+            unknown=tuple(i for i in ids if i not in known),
+            at_once=at_once and bool(found),
+        )
