@@ -28,7 +28,7 @@ from intdash.tui.screens.modals import ConfirmScreen
 from tests.conftest import FakeClock, run_intdash
 from tests.providers import connect, pws, redirect_uri, sandbox, sandbox_env
 from tests.test_tui import app_for, table, uids
-from tests.waiting import until
+from tests.waiting import until, wait_for_async
 
 __all__ = ["pws", "redirect_uri", "sandbox", "sandbox_env"]  # fixtures
 
@@ -73,13 +73,14 @@ def _runs(ws: Workspace) -> list[SyncRun]:
         return list(session.exec(select(SyncRun).order_by(SyncRun.id)))  # type: ignore[arg-type]
 
 
-async def _scheduled(scheduler: SyncScheduler, uid: str) -> None:
-    """What the scheduler does when the integration's slot comes: its job, run now."""
+async def _scheduled(ws: Workspace, scheduler: SyncScheduler, uid: str) -> None:
+    """What a worker does when the integration's slot comes: claims it and runs it."""
+    with ws.db.read() as session:
+        integration_id = ws.integrations.find(session, uid).id
+    assert integration_id is not None
+    ws.schedule.defer(integration_id, ws.clock())  # its slot has come
     await scheduler.tick()
-    assert scheduler._scheduler is not None
-    job = scheduler._scheduler.get_job(f"sync:{uid}")
-    assert job is not None, "the integration has no scheduled job"
-    await job.func(*job.args)
+    await wait_for_async(lambda: not scheduler.running, every=0.02)
 
 
 def test_the_reason_reads_as_the_operator_needs_it() -> None:
@@ -133,7 +134,7 @@ async def test_below_the_reserve_scheduled_syncs_wait_for_the_reset(
     assert view.status.explanation == f"daily API limit: {left} calls left, resumes 00:00 UTC"
 
     calls = sandbox.xero.api_calls
-    await _scheduled(scheduler, uid)
+    await _scheduled(fws, scheduler, uid)
     assert len(_runs(fws)) == 1  # no run, no call
     assert sandbox.xero.api_calls == calls
 
@@ -141,7 +142,7 @@ async def test_below_the_reserve_scheduled_syncs_wait_for_the_reset(
     _day_limit(sandbox, 5000)
     sandbox.xero.dataset.touch([3, 4])
     assert fws.integrations.get(uid).status.active
-    await _scheduled(scheduler, uid)
+    await _scheduled(fws, scheduler, uid)
     last = _runs(fws)[-1]
     assert (last.trigger, last.outcome, last.fetched) == ("schedule", "ok", 2)
     budget = fws.integrations.get(uid).daily_budget
@@ -162,7 +163,7 @@ async def test_a_scheduled_sync_stops_at_the_reserve(
         scheduler = SyncScheduler(ws, holder="test-reserve")
         await scheduler.start(paused=True)
         try:
-            await _scheduled(scheduler, uid)
+            await _scheduled(ws, scheduler, uid)
         finally:
             await scheduler.stop()
         [run] = _runs(ws)
@@ -199,12 +200,12 @@ async def test_a_day_429_stops_the_tenant_until_the_reset(
 
     calls = sandbox.xero.api_calls
     clock.advance(hours=6)
-    await _scheduled(scheduler, uid)
+    await _scheduled(fws, scheduler, uid)
     assert len(_runs(fws)) == 2 and sandbox.xero.api_calls == calls  # no call before the reset
 
     clock.advance(hours=6, seconds=1)  # 00:00:01 UTC
     sandbox.xero.day = RateWindow(5000, 86_400)  # Xero's new day
-    await _scheduled(scheduler, uid)
+    await _scheduled(fws, scheduler, uid)
     last = _runs(fws)[-1]
     assert (last.trigger, last.outcome, last.fetched) == ("schedule", "ok", 1)
     assert fws.integrations.get(uid).status.active
