@@ -178,7 +178,9 @@ class SyncSettings(_Section):
         120,
         ge=5,
         le=DAY_SECONDS,
-        description="A sync's claim lapses this long after its last page if its process dies.",
+        description="A sync's claim lapses this long after its last page. A claim of a stopped "
+        "process on this machine, or of any on PostgreSQL, is taken over at once; this is the "
+        "backstop for another machine's.",
     )
     time_limit_minutes: int = Field(
         30, ge=1, le=7 * 24 * 60, description="A sync run stops (cancelled) after this."
