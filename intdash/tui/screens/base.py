@@ -73,6 +73,12 @@ class BaseScreen(Helpers, Screen[Any]):
 
     _offered: tuple[object, ...] = ()
 
+    @property
+    def live(self) -> bool:
+        """Whether what a worker has just read may still be shown: the screen was not left
+        meanwhile, and the app is not closing."""
+        return self.is_attached and self.app.is_running
+
     def action_back(self) -> None:
         if len(self.app.screen_stack) > 1:
             self.app.pop_screen()

@@ -64,6 +64,7 @@ class DetailsScreen(BaseScreen):
         self.view: IntegrationView | None = None
         self.elsewhere: SyncRun | None = None  # a run going on that this dashboard did not start
         self.summary = ""
+        self.stale = False  # read while covered: read again when shown
 
     def compose(self) -> ComposeResult:
         yield TitleBar(f"[b]Details of {self.uid}[/b]", id="details-title")
@@ -108,8 +109,17 @@ class DetailsScreen(BaseScreen):
     @work(exclusive=True, group="details")
     async def load(self) -> None:
         found = await self.call(self._read, doing=f"Reading {self.uid}")
-        if found is not None:
+        if found is None or not self.live:
+            return
+        if self.is_current:
             self.show(*found)
+        else:  # left, or covered by another screen meanwhile: read again when shown
+            self.stale = True
+
+    def on_screen_resume(self) -> None:
+        if self.stale:
+            self.stale = False
+            self.load()
 
     def show(self, view: IntegrationView, runs: list[SyncRun]) -> None:
         self.view = view

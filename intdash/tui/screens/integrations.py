@@ -142,7 +142,7 @@ class IntegrationsScreen(IntegrationsActions):
             snapshot = await self.call(self._read, doing="Reading the integrations")
         finally:
             self.reading = False
-        if snapshot is None:
+        if snapshot is None or not self.live:
             return
         if self.is_current:
             self.show(snapshot)
