@@ -127,7 +127,8 @@ async def test_sigkill_mid_sync_then_a_new_sync_leaves_exactly_the_emulators_inv
     assert stored == emulator_ids
     with pws.db.read() as session:
         runs = session.exec(select(SyncRun).order_by(SyncRun.id)).all()  # type: ignore[arg-type]
-    assert (runs[0].outcome, runs[0].error) == ("failed", "interrupted")  # never "ok"
+    assert runs[0].outcome == "interrupted"  # never "ok"
+    assert runs[0].error is not None and runs[0].error.startswith("its process (")
     assert runs[1].outcome == "ok"
     assert pws.invoices.verify().ok
 

@@ -157,7 +157,10 @@ def storage_error(error: BaseException, database: str) -> StorageError | None:
 class Database:
     """An engine plus the sessions the services use."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, held_connections: int = 0) -> None:
+        """``held_connections``: how many connections the process may hold for long (each
+        running sync holds one for its advisory lock on PostgreSQL), beyond its pool's usual
+        five."""
         self.url = normalise_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         self._writers: contextlib.AbstractContextManager[Any] = (
@@ -182,6 +185,7 @@ class Database:
                 )
         else:
             kwargs["pool_pre_ping"] = True
+            kwargs["pool_size"] = 5 + held_connections
         try:
             self.engine: Engine = create_engine(self.url, **kwargs)
         except ModuleNotFoundError as exc:

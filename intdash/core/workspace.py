@@ -65,7 +65,7 @@ class Workspace:
 
         settings = settings or load_settings()
         settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
-        db = Database(settings.db_url)
+        db = Database(settings.db_url, held_connections=settings.sync.workers)
         try:
             if migrate:
                 db.migrate()
