@@ -169,6 +169,10 @@ async def test_stop_sync_by_key_and_never_in_read_only(pws: Workspace, gate: San
         await until(pilot, lambda: app.syncs.get(uid) is None, timeout=60)
     [mine] = finished(pws, uid)  # stopped once the page it waited for was stored
     assert mine.outcome == RunOutcome.CANCELLED.value and 1000 < mine.fetched < SIZE
+    # a stop asked for is a cancelled run, not a failure, and says who stopped it
+    assert mine.error == "stopped by tester in the dashboard"
+    view = pws.integrations.get(uid)
+    assert view.status.active and view.last_sync_error is None
 
     # another process's sync (here, an engine beside the dashboard), held at its first call
     gate.xero.faults.hold(after=0)
@@ -201,6 +205,8 @@ async def test_stop_sync_by_key_and_never_in_read_only(pws: Workspace, gate: San
             stopped: RunResult = await asyncio.wait_for(elsewhere, 60)
             await until(pilot, lambda: details.check_action("cancel_sync", ()) is False)
         assert stopped.outcome is RunOutcome.CANCELLED and stopped.fetched > 0
+        assert stopped.error == "stopped by tester in the dashboard"  # asked from another one
+        assert pws.integrations.get(uid).status.active
     finally:
         gate.xero.faults.release()
         await asyncio.wait_for(elsewhere, 60)

@@ -4,6 +4,7 @@ and the fiscal register."""
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
 import os
 import signal
@@ -226,7 +227,9 @@ async def test_cancel_from_another_process(
     assert asked.returncode == 0, asked.stderr
     result = await task
     assert result.outcome is RunOutcome.CANCELLED
-    assert result.error == "cancelled from another process"
+    user = getpass.getuser()  # who stopped it, and where: no failure
+    assert result.error == f"stopped by {user} at the command line"
+    assert pws.integrations.get(uid).status.active
     idle = await asyncio.to_thread(run_intdash, "sync", uid, "--cancel", env=sandbox_env)
     assert idle.returncode == 1 and "is not syncing now" in idle.stderr
 

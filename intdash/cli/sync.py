@@ -36,7 +36,7 @@ def sync(state: CliState, uid: str, cancel: bool, force: bool, as_json: bool) ->
 
     engine = SyncEngine(state.workspace)
     if cancel:
-        if not engine.request_cancel(uid):
+        if not engine.request_cancel(uid, f"{state.workspace.actor} at the command line"):
             fail(f"{uid} is not syncing now")
         message = f"Asked the running sync of {uid} to stop after its current page."
         emit_json({"uid": uid, "cancel_requested": True}) if as_json else click.echo(message)

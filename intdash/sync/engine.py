@@ -82,7 +82,22 @@ class DailyLimitWait(SyncRefused):
 
 
 class Cancelled(IntdashError):
-    """The run was cancelled, or reached its time limit."""
+    """The run was stopped: asked to (``asked``: by someone, which is no failure) or by reaching
+    its time limit (which is)."""
+
+    def __init__(self, message: str, *, asked: bool = True) -> None:
+        super().__init__(message)
+        self.asked = asked
+
+
+class StopRequest(asyncio.Event):
+    """Asks a run in this process to stop after its current page, and says who asked."""
+
+    by = "this process"
+
+    def stop(self, by: str) -> None:
+        self.by = by
+        self.set()
 
 
 class DailyLimitMet(IntdashError):
@@ -125,6 +140,9 @@ def claim_name(integration_id: int) -> str:
 
 def cancel_name(integration_id: int) -> str:
     return f"sync-cancel:{integration_id}"
+
+
+CANCEL_BY = "cancel by "  # a stop request's holder: who asked
 
 
 SYNC_LOCKS = "sync"  # the space of the sync claims' advisory locks (PostgreSQL)
@@ -240,7 +258,7 @@ class SyncEngine:
             claim = ws.leases.claim(name, self.holder, self.claim_ttl, others_dead=lock is not None)
             if not claim.granted:
                 raise AlreadyRunning.held(uid, claim.other)
-            ws.leases.release(cancel_name(integration_id), "cancel")  # an old request
+            ws.leases.drop(cancel_name(integration_id))  # an old request
         except BaseException:
             self._let_go(integration_id)
             raise
@@ -263,7 +281,7 @@ class SyncEngine:
         try:
             ws.leases.release(claim_name(integration_id), self.holder)
             if cancel_request:
-                ws.leases.release(cancel_name(integration_id), "cancel")
+                ws.leases.drop(cancel_name(integration_id))
         finally:
             with self._holding:
                 lock = self._held.pop(integration_id, None)
@@ -339,8 +357,10 @@ class SyncEngine:
                 .values(remote_id=remote_id)
             )
 
-    def _cancel_requested(self, integration_id: int) -> bool:
-        return self._ws.leases.current(cancel_name(integration_id)) is not None
+    def _cancel_requested(self, integration_id: int) -> str | None:
+        """Who asked, from any process, for the run to stop (None: nobody)."""
+        request = self._ws.leases.current(cancel_name(integration_id))
+        return request.holder.removeprefix(CANCEL_BY) if request is not None else None
 
     def _finish(
         self,
@@ -393,7 +413,7 @@ class SyncEngine:
             raise
         assert row.id is not None
         integration_id = row.id
-        lost = False
+        lost = quiet = False  # its claim taken over; stopped as asked (neither is a failure)
         totals = BatchResult()
         deadline = asyncio.get_running_loop().time() + self.time_limit.total_seconds()
         outcome, error, retryable = RunOutcome.OK, None, False
@@ -416,13 +436,14 @@ class SyncEngine:
                     if trigger is not Trigger.MANUAL and api.daily and api.daily.spent(reserve):
                         raise DailyLimitMet(api.daily)
                     if cancel is not None and cancel.is_set():
-                        raise Cancelled("cancelled")
-                    if await asyncio.to_thread(self._cancel_requested, integration_id):
-                        raise Cancelled("cancelled from another process")
+                        raise Cancelled(f"stopped by {getattr(cancel, 'by', 'this process')}")
+                    asked = await asyncio.to_thread(self._cancel_requested, integration_id)
+                    if asked is not None:
+                        raise Cancelled(f"stopped by {asked}")
                     if asyncio.get_running_loop().time() > deadline:
-                        raise Cancelled(f"time limit of {self.time_limit} reached")
-        except Cancelled as exc:
-            outcome, error = RunOutcome.CANCELLED, str(exc)
+                        raise Cancelled(f"time limit of {self.time_limit} reached", asked=False)
+        except Cancelled as exc:  # stopped as asked: a cancelled run, not a failure
+            outcome, error, quiet = RunOutcome.CANCELLED, str(exc), exc.asked
         except LeaseLost as exc:  # another run took the claim over: it goes on, this one stops
             who = f" (in {exc.now.who})" if exc.now is not None else ""
             outcome, lost = RunOutcome.CANCELLED, True
@@ -448,7 +469,7 @@ class SyncEngine:
         daily = api.daily if api is not None else None
         resumes_at = daily.resets_at if stopped_for_the_day and daily is not None else None
         # a stop for the day is shown by the status (daily API limit), not as a failure
-        show = show_failure and resumes_at is None and not lost
+        show = show_failure and resumes_at is None and not lost and not quiet
         await asyncio.to_thread(
             self._finish, integration_id, run_id, outcome, error, show, daily, lost
         )
@@ -503,15 +524,18 @@ class SyncEngine:
             row.last_sync_error = error
             session.add(row)
 
-    def request_cancel(self, uid: str) -> bool:
-        """Ask the run of ``uid`` (in any process) to stop after its current page."""
+    def request_cancel(self, uid: str, by: str | None = None) -> bool:
+        """Ask the run of ``uid`` (in any process) to stop after its current page, saying who
+        asks (the workspace's actor by default)."""
         ws = self._ws
         with ws.db.read() as session:
             row = ws.integrations.find(session, uid)
         assert row.id is not None
         if not self.running(row.id):
             return False
-        ws.leases.acquire(cancel_name(row.id), "cancel", timedelta(minutes=10))
+        who = by or ws.actor
+        ws.leases.drop(cancel_name(row.id))
+        ws.leases.acquire(cancel_name(row.id), f"{CANCEL_BY}{who}"[:120], timedelta(minutes=10))
         return True
 
     def running(self, integration_id: int) -> bool:

@@ -31,7 +31,14 @@ from intdash.core.schedule import BUSY_RETRY, slot_after
 from intdash.core.services.leases import LeaseInfo, process_identity
 from intdash.core.services.schedule import Claimed
 from intdash.sync.deliveries import DeliveryWorker
-from intdash.sync.engine import AlreadyRunning, DailyLimitWait, SyncEngine, SyncRefused, Trigger
+from intdash.sync.engine import (
+    AlreadyRunning,
+    DailyLimitWait,
+    StopRequest,
+    SyncEngine,
+    SyncRefused,
+    Trigger,
+)
 
 if TYPE_CHECKING:
     from intdash.core.workspace import Workspace
@@ -74,7 +81,7 @@ class SyncScheduler:
         self.dispatching = False  # claims due syncs (a dashboard defers to a serve)
         self._renewed: datetime | None = None  # when its leases were last renewed
         self._scheduler: AsyncIOScheduler | None = None
-        self._running: dict[str, asyncio.Event] = {}  # UID -> its cancel
+        self._running: dict[str, StopRequest] = {}  # UID -> its cancel
         self._claimed: dict[str, int] = {}  # UID -> integration id, of those running here
         self._resting = 0  # runs waiting to retry: they hold no worker
         self._claiming = asyncio.Lock()
@@ -119,7 +126,7 @@ class SyncScheduler:
             self._scheduler.shutdown(wait=False)
             self._scheduler = None
         for event in self._running.values():
-            event.set()
+            event.stop(by="this process stopping")
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=grace)
         leases = self._ws.leases
@@ -276,7 +283,7 @@ class SyncScheduler:
         return frozenset(self._claimed.values())
 
     def _start(self, claimed: Claimed) -> None:
-        cancel = asyncio.Event()
+        cancel = StopRequest()
         self._running[claimed.uid] = cancel
         self._claimed[claimed.uid] = claimed.id
         task = asyncio.create_task(self._run(claimed, cancel), name=f"sync {claimed.uid}")
@@ -284,7 +291,7 @@ class SyncScheduler:
         task.add_done_callback(self._tasks.discard)
         self.runs_started += 1
 
-    async def _run(self, claimed: Claimed, cancel: asyncio.Event) -> None:
+    async def _run(self, claimed: Claimed, cancel: StopRequest) -> None:
         uid = claimed.uid
         try:
             await self.engine.run_with_retries(uid, Trigger.SCHEDULE, cancel=cancel)

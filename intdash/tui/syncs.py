@@ -18,9 +18,16 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from intdash.core.services.invoices import BatchResult
     from intdash.core.workspace import Workspace
-    from intdash.sync.engine import RunResult, Trigger
+    from intdash.sync.engine import RunResult, StopRequest, Trigger
 
 log = logging.getLogger(__name__)
+
+
+def _stop_request() -> StopRequest:
+    from intdash.sync.engine import StopRequest  # when first needed: a quick start
+
+    return StopRequest()
+
 
 Listener = Callable[[str], None]  # told the UID of a sync that started, moved on or ended
 
@@ -31,7 +38,7 @@ class DashboardSync:
 
     uid: str
     trigger: Trigger | None  # None: by hand (the engine's "manual")
-    cancel: asyncio.Event = field(default_factory=asyncio.Event)
+    cancel: StopRequest = field(default_factory=_stop_request)
     totals: BatchResult | None = None  # after its last committed page (None: none yet)
     result: RunResult | None = None  # when it ended with a run recorded
     error: BaseException | None = None  # when it ended without one (refused, or a bug)
@@ -83,7 +90,7 @@ class DashboardSyncs:
         sync = self._running.get(uid)
         if sync is None:
             return False
-        sync.cancel.set()
+        sync.cancel.stop(by=f"{self._ws.actor} in the dashboard")
         return True
 
     async def _run(self, sync: DashboardSync) -> None:

@@ -126,6 +126,11 @@ class LeaseService:
                 delete(Lease).where(col(Lease.name) == name, col(Lease.holder) == holder)
             )
 
+    def drop(self, name: str) -> None:
+        """Remove the lease of that name, whoever holds it (a request, not a process's claim)."""
+        with self._ws.db.write() as session:
+            session.execute(delete(Lease).where(col(Lease.name) == name))
+
     def current(self, name: str, session: Session | None = None) -> LeaseInfo | None:
         """The live lease of that name, if any (read in ``session`` when given): not lapsed,
         and not held by a process of this host that has stopped."""

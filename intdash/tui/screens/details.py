@@ -269,7 +269,9 @@ class DetailsScreen(BaseScreen):
             return
         from intdash.sync.engine import SyncEngine
 
-        asked = await self.call(SyncEngine(self.ws).request_cancel, self.uid, doing="Stopping")
+        engine = SyncEngine(self.ws)
+        who = f"{self.ws.actor} in the dashboard"
+        asked = await self.call(engine.request_cancel, self.uid, who, doing="Stopping")
         if asked:
             self.notify("The sync stops after its current page")
         elif asked is not None:
