@@ -178,7 +178,8 @@ async def test_two_serves_share_a_thousand_integrations_and_never_sync_one_twice
             assert ended is not None and ended <= later
             assert later >= slot_after(uid_of[integration_id], interval, started)
     # every run but those the stop cut short completed
-    assert {(run.outcome, run.error) for run in runs} <= {("ok", None), ("cancelled", "stopped by this process stopping")}
+    stopped = ("cancelled", "stopped by this process stopping")
+    assert {(run.outcome, run.error) for run in runs} <= {("ok", None), stopped}
     # both processes did their share
     shares = []
     for err in errs:
