@@ -10,6 +10,7 @@ from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.markup import escape
 from textual.widgets import Button, Footer, Static
 
 from intdash.core.catalog import Probe
@@ -127,22 +128,31 @@ class DetailsScreen(BaseScreen):
         running = newest is not None and newest.outcome == RunOutcome.RUNNING.value
         self.elsewhere = newest if running and self.syncing is None else None
         status = status_text(view.status)
-        reason = f"  —  {view.status.explanation}" if view.status.reason else ""
+        reason = f"  —  {escape(view.status.explanation)}" if view.status.reason else ""
         summary = (
-            f"[b]{view.spec.icon} {view.spec.label}[/b] · {view.uid} · {view.name}\n"
+            f"[b]{view.spec.icon} {view.spec.label}[/b] · {view.uid} · {escape(view.name)}\n"
             f"Status: {status.markup}{reason}\n" + self._activity(view) + self._progress()
         )
-        # Change only what changed: a layout pass is the costliest thing the loop does while a
-        # sync runs beside it, so the summary re-lays out only when its height changes.
         if summary != self.summary:
-            lines = summary.count("\n") != self.summary.count("\n")
-            self.query_one("#summary", Static).update(summary, layout=lines)
-            self.summary = summary
+            self._summarise(summary)
         bar = self.query_one("#detail-buttons", ActionBar)
         bar.relabel(enable=not view.sync_enabled)
         bar.offer(view.spec)
         self.query_one("#runs", RunHistory).show(runs, self.when)
         self.offer_actions()
+
+    def _summarise(self, summary: str) -> None:
+        """Show the summary. A layout pass is the costliest thing the loop does while a sync
+        runs beside it, so the summary re-lays out only when its height changes: the lines it
+        wraps to at its width (a long reason takes two), not only the lines it has."""
+        widget = self.query_one("#summary", Static)
+        widget.update(summary, layout=False)
+        self.summary = summary
+        shown = widget.content_region
+        if not shown.width or shown.height != widget.get_content_height(
+            widget.size, self.size, shown.width
+        ):
+            widget.refresh(layout=True)
 
     def _progress(self) -> str:
         """A line while a sync runs: this dashboard's, or one another process runs."""
