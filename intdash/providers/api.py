@@ -19,7 +19,7 @@ from intdash.providers.errors import (
     RateLimited,
     ReconnectNeeded,
 )
-from intdash.providers.http import httpx
+from intdash.providers.http import httpx, shared_tls
 from intdash.providers.ratelimit import Pacer
 from intdash.providers.tokens import TokenManager
 
@@ -61,7 +61,9 @@ class ApiClient:
         self._token = token  # during a connect flow, before anything is stored
         self._sleep = sleep
         self._jitter = jitter
-        self._http = httpx.AsyncClient(timeout=connector.timeout, transport=connector.transport)
+        self._http = httpx.AsyncClient(
+            timeout=connector.timeout, transport=connector.transport, verify=shared_tls()
+        )
         self.pacer = pacer_for(connector, tenant.id if tenant else f"integration-{integration_id}")
         self.calls = 0
         self._now = now  # when answers were had: the workspace's clock
