@@ -6,9 +6,13 @@ from typing import Any
 
 import pytest
 
+from intdash.core.services.invoices.listing import count
 from intdash.core.workspace import Workspace
 from intdash.tui.app import IntdashApp
 from intdash.tui.screens.details import DetailsScreen
+from intdash.tui.screens.invoices import InvoicesScreen
+from intdash.tui.widgets import RowTable
+from tests.test_integrations import add_invoices
 from tests.waiting import until
 
 REVOKED = (
@@ -85,3 +89,147 @@ async def test_details_summary_shows_brackets_as_written(ws: Workspace) -> None:
         await open_details(app, pilot, uid)
         await until(pilot, lambda: "HTTP 400 [invalid_grant]" in screen_text(app))
         assert "Acme [/b] Ltd" in screen_text(app)
+
+
+# -- the invoice history -------------------------------------------------------------------------
+
+
+def position(app: IntdashApp) -> str:
+    """The line below the table, its dashes as typed here (rows 1-200)."""
+    return str(app.screen.query_one("#position").render()).replace("\N{EN DASH}", "-")
+
+
+def history(app: IntdashApp) -> RowTable:
+    return app.screen.query_one("#invoices", RowTable)
+
+
+async def open_history(app: IntdashApp, pilot: Any, uid: str | None = None) -> InvoicesScreen:
+    screen = InvoicesScreen(uid)
+    app.push_screen(screen)
+    await until(
+        pilot, lambda: app.screen is screen and screen.query("#invoices") and history(app).row_count
+    )
+    return screen
+
+
+async def test_invoice_history_says_where_the_cursor_is_among_how_many(ws: Workspace) -> None:
+    ws.plans.set("scale")
+    uid = ws.integrations.create("custom").integration.uid
+    add_invoices(ws, uid, 450)
+    app = app_for(ws)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await open_history(app, pilot)
+        await until(pilot, lambda: position(app) == "Row 1 of 450 invoices · rows 1-200 loaded")
+        await pilot.press("j", "j", "down")
+        await until(pilot, lambda: position(app).startswith("Row 4 of 450 invoices"))
+        history(app).move_cursor(row=190)  # the next page comes
+        await until(pilot, lambda: position(app) == "Row 191 of 450 invoices · rows 1-400 loaded")
+        await pilot.press("end")
+        await until(pilot, lambda: history(app).row_count == 450)
+        await pilot.press("end")
+        await until(pilot, lambda: position(app) == "Row 450 of 450 invoices · all loaded")
+        await pilot.press("slash", *"INV-001")
+        await until(
+            pilot,
+            lambda: position(app) == "Row 1 of 100 invoices matching “INV-001” · all loaded",
+        )
+        await pilot.press("escape")  # the filter cleared: every invoice again, counted again
+        await until(pilot, lambda: position(app) == "Row 1 of 450 invoices · rows 1-200 loaded")
+
+
+async def test_invoice_history_counts_only_what_its_pages_reach(ws: Workspace) -> None:
+    """Invoices that come while the history is open are not among those counted (they show
+    when it is opened again): its count is of those its pages list."""
+    ws.plans.set("scale")
+    uid = ws.integrations.create("custom").integration.uid
+    add_invoices(ws, uid, 250)
+    first = ws.invoices.page(limit=1)[0]
+    add_invoices(ws, uid, 30, start=250)
+    assert count(ws, through_id=first.id) == 250
+    assert count(ws) == count(ws, integration_uid=uid) == 280
+    assert count(ws, search="INV-0024", through_id=first.id) == 10
+
+
+def two_integrations(ws: Workspace) -> tuple[str, str]:
+    """Acme's ERP (a Custom Integration) with 3 invoices and Harbour Cafe's Xero with 2."""
+    ws.plans.set("scale")
+    erp = ws.integrations.create("custom", name="Acme ERP").integration.uid
+    xero = ws.integrations.create("xero", name="Harbour Cafe").integration.uid
+    add_invoices(ws, erp, 3)
+    add_invoices(ws, xero, 2, start=100)
+    return erp, xero
+
+
+def numbers(ws: Workspace, search: str) -> list[str | None]:
+    return [row.number for row in ws.invoices.page(search=search)]
+
+
+def test_the_filter_matches_the_integration_too(ws: Workspace) -> None:
+    erp, xero = two_integrations(ws)
+    acme = ["INV-00002", "INV-00001", "INV-00000"]
+    harbour = ["INV-00101", "INV-00100"]
+    assert numbers(ws, "harbour") == numbers(ws, xero) == numbers(ws, "XERO") == harbour
+    assert numbers(ws, "acme") == numbers(ws, erp.upper()) == acme
+    assert numbers(ws, "Custom Integration") == acme  # its type, as the dashboard names it
+    assert numbers(ws, "cafe") == harbour + acme  # every invoice's contact is Kowhai Cafe
+    assert numbers(ws, "harbour INV-00101") == ["INV-00101"]  # every word, anywhere
+    assert numbers(ws, "zoho") == []
+    assert numbers(ws, "INV_0") == numbers(ws, "INV%") == []  # the wildcards are text
+    assert count(ws, search="harbour") == 2
+    assert count(ws, integration_uid=erp, search="harbour") == 0
+
+
+async def test_invoice_history_filter_by_integration(ws: Workspace) -> None:
+    _, xero = two_integrations(ws)
+    app = app_for(ws)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await open_history(app, pilot)
+        await pilot.press("slash", *"Harbour")
+        await until(pilot, lambda: history(app).row_count == 2)
+        assert {str(history(app).get_row_at(n)[1]) for n in range(2)} == {xero}
+
+
+async def test_invoice_history_says_when_nothing_matches(ws: Workspace) -> None:
+    two_integrations(ws)
+    app = app_for(ws)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await open_history(app, pilot)
+        await pilot.press("slash", *"no such thing")
+        await until(pilot, lambda: "No invoice matches “no such thing”" in screen_text(app))
+        shown = " ".join(screen_text(app).split())  # as read, whatever the lines' ends
+        assert "esc clears the filter" in shown and "integration's UID, name and type" in shown
+        assert history(app).row_count == 0
+        await pilot.press("escape")
+        await until(pilot, lambda: history(app).row_count == 5 and history(app).display)
+        assert "No invoice matches" not in screen_text(app)
+        assert app.focused is history(app)
+        await pilot.press("escape")
+        await until(pilot, lambda: app.screen is not screen)
+
+
+async def test_an_empty_invoice_history_says_so(ws: Workspace) -> None:
+    uid = ws.integrations.create("custom").integration.uid
+    app = app_for(ws)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.push_screen(InvoicesScreen(uid))
+        await until(pilot, lambda: f"No invoices of {uid} yet." in screen_text(app))
+
+
+@pytest.mark.parametrize("size", [(80, 24), (100, 30)])
+async def test_invoice_history_keeps_every_column(ws: Workspace, size: tuple[int, int]) -> None:
+    """Every column fits the width, the Fiscal one included: narrower ones at 80 columns."""
+    ws.plans.set("scale")
+    uid = ws.integrations.create("custom").integration.uid
+    add_invoices(ws, uid, 30)
+    app = app_for(ws)
+    async with app.run_test(size=size) as pilot:
+        await open_history(app, pilot)
+        await pilot.pause()
+        table = history(app)
+        assert table.line_width <= table.scrollable_content_region.width
+        lines = screen_text(app).splitlines()
+        header = next(line for line in lines if "Integration" in line)
+        assert header.rstrip().endswith("Fiscal"), header
+        row = next(line for line in lines if "INV-00029" in line)
+        assert uid in row and "115.00 NZD" in row and "AUTHO" in row
+        assert row.rstrip().endswith("#30"), row  # its sale record's number

@@ -1,5 +1,5 @@
 """The invoice history: invoices newest first, a page at a time, each with the numbers of its
-latest sale and refund records."""
+latest sale and refund records; how many there are; and the filter both go by."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
-from sqlmodel import col
+from sqlalchemy import ColumnElement, and_, func, select
+from sqlmodel import Session, col
 
+from intdash.core.catalog import TYPES
 from intdash.core.models import FiscalRecord, FiscalStatus, Integration, Invoice, RecordKind
 
 if TYPE_CHECKING:
@@ -89,7 +90,7 @@ def page(
 ) -> list[InvoiceRow]:
     """Invoices newest first, a page at a time (keyset: pass the last id as ``before_id``),
     each once, with its latest sale and refund records' numbers. Invoices of removed
-    integrations stay listed."""
+    integrations stay listed. ``search``: see :func:`matching`."""
     query = (
         select(
             INVOICES.c.id,
@@ -113,18 +114,78 @@ def page(
         .order_by(INVOICES.c.id.desc())
         .limit(limit)
     )
-    if integration_uid is not None:
-        with ws.db.read() as session:
-            found = ws.integrations.find(session, integration_uid)
-        query = query.where(INVOICES.c.integration_id == found.id)
     if before_id is not None:
         query = query.where(INVOICES.c.id < before_id)
-    if search:
-        like = f"%{search}%"
-        query = query.where(
-            INVOICES.c.number.ilike(like)
-            | INVOICES.c.contact.ilike(like)
-            | INVOICES.c.external_id.ilike(like)
-        )
     with ws.db.read() as session:
+        for condition in _conditions(ws, session, integration_uid, search):
+            query = query.where(condition)
         return [InvoiceRow(*row) for row in session.connection().execute(query)]
+
+
+def count(
+    ws: Workspace,
+    *,
+    integration_uid: str | None = None,
+    search: str | None = None,
+    through_id: int | None = None,
+) -> int:
+    """How many invoices :func:`page` lists, page after page, for the same arguments: those up
+    to ``through_id`` (the first page's first), when given, so that invoices that came later
+    are not counted among those the pages will reach."""
+    query = select(func.count()).select_from(INVOICES)
+    if through_id is not None:
+        query = query.where(INVOICES.c.id <= through_id)
+    with ws.db.read() as session:
+        for condition in _conditions(ws, session, integration_uid, search):
+            query = query.where(condition)
+        return int(session.connection().execute(query).scalar_one())
+
+
+def _conditions(
+    ws: Workspace, session: Session, integration_uid: str | None, search: str | None
+) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if integration_uid is not None:
+        found = ws.integrations.find(session, integration_uid)
+        conditions.append(INVOICES.c.integration_id == found.id)
+    words = (search or "").split()
+    if words:
+        conditions.append(matching(words))
+    return conditions
+
+
+def _like(word: str) -> str:
+    """A LIKE pattern that finds ``word`` anywhere, its own % and _ taken literally."""
+    escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def matching(words: list[str]) -> ColumnElement[bool]:
+    """Invoices that have every one of ``words`` (any case) in their number, contact or
+    external id, or in their integration's UID, name or type (its value or its label: "zoho",
+    "Zoho Books")."""
+    per_word = []
+    for word in words:
+        like = _like(word)
+        per_word.append(
+            INVOICES.c.number.ilike(like, escape="\\")
+            | INVOICES.c.contact.ilike(like, escape="\\")
+            | INVOICES.c.external_id.ilike(like, escape="\\")
+            | INVOICES.c.integration_id.in_(_integrations_matching(word))
+        )
+    return and_(*per_word)
+
+
+def _integrations_matching(word: str) -> Any:
+    """The ids of the integrations whose UID, name or type has ``word`` (any case): a
+    subquery over the few integrations, evaluated once rather than joined to every invoice."""
+    lowered = word.lower()
+    types = [kind.value for kind, spec in TYPES.items()
+             if lowered in kind.value or lowered in spec.label.lower()
+             or lowered in spec.short.lower()]  # fmt: skip
+    like = _like(word)
+    return select(col(Integration.id)).where(
+        col(Integration.uid).ilike(like, escape="\\")
+        | col(Integration.name).ilike(like, escape="\\")
+        | col(Integration.type).in_(types)
+    )
