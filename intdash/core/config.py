@@ -15,7 +15,9 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import string
 import tomllib
+import unicodedata
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -215,6 +217,79 @@ class LimitSettings(_Section):
     )
 
 
+# -- the dashboard's keymap: binding ids to keys, in Textual's names --------------------------
+
+KEY_MODIFIERS = ("ctrl", "shift", "alt", "meta", "super", "hyper")
+NAMED_KEYS = frozenset(
+    {"escape", "enter", "tab", "space", "backspace", "delete", "insert", "home", "end",
+     "pageup", "pagedown", "up", "down", "left", "right", *(f"f{n}" for n in range(1, 25))}
+)  # fmt: skip
+# Unicode's names that the dashboard's keys shorten (as Textual does): `/` is `slash`
+_SHORTER = {"solidus": "slash", "reverse_solidus": "backslash", "commercial_at": "at",
+            "hyphen_minus": "minus", "plus_sign": "plus", "low_line": "underscore"}  # fmt: skip
+KEY_ALIASES = {"esc": "escape", "return": "enter", "pgup": "pageup", "pgdn": "pagedown",
+               "del": "delete", "ins": "insert"}  # fmt: skip
+BINDING_ID = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*")
+
+
+def key_name(character: str) -> str:
+    """A character's key name: a letter or digit as it is, another character by its Unicode
+    name in lower case (``?`` is ``question_mark``, ``/`` is ``slash``)."""
+    if character.isalnum():
+        return character
+    try:
+        name = unicodedata.name(character).lower().replace("-", "_").replace(" ", "_")
+    except ValueError:
+        return character
+    return _SHORTER.get(name, name)
+
+
+CHARACTER_KEYS = {key_name(c): c for c in string.punctuation}
+
+
+def normalise_key(key: str) -> str:
+    """One key (``ctrl+k``, ``?``, ``question_mark``, ``esc``, ``f5``) in the long form the
+    dashboard binds; ValueError names what is wrong."""
+    if key == "+" or key.endswith("++"):
+        key = key[:-1] + "plus"
+    *modifiers, base = key.split("+")
+    if not base:
+        raise ValueError(f"`{key}` is not a key (space is `space`, `+` is `plus`)")
+    for modifier in modifiers:
+        if modifier not in KEY_MODIFIERS:
+            raise ValueError(f"`{key}`: `{modifier}` is not one of {', '.join(KEY_MODIFIERS)}")
+    base = KEY_ALIASES.get(base, base)
+    if len(base) == 1 and base.isprintable():
+        base = key_name(base)
+    elif base not in NAMED_KEYS and base not in CHARACTER_KEYS:
+        close = difflib.get_close_matches(base, sorted(NAMED_KEYS | set(CHARACTER_KEYS)), n=1)
+        hint = f" (did you mean `{close[0]}`?)" if close else ""
+        raise ValueError(
+            f"`{key}` is not a key{hint}: a key is a character, a character's name "
+            "(`question_mark`) or escape, enter, tab, space, backspace, delete, insert, home, "
+            "end, pageup, pagedown, up, down, left, right, f1 to f24, after any of "
+            + ", ".join(f"{m}+" for m in KEY_MODIFIERS)
+        )
+    return "+".join([*modifiers, base])
+
+
+def normalise_keymap(keymap: Mapping[str, str]) -> dict[str, str]:
+    """The ``[keymap]`` table checked, its keys in long form (several keys of one binding
+    separated by commas: ``"j,down"``); ValueError says each thing that is wrong."""
+    problems, normal = [], {}
+    for binding_id, keys in keymap.items():
+        if not BINDING_ID.fullmatch(binding_id):
+            problems.append(f"`{binding_id}` is not a binding id (ids are like `sync-now`)")
+            continue
+        try:
+            normal[binding_id] = ",".join(normalise_key(k.strip()) for k in keys.split(","))
+        except ValueError as exc:
+            problems.append(f"{binding_id}: {exc}")
+    if problems:
+        raise ValueError("; ".join(problems))
+    return normal
+
+
 def config_path(environ: Mapping[str, str] | None = None) -> Path:
     """Where the optional TOML settings file is looked for."""
     env = os.environ if environ is None else environ
@@ -253,6 +328,11 @@ class Settings(BaseSettings):
     server: ServerSettings = Field(default_factory=ServerSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     sync: SyncSettings = Field(default_factory=SyncSettings)
+    keymap: dict[str, str] = Field(
+        default_factory=dict,
+        description='The dashboard\'s keys by binding id (the [keymap] table): `filter = "f"`, '
+        "several keys separated by commas; the README's key tables give every id.",
+    )
 
     @field_validator("home", mode="after")
     @classmethod
@@ -266,6 +346,11 @@ class Settings(BaseSettings):
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
         return level
+
+    @field_validator("keymap", mode="after")
+    @classmethod
+    def _check_keymap(cls, value: dict[str, str]) -> dict[str, str]:
+        return normalise_keymap(value)
 
     @classmethod
     def settings_customise_sources(
