@@ -5,7 +5,15 @@ from __future__ import annotations
 import click
 
 from intdash import __version__
-from intdash.cli.common import CliState, IntdashGroup, emit_json, json_option, pass_state
+from intdash.cli.common import (
+    EXIT_USAGE,
+    CliState,
+    IntdashGroup,
+    emit_json,
+    fail,
+    json_option,
+    pass_state,
+)
 from intdash.cli.connect import connect, test_connection
 from intdash.cli.deliveries import deliveries
 from intdash.cli.demo import demo
@@ -29,7 +37,12 @@ from intdash.core.config import config_path
 @click.option("-v", "--verbose", is_flag=True, help="Also log to stderr.")
 @click.option("--read-only", is_flag=True, help="Dashboard: change nothing (actions greyed).")
 @click.option("--no-mouse", is_flag=True, help="Dashboard: no mouse reporting (saves bytes).")
-@click.option("--theme", metavar="NAME", help="Dashboard: a theme, e.g. textual-ansi.")
+@click.option(
+    "--theme",
+    metavar="NAME",
+    callback=lambda _ctx, _param, name: _theme(name),
+    help="Dashboard: a theme, e.g. ansi-dark for 16-colour terminals, or nord.",
+)
 @click.pass_context
 def cli(
     ctx: click.Context, verbose: bool, read_only: bool, no_mouse: bool, theme: str | None
@@ -45,6 +58,18 @@ def cli(
         from intdash.cli.dashboard import run_dashboard
 
         run_dashboard(state, read_only=read_only, no_mouse=no_mouse, theme=theme)
+
+
+def _theme(name: str | None) -> str | None:
+    """A --theme that exists (checked before the dashboard starts), or a one-line error."""
+    if name is None:
+        return None
+    from intdash.tui.app import resolve_theme
+
+    try:
+        return resolve_theme(name)
+    except ValueError as exc:
+        fail(str(exc), EXIT_USAGE)
 
 
 @cli.command()

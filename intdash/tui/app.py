@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import difflib
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
+from textual import events
+from textual.actions import ActionParseResult, parse
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.dom import DOMNode
 from textual.screen import Screen
+from textual.theme import BUILTIN_THEMES
 
 from intdash.core.errors import IntdashError
 from intdash.core.heap import freeze_long_lived
 from intdash.core.models import RunOutcome
 from intdash.core.redact import redact
 from intdash.core.workspace import Workspace
-from intdash.tui.actions import CHANGING_ACTIONS
+from intdash.tui.actions import CHANGING_ACTIONS, MOVING_ACTIONS
 from intdash.tui.syncs import DashboardSync, DashboardSyncs
 
 log = logging.getLogger(__name__)
@@ -34,6 +39,19 @@ class BackgroundServer(Protocol):
 
 
 ServerFactory = Callable[[Workspace, Any], BackgroundServer]
+
+MIN_SIZE = (80, 24)  # below it, the dashboard says how large the terminal must be
+THEME_ALIASES = {"textual-ansi": "ansi-dark"}  # a name Textual had for its 16-colour theme
+
+
+def resolve_theme(name: str) -> str:
+    """The theme a ``--theme`` name stands for; ValueError says, in one line, which exist."""
+    name = THEME_ALIASES.get(name, name)
+    if name in BUILTIN_THEMES:
+        return name
+    close = difflib.get_close_matches(name, [*BUILTIN_THEMES, *THEME_ALIASES], n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise ValueError(f"no theme {name!r}{hint}; themes: {', '.join(sorted(BUILTIN_THEMES))}")
 
 
 class IntdashApp(App[None]):
@@ -53,8 +71,27 @@ class IntdashApp(App[None]):
             id="palette",
             tooltip="Every action, by name",
         ),
+        # Textual binds ctrl+p only when nothing else opens the palette: bound here too, and
+        # before any field (priority), on every screen
+        Binding(
+            "ctrl+p",
+            "command_palette",
+            "Commands",
+            show=False,
+            id="palette-ctrl",
+            priority=True,
+            tooltip="Every action, by name",
+        ),
         Binding("q", "quit", "Quit", id="quit", tooltip="Leave intdash"),
-        Binding("ctrl+q", "quit", "Quit", show=False, id="quit-ctrl", priority=True),
+        Binding(
+            "ctrl+q",
+            "quit",
+            "Quit",
+            show=False,
+            id="quit-ctrl",
+            priority=True,
+            tooltip="Leave intdash",
+        ),
     ]
 
     def __init__(
@@ -63,6 +100,7 @@ class IntdashApp(App[None]):
         *,
         read_only: bool = False,
         theme: str | None = None,
+        keymap: Mapping[str, str] | None = None,
         schedule: bool = True,
         poll_seconds: float = 2.0,
         serve: bool | None = None,
@@ -70,7 +108,9 @@ class IntdashApp(App[None]):
     ) -> None:
         """``schedule``: run the sync scheduler here; ``serve``: run the HTTP server that
         ``server`` makes (the ingest API) here, by default when scheduling. A read-only
-        dashboard does neither."""
+        dashboard does neither. ``theme``: a name :func:`resolve_theme` knows (ValueError
+        otherwise); ``keymap``: binding ids to keys in long form, by default the settings'
+        ``[keymap]`` (checked by :func:`intdash.tui.actions.keymap_problems`)."""
         super().__init__()
         self.workspace = workspace
         self.read_only = read_only
@@ -81,20 +121,18 @@ class IntdashApp(App[None]):
         self._make_server = server
         self.server: BackgroundServer | None = None
         self.animation_level = "none"  # over SSH, every frame costs
-        self._wanted_theme = theme
+        if theme:
+            self.theme = resolve_theme(theme)
+        self.keymap = dict(workspace.settings.keymap if keymap is None else keymap)
+        self.set_keymap(self.keymap)
         self.syncs = DashboardSyncs(workspace, ended=self._sync_ended)
 
     # -- life --------------------------------------------------------------------------------
 
     async def on_mount(self) -> None:
-        if self._wanted_theme:
-            if self._wanted_theme not in self.available_themes:
-                names = ", ".join(sorted(self.available_themes))
-                self.notify(f"No theme {self._wanted_theme!r}; themes: {names}", severity="warning")
-            else:
-                self.theme = self._wanted_theme
         for screen in self._first[1:]:
             await self.push_screen(screen)
+        self.fit()
         if self.schedule and not self.read_only:
             from intdash.sync.scheduler import Role, SyncScheduler
 
@@ -117,6 +155,26 @@ class IntdashApp(App[None]):
         from intdash.tui.screens.integrations import IntegrationsScreen
 
         return [IntegrationsScreen()]
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.fit(event.size.width, event.size.height)  # (self.size follows after this)
+
+    def fit(self, width: int | None = None, height: int | None = None) -> None:
+        """Below :data:`MIN_SIZE`, a screen that says so covers the dashboard (which stays as it
+        is underneath); at that size or more, it goes."""
+        from intdash.tui.screens.base import TooSmallScreen
+
+        if width is None or height is None:
+            width, height = self.size
+        small = width < MIN_SIZE[0] or height < MIN_SIZE[1]
+        top = self.screen
+        if isinstance(top, TooSmallScreen):
+            if small:
+                top.show_size(width, height)
+            else:
+                top.dismiss(None)
+        elif small:
+            self.push_screen(TooSmallScreen(MIN_SIZE))
 
     async def start_server(self) -> None:
         if self._make_server is None:
@@ -188,6 +246,37 @@ class IntdashApp(App[None]):
             return None  # shown, greyed: this dashboard changes nothing
         return True
 
+    async def run_action(
+        self,
+        action: str | ActionParseResult,
+        default_namespace: DOMNode | None = None,
+        namespaces: Mapping[str, DOMNode] | None = None,
+    ) -> bool:
+        """Textual's, but a greyed action (read-only) tried by any way, a key, the palette or
+        the action menu, says why it does nothing."""
+        where, name, parameters = parse(action) if isinstance(action, str) else action
+        if self.read_only and name in CHANGING_ACTIONS:
+            target: DOMNode | None = {"app": self, "screen": self.screen}.get(where)
+            target = target or default_namespace or self
+            if target.check_action(name, parameters) is None:
+                self.notify(
+                    f"{self._describe(name)} is off: this dashboard is read-only",
+                    title="read-only",
+                    severity="warning",
+                    timeout=3,
+                )
+                return True
+        return await super().run_action(action, default_namespace, namespaces)
+
+    def _describe(self, name: str) -> str:
+        """An action as its key's description names it, or by its name."""
+        from intdash.tui.screens.base import offered
+
+        for entry in offered(self.screen):
+            if parse(entry.binding.action)[1] == name:
+                return entry.binding.description
+        return name.replace("_", " ").capitalize()
+
     def action_help(self) -> None:
         from intdash.tui.screens.help import HelpScreen
 
@@ -204,18 +293,29 @@ class IntdashApp(App[None]):
         self.notify(redact(f"{doing}: {message}"), title="Could not", severity="error", timeout=8)
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
-        # every action of the current screen, by its description
-        for binding in screen.BINDINGS:
-            if not isinstance(binding, Binding) or not binding.description:
+        """Every action of ``screen`` by its description, with its keys as they are bound now
+        (greyed ones say read-only, and say why when chosen), then Textual's own (its Keys
+        and Quit are ours here)."""
+        from intdash.tui.screens.base import offered
+
+        titles = set()
+        for entry in offered(screen):
+            binding = entry.binding
+            name = parse(binding.action)[1]
+            if name in MOVING_ACTIONS or name == "command_palette":
+                continue  # keys, not commands
+            if binding.description in titles:
                 continue
-            action = binding.action
-            if self.read_only and action in CHANGING_ACTIONS:
-                continue
-            if screen.check_action(action, ()) is False:
-                continue
+            titles.add(binding.description)
+            said = binding.tooltip or binding.description
+            state = "" if entry.enabled else "read-only · "
             yield SystemCommand(
                 binding.description,
-                binding.tooltip or binding.description,
-                lambda action=action: self.call_later(screen.run_action, action),
+                f"{state}{said} ({entry.label})",
+                lambda node=entry.node, action=binding.action: self.call_later(
+                    node.run_action, action
+                ),
             )
+        for command in super().get_system_commands(screen):
+            if command.title not in titles:
+                yield command
