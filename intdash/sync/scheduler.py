@@ -211,18 +211,21 @@ class SyncScheduler:
         ws = self._ws
         with ws.db.read() as session:
             left = session.execute(
-                select(col(SyncRun.integration_id))
+                select(col(SyncRun.id), col(SyncRun.integration_id))
                 .where(col(SyncRun.ended_at).is_(None))
                 .where(col(SyncRun.outcome) == RunOutcome.RUNNING.value)
-                .distinct()
-            ).scalars()
-            candidates = [i for i in left if i not in self._running_ids]
-        orphans = [i for i in candidates if not self.engine.running(i)]
-        now = ws.clock()
-        for integration_id in orphans:
+            ).all()
+        mine = self._running_ids
+        resumed = [
+            integration_id
+            for run_id, integration_id in left
+            if integration_id not in mine
+            and not self.engine.running(integration_id)  # its claim died with its process
+            and ws.schedule.resume(run_id, integration_id)  # and the run did not just end
+        ]
+        for integration_id in resumed:
             log.info("a sync left running by a stopped process is due again (%d)", integration_id)
-            ws.schedule.defer(integration_id, now)
-        return orphans
+        return resumed
 
     def _should_dispatch(self) -> bool:
         """A serve always; a dashboard while no serve is at work on the database."""

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
 from intdash.core.catalog import TYPES, IntegrationType, type_spec
-from intdash.core.models import Credential, Integration, WebhookReceipt
+from intdash.core.models import Credential, Integration, RunOutcome, SyncRun, WebhookReceipt
 from intdash.core.plans import Tier
 from intdash.core.schedule import (
     EVENT_DELAY,
@@ -159,6 +159,25 @@ class ScheduleService:
                 .where(col(Integration.id) == integration_id)
                 .values(next_sync_at=until)
             )
+
+    def resume(self, run_id: int, integration_id: int) -> bool:
+        """A run whose process has stopped: its integration is due now, if the run is still
+        recorded running (one that ended meanwhile was no orphan)."""
+        ws = self._ws
+        with ws.db.write() as session:
+            still = session.execute(
+                select(col(SyncRun.id)).where(
+                    col(SyncRun.id) == run_id, col(SyncRun.outcome) == RunOutcome.RUNNING.value
+                )
+            ).first()
+            if still is None:
+                return False
+            session.execute(
+                update(Integration)
+                .where(col(Integration.id) == integration_id)
+                .values(next_sync_at=ws.clock())
+            )
+        return True
 
     def reschedule(self, session: Session, row: Integration, *, at: datetime | None) -> None:
         """Set when ``row`` syncs next (None: derive it again from its last attempt)."""
