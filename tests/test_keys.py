@@ -463,6 +463,7 @@ SECTIONS = {  # the README's heading of each screen's keys
     "InvoicesScreen": "Invoices",
     "ApiKeysScreen": "API keys",
     "DeliveriesScreen": "Deliveries",
+    "AuditScreen": "Audit",
     "HelpScreen": "Dialogs",
     "KeyShownScreen": "Dialogs",
     "ConnectScreen": "Dialogs",

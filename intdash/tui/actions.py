@@ -68,6 +68,7 @@ VIEWING_ACTIONS = MOVING_ACTIONS | frozenset(
         "invoices",
         "api_keys",  # the screen; creating and revoking there are changing actions
         "deliveries",
+        "audit",
         "menu",  # the menu offers only what may be done
         "help",
         "command_palette",
