@@ -28,8 +28,11 @@ class IntegrationType(StrEnum):
 
 
 class Action(StrEnum):
-    """The type-specific actions; every type also has details, test, sync and so on."""
+    """The type-specific actions; every type also has details, test, sync and so on. CONNECT is
+    no type's own: an OAuth integration offers it while it is not authorised (see
+    ``IntegrationView.actions``)."""
 
+    CONNECT = "connect"
     RECONNECT = "reconnect"
     CONFIGURE = "configure"
     API_KEYS = "api_keys"
@@ -299,7 +302,8 @@ TYPES: dict[IntegrationType, TypeSpec] = {
                     pattern_hint="digits only",
                 ),
             ),
-            consent_fields=("organization_id",),
+            # the data centre's accounts server issues the tokens: another needs a new consent
+            consent_fields=("data_centre", "organization_id"),
             min_poll_minutes=3,  # 480 calls a day: Zoho Free allows 1,000, half kept for tax
         ),
         TypeSpec(

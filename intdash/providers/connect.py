@@ -18,7 +18,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 from intdash.core.budget import DailyBudget
 from intdash.core.catalog import type_spec
-from intdash.core.errors import ConflictError, IntdashError
+from intdash.core.config import ENV_PREFIX
+from intdash.core.errors import ConfigError, ConflictError, IntdashError
 from intdash.core.models import Integration
 from intdash.core.schedule import HANDOFF
 from intdash.core.services.credentials import OAUTH_TOKEN, TENANT_ID
@@ -83,6 +84,17 @@ class ConnectService:
             type, self._ws.settings, transport=self._transport, limits=self._limits.get(type)
         )
 
+    @staticmethod
+    def _require_client_id(connector: Connector, type: str) -> None:
+        """Without its app's client id a platform refuses any consent: none is begun, and the
+        setting to make is named instead."""
+        if not connector.settings.client_id.strip():
+            raise ConfigError(
+                f"{type_spec(type).label}'s OAuth client id is not set: set "
+                f"{ENV_PREFIX}{type.upper()}__CLIENT_ID (or client_id in [{type}] of the "
+                "settings file)"
+            )
+
     def _integration(self, uid: str) -> Integration:
         with self._ws.db.read() as session:
             row = self._ws.integrations.find_live(session, uid)
@@ -96,6 +108,7 @@ class ConnectService:
         row = await asyncio.to_thread(self._integration, uid)
         assert row.id is not None
         connector = self.connector(row.type)
+        self._require_client_id(connector, row.type)
         redirect_uri = connector.settings.redirect_uri
         state = self._ws.tokens.token_urlsafe(24)
         verifier = self._ws.tokens.token_urlsafe(48) if connector.pkce else None
@@ -141,8 +154,10 @@ class ConnectService:
     ) -> ConnectResult:
         """Zoho's self client: a grant code from the API console, no redirect at all."""
         row = await asyncio.to_thread(self._integration, uid)
-        if not self.connector(row.type).grant_codes:
+        connector = self.connector(row.type)
+        if not connector.grant_codes:
             raise ConflictError("only Zoho Books takes a self-client grant code")
+        self._require_client_id(connector, row.type)
         if not code.strip():
             raise AuthorisationFailed("the grant code is empty")
         return await self._finish(row.uid, code.strip(), None, None, {}, first_sync_here)

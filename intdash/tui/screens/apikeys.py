@@ -1,4 +1,5 @@
-"""The API keys of a Custom Integration: create (shown once), list, revoke."""
+"""The API keys of a Custom Integration: create (shown once), list, revoke; and the first key
+offered as soon as a Custom Integration is created."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Static
 
 from intdash.core.services.apikeys import ApiKeyView, KeyState, parse_label
-from intdash.tui.screens.base import BaseScreen
+from intdash.tui.screens.base import BaseScreen, Helpers
+from intdash.tui.screens.modals import KeyShownScreen, PromptScreen
 from intdash.tui.widgets import TitleBar
 
 
@@ -21,6 +23,41 @@ def _check_label(text: str) -> str | None:
     except ValueError as exc:
         return f"label: {exc}"
     return None
+
+
+def label_prompt(
+    title: str = "Create an API key", *, note: str = "", cancel: str = "Cancel"
+) -> PromptScreen:
+    """Asks for a new key's label, checked as the service checks it."""
+    return PromptScreen(
+        title,
+        "Label (what the key is for):",
+        placeholder="e.g. ERP production",
+        check=_check_label,
+        confirm="Create",
+        cancel=cancel,
+        note=note,
+    )
+
+
+def first_key_prompt(uid: str) -> PromptScreen:
+    """Offered as soon as a Custom Integration is created: it does nothing until it has a key."""
+    return label_prompt(
+        f"Create the first API key of {uid}?",
+        note="A Custom Integration pushes its invoices with an API key: until it has one it is "
+        "Inactive (no API key). Its keys are under [b]a[/b] on the main screen.",
+        cancel="Not now",
+    )
+
+
+async def create_key(screen: Helpers, uid: str, label: str) -> bool:
+    """Create a key and show it, this once (on ``screen``, which runs this in a worker)."""
+    created = await screen.call(screen.ws.keys.create, uid, label, doing="Creating the key")
+    if created is None:
+        return False
+    title = f"API key {created.view.key_id} ({created.view.label})"
+    await screen.intdash.push_screen_wait(KeyShownScreen(title, created.key))
+    return True
 
 
 class ApiKeysScreen(BaseScreen):
@@ -91,18 +128,7 @@ class ApiKeysScreen(BaseScreen):
         (table.action_cursor_down if step > 0 else table.action_cursor_up)()
 
     def action_create_key(self) -> None:
-        from intdash.tui.screens.modals import PromptScreen
-
-        self.app.push_screen(
-            PromptScreen(
-                "Create an API key",
-                "Label (what the key is for):",
-                placeholder="e.g. ERP production",
-                check=_check_label,
-                confirm="Create",
-            ),
-            self._created_label,
-        )
+        self.app.push_screen(label_prompt(), self._created_label)
 
     def _created_label(self, label: str | None) -> None:
         if label:
@@ -110,15 +136,8 @@ class ApiKeysScreen(BaseScreen):
 
     @work(group="create")
     async def _create(self, label: str) -> None:
-        created = await self.call(self.ws.keys.create, self.uid, label, doing="Creating the key")
-        if created is None:
-            return
-        from intdash.tui.screens.modals import KeyShownScreen
-
-        await self.app.push_screen(
-            KeyShownScreen(f"API key {created.view.key_id} ({created.view.label})", created.key)
-        )
-        self.load()
+        if await create_key(self, self.uid, label):
+            self.load()
 
     def action_revoke_key(self) -> None:
         key = self.selected()

@@ -1,6 +1,9 @@
 """Connect / Reconnect: OAuth over SSH, on the same service as ``intdash connect``. A consent
 that works makes the integration Active at once and starts its first sync, as the app's sync
-(the main table's row and the details screen show its progress)."""
+(the main table's row and the details screen show its progress).
+
+The URL to open is shown read-only (``y`` copies it wherever the focus is but in the paste box);
+the paste box is the one field that takes what is typed."""
 
 from __future__ import annotations
 
@@ -17,12 +20,21 @@ from intdash.core.errors import IntdashError
 from intdash.providers.callback import CallbackListener
 from intdash.providers.connect import AuthorisationFlow, ConnectService
 from intdash.tui.screens.base import BaseModal
+from intdash.tui.screens.modals import ReadOnlyInput
 
 
 class ConnectScreen(BaseModal[bool]):
     BINDINGS = [
         Binding("escape", "cancel", "Cancel", id="cancel"),
-        Binding("y", "copy", "Copy URL", id="copy-url", tooltip="Copy the URL to your clipboard"),
+        # first, wherever the focus is but in the paste box (see check_action)
+        Binding(
+            "y",
+            "copy",
+            "Copy URL",
+            id="copy-url",
+            tooltip="Copy the URL to your clipboard",
+            priority=True,
+        ),
     ]
 
     def __init__(self, uid: str) -> None:
@@ -36,9 +48,9 @@ class ConnectScreen(BaseModal[bool]):
         with Vertical(classes="dialog connect"):
             yield Label(f"Connect {self.uid}", classes="dialog-title")
             yield Static("Preparing the authorisation URL…", id="steps", classes="dialog-body")
-            yield Input("", id="url", select_on_focus=True)
+            yield ReadOnlyInput("", passes="y", id="url")
             yield Label("Or paste the URL your browser was sent to:")
-            yield Input("", placeholder="http://localhost:8471/callback?code=…&state=…", id="paste")
+            yield Input("", placeholder="the redirect URI, with ?code=…&state=…", id="paste")
             yield Static("", id="progress")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Copy URL (y)", id="copy")
@@ -50,6 +62,10 @@ class ConnectScreen(BaseModal[bool]):
 
     @work(exclusive=True, group="begin")
     async def begin(self) -> None:
+        if self.intdash.read_only:  # connecting stores tokens: nothing of it here
+            self.notify("read-only: this dashboard connects nothing", severity="warning")
+            self.dismiss(False)
+            return
         self.service = ConnectService(self.ws)
         try:
             self.flow = await self.service.begin(self.uid)
@@ -61,8 +77,11 @@ class ConnectScreen(BaseModal[bool]):
         url = self.query_one("#url", Input)
         url.value = self.flow.url
         url.display = True
+        url.focus()  # y copies it at once
+        self.query_one("#paste", Input).placeholder = f"{self.flow.redirect_uri}?code=…&state=…"
         self.query_one("#steps", Static).update(
-            "1. Open this URL in the browser on your own machine and give consent.\n"
+            "1. Open this URL in the browser on your own machine and give consent "
+            "([b]y[/b] copies it).\n"
             f"2. Over SSH, forward the callback port first: [b]ssh -L {port}:localhost:{port} "
             "this-host[/b] — or paste below the URL the browser was sent to."
         )
@@ -105,6 +124,11 @@ class ConnectScreen(BaseModal[bool]):
         if event.value.strip():
             self.workers.cancel_group(self, "listen")
             await self.complete(event.value.strip())
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "copy":  # in the paste box, y is a letter of what is pasted
+            return self.focused is None or self.focused.id != "paste"
+        return True
 
     @on(Button.Pressed, "#copy")
     def action_copy(self) -> None:

@@ -18,7 +18,12 @@ from intdash.core.models import RunOutcome, SyncRun
 from intdash.core.services.integrations import IntegrationView
 from intdash.tui.format import status_text
 from intdash.tui.screens.base import BaseScreen
-from intdash.tui.screens.details_buttons import BUTTONS, COMPACT_BELOW, ActionBar
+from intdash.tui.screens.details_buttons import (
+    BUTTONS,
+    COMPACT_BELOW,
+    ActionBar,
+    authorise_action,
+)
 from intdash.tui.screens.details_history import RunHistory
 from intdash.tui.screens.forms import check_common
 from intdash.tui.syncs import DashboardSync
@@ -51,6 +56,7 @@ class DetailsScreen(BaseScreen):
             id="toggle",
             tooltip="Turn its scheduled syncs off or on",
         ),
+        Binding("o", "connect", "Connect", id="connect", tooltip="Authorise it (OAuth)"),
         Binding("o", "reconnect", "Reconnect", id="reconnect", tooltip="Authorise again"),
         Binding("x", "remove", "Remove", id="remove", tooltip="Remove it (asks first)"),
         Binding("i", "invoices", "Invoices", id="invoices", tooltip="Its invoices"),
@@ -137,7 +143,7 @@ class DetailsScreen(BaseScreen):
             self._summarise(summary)
         bar = self.query_one("#detail-buttons", ActionBar)
         bar.relabel(enable=not view.sync_enabled)
-        bar.offer(view.spec)
+        bar.offer(view)
         self.query_one("#runs", RunHistory).show(runs, self.when)
         self.offer_actions()
 
@@ -191,7 +197,9 @@ class DetailsScreen(BaseScreen):
             )
         if action == "deliveries":
             return view is not None and view.spec.delivers
-        if action in ("sync_now", "reset_sync_from", "reconnect"):
+        if action in ("connect", "reconnect"):
+            return action == authorise_action(view)
+        if action in ("sync_now", "reset_sync_from"):
             return view is not None and view.spec.oauth and view.removed_at is None
         if action == "cancel_sync":
             return self.syncing is not None or self.elsewhere is not None
@@ -348,6 +356,9 @@ class DetailsScreen(BaseScreen):
         if changed is not None:
             self.notify(f"Sync {'enabled' if enable else 'disabled'} for {self.uid}")
             self.load()
+
+    def action_connect(self) -> None:
+        self.action_reconnect()
 
     def action_reconnect(self) -> None:
         from intdash.tui.screens.connect import ConnectScreen

@@ -1,15 +1,18 @@
 """The details screen's action bar: a button for each thing that can be done to the
-integration, labelled with its key where there is room, and shown only where it applies."""
+integration, labelled with its key where there is room, and shown only where it applies; and
+which of Connect or Reconnect its ``o`` offers."""
 
 from __future__ import annotations
 
 from textual.containers import Horizontal
 from textual.widgets import Button
 
-from intdash.core.catalog import Probe, TypeSpec
+from intdash.core.catalog import Action, Probe
+from intdash.core.services.integrations import IntegrationView
 
 # button id: (label, key, the screen's action it runs)
 BUTTONS = {
+    "b-connect": ("Connect", "o", "connect"),
     "b-test": ("Test", "t", "test_connection"),
     "b-sync": ("Sync now", "s", "sync_now"),
     "b-from": ("Sync from…", "f", "reset_sync_from"),
@@ -19,6 +22,16 @@ BUTTONS = {
     "b-close": ("Close", "esc", "back"),
 }
 COMPACT_BELOW = 100  # narrower, the buttons drop their keys to fit
+
+
+def authorise_action(view: IntegrationView | None) -> str | None:
+    """What ``o`` does in details: "connect" while the integration is not authorised (never
+    connected, or its tokens refused), "reconnect" for one of a platform that is, or nothing."""
+    if view is None or not view.actions:  # removed
+        return None
+    if Action.CONNECT in view.actions:
+        return "connect"
+    return "reconnect" if view.spec.oauth else None
 
 
 class ActionBar(Horizontal):
@@ -31,6 +44,7 @@ class ActionBar(Horizontal):
             Button(self._label(name), id=name, variant="error" if name == "b-remove" else "default")
             for name in BUTTONS
         ]
+        buttons[0].display = False  # Connect: only once the integration is known to need it
         super().__init__(*buttons, id=id)
 
     @staticmethod
@@ -58,10 +72,13 @@ class ActionBar(Horizontal):
             if str(button.label) != label:
                 button.label = label
 
-    def offer(self, spec: TypeSpec) -> None:
-        """Show only the buttons that the integration's type has a use for."""
-        tested, oauth = spec.probe is not Probe.NONE, spec.oauth
-        for button, shown in (("#b-test", tested), ("#b-sync", oauth),
+    def offer(self, view: IntegrationView) -> None:
+        """Show only the buttons that the integration has a use for: until it is authorised,
+        Connect in place of testing and syncing (which would only fail)."""
+        spec = view.spec
+        connect = Action.CONNECT in view.actions
+        tested, oauth = spec.probe is not Probe.NONE and not connect, spec.oauth and not connect
+        for button, shown in (("#b-connect", connect), ("#b-test", tested), ("#b-sync", oauth),
                               ("#b-from", oauth), ("#b-deliveries", spec.delivers)):  # fmt: skip
             widget = self.query_one(button, Button)
             if widget.display != shown:

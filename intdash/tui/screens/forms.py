@@ -18,6 +18,7 @@ from intdash.core.errors import FieldErrors
 from intdash.core.services.integrations import CreatedIntegration, IntegrationView
 from intdash.core.services.integrations.validation import parse_common
 from intdash.tui.screens.base import BaseModal
+from intdash.tui.screens.modals import described
 
 KEPT = "•••••••• (kept unless retyped)"
 
@@ -58,7 +59,8 @@ class SettingsForm(BaseModal[str]):
         with Vertical(classes="dialog form"):
             yield Label(self.title_text, classes="dialog-title", id="form-title")
             yield from self.compose_top()
-            with VerticalScroll(id="fields"):
+            # not a stop of its own on tab: each field scrolls into view as it takes the focus
+            with VerticalScroll(id="fields", can_focus=False):
                 yield from self.field_widgets()
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Cancel", id="cancel")
@@ -109,7 +111,11 @@ class SettingsForm(BaseModal[str]):
 
     def on_mount(self) -> None:
         self.validate()
-        self.query_one("#f-name", Input).focus()
+        self.first_field().focus()
+
+    def first_field(self) -> Widget:
+        """Where the focus starts: the first field of the form."""
+        return self.query_one("#f-name", Input)
 
     # -- values and checks -------------------------------------------------------------------
 
@@ -150,11 +156,19 @@ class SettingsForm(BaseModal[str]):
             self.validate()
 
     def show_errors(self, errors: dict[str, str]) -> None:
+        """The service's refusal: beside each field it names, in a toast too (a field may be
+        below the fold), and the first such field takes the focus."""
+        first: Widget | None = None
         for name, problem in errors.items():
-            try:
-                self.query_one(f"#e-{name}", Static).update(f"{name}: {problem}")
-            except Exception:
-                self.app.notify(f"{name}: {problem}", severity="error")
+            for label in self.query(f"#e-{name}").results(Static):
+                label.update(f"{name}: {problem}")
+            for widget in self.query(f"#f-{name}"):
+                if first is None:
+                    first = widget
+        message = "; ".join(f"{name}: {problem}" for name, problem in errors.items())
+        self.app.notify(message, title="Not saved", severity="error", timeout=8)
+        if first is not None:
+            first.focus()  # it scrolls into view
 
     # -- saving ------------------------------------------------------------------------------
 
@@ -186,13 +200,26 @@ class ConfigureScreen(SettingsForm):
 
     def __init__(self, view: IntegrationView) -> None:
         super().__init__(view.spec, view)
-        self.title_text = f"Configure {view.spec.label} integration {view.uid}"
+        self.title_text = f"Configure {described(view.spec, view.uid)}"
+        # the settings saved that its platform's consent reads: it wants connecting again
+        self.consent_changed: tuple[str, ...] = ()
 
     async def save(self, values: dict[str, str]) -> str:
         assert self.view is not None
+        before = self.view.settings
         saved = await asyncio.to_thread(self.ws.integrations.configure, self.view.uid, values)
+        self.consent_changed = tuple(
+            name
+            for name in self.spec.consent_fields
+            if _shown(saved.settings.get(name)) != _shown(before.get(name))
+        )
         self.app.notify(f"Saved {saved.uid}")
         return saved.uid
+
+
+def _shown(value: Any) -> str:
+    """A stored setting as the form compares it (absent and empty alike)."""
+    return "" if value is None else str(value)
 
 
 class CreateScreen(SettingsForm):
@@ -203,6 +230,9 @@ class CreateScreen(SettingsForm):
     def __init__(self) -> None:
         super().__init__(TYPES[IntegrationType.XERO])
         self.created: CreatedIntegration | None = None
+
+    def first_field(self) -> Widget:
+        return self.query_one("#type", Select)  # the type first: the fields follow from it
 
     def compose_top(self) -> ComposeResult:
         yield Label("Type")
@@ -239,5 +269,5 @@ class CreateScreen(SettingsForm):
         created = await asyncio.to_thread(self.ws.integrations.create, self.spec.type, None, values)
         self.created = created  # the caller shows any generated secret, once
         view = created.integration
-        self.app.notify(f"Created {view.spec.label} integration {view.uid}")
+        self.app.notify(f"Created {described(view.spec, view.uid)}")
         return view.uid

@@ -34,6 +34,7 @@ class IntegrationsScreen(IntegrationsActions):
         Binding(
             "enter", "details", "Details", id="details", tooltip="Open the selected integration"
         ),
+        Binding("o", "connect", "Connect", id="connect", tooltip="Authorise it (OAuth)"),
         Binding("o", "reconnect", "Reconnect", id="reconnect", tooltip="Authorise again (OAuth)"),
         Binding("c", "configure", "Configure", id="configure", tooltip="Change its settings"),
         Binding("a", "api_keys", "API Keys", id="api-keys", tooltip="Keys that push invoices"),

@@ -10,8 +10,9 @@ from intdash.core.catalog import Action, type_spec
 from intdash.core.services.integrations import IntegrationView
 from intdash.tui.screens.base import BaseScreen
 
-# actions offered only for the types that have them
+# actions offered only where the selected integration has them (IntegrationView.actions)
 TYPE_ACTIONS = {
+    "connect": Action.CONNECT,
     "reconnect": Action.RECONNECT,
     "configure": Action.CONFIGURE,
     "api_keys": Action.API_KEYS,
@@ -29,6 +30,7 @@ class IntegrationsActions(BaseScreen):
 
     @work(group="create")
     async def action_create(self) -> None:
+        from intdash.tui.screens.apikeys import create_key, first_key_prompt
         from intdash.tui.screens.forms import CreateScreen
         from intdash.tui.screens.modals import KeyShownScreen
 
@@ -40,16 +42,52 @@ class IntegrationsActions(BaseScreen):
         for key, secret in form.created.generated_secrets.items():
             title = f"{uid}: its {key.replace('_', ' ')}"
             await self.app.push_screen_wait(KeyShownScreen(title, secret))
-        if type_spec(form.created.integration.type).oauth:
+        spec = type_spec(form.created.integration.type)
+        if spec.oauth:
             self._connect(uid)  # OAuth types go straight on to connecting
+        elif spec.needs_api_key:  # it pushes nothing until it has a key: offer its first
+            label = await self.app.push_screen_wait(first_key_prompt(uid))
+            if label and await create_key(self, uid, label):
+                self.reload()
 
-    def action_configure(self) -> None:
+    @work(group="configure")
+    async def action_configure(self) -> None:
         view = self.selected()
         if view is None:
             return
         from intdash.tui.screens.forms import ConfigureScreen
 
-        self.app.push_screen(ConfigureScreen(view), self.reload)
+        form = ConfigureScreen(view)
+        saved = await self.app.push_screen_wait(form)
+        self.reload()
+        if saved and form.consent_changed:
+            await self.offer_connect(view, form.consent_changed)
+
+    async def offer_connect(self, view: IntegrationView, changed: tuple[str, ...]) -> None:
+        """Settings that its platform's consent reads were changed: connect again now?"""
+        from intdash.tui.screens.modals import ConfirmScreen
+
+        labels = ", ".join(
+            field.label.lower() for name in changed if (field := view.spec.field(name))
+        )
+        confirmed = await self.app.push_screen_wait(
+            ConfirmScreen(
+                f"Connect {view.uid} now?",
+                f"{view.spec.label} reads the {labels} when it is connected: the change takes "
+                "effect with a new consent.",
+                "Connect",
+                danger=False,
+            )
+        )
+        if confirmed:
+            self._connect(view.uid)
+        else:
+            self.notify(f"Not connected now: o in the details of {view.uid} connects it")
+
+    def action_connect(self) -> None:
+        view = self.selected()
+        if view is not None:
+            self._connect(view.uid)
 
     def action_reconnect(self) -> None:
         view = self.selected()

@@ -1,19 +1,59 @@
-"""Small modal screens: confirmations, the action menu, a key shown once, one-field prompts."""
+"""Small modal screens: confirmations, the action menu, a key shown once, one-field prompts;
+and the read-only field that shows a secret or a URL to copy."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
+from intdash.core.catalog import TypeSpec
 from intdash.core.services.integrations import IntegrationView
 from intdash.tui.screens.base import BaseModal
+
+
+def described(spec: TypeSpec, uid: str) -> str:
+    """An integration in words, its type named once: "Xero integration xero-k3f9qa", but
+    "Custom Integration cust-7hq2mx"."""
+    kind = spec.label if spec.label.lower().endswith("integration") else f"{spec.label} integration"
+    return f"{kind} {uid}"
+
+
+class ReadOnlyInput(Input):
+    """A value to read, select and copy, which no key changes: what is typed, pasted, cut or
+    deleted is dropped. A letter typed at it is swallowed, as a field's would be, so that it
+    never runs another key's action (``q`` would quit, and a secret is shown only once); but
+    the letters in ``passes`` are left to the dialog's own priority bindings (``y`` copies),
+    which come before any widget sees the key."""
+
+    def __init__(self, value: str, *, passes: str = "", id: str | None = None) -> None:
+        super().__init__(value, id=id, select_on_focus=True)
+        self.passes = frozenset(passes)
+
+    def check_consume_key(self, key: str, character: str | None) -> bool:
+        return super().check_consume_key(key, character) and character not in self.passes
+
+    async def _on_key(self, event: events.Key) -> None:
+        if event.is_printable:
+            event.prevent_default()  # Input's own handler would insert it
+            event.stop()
+
+    def _on_paste(self, event: events.Paste) -> None:
+        event.prevent_default()
+        event.stop()
+
+    def replace(self, text: str, start: int, end: int) -> None:
+        """Every edit (typing, deleting, cutting, pasting) comes here, and changes nothing."""
+
+    def action_cut(self) -> None:
+        """Nothing is cut from it: the selection is copied, as ``ctrl+c`` copies it."""
+        self.action_copy()
 
 
 class ConfirmScreen(BaseModal[bool]):
@@ -57,7 +97,7 @@ class RemoveScreen(ConfirmScreen):
 
     def __init__(self, view: IntegrationView) -> None:
         super().__init__(
-            f"Remove {view.spec.label} integration {view.uid}?",
+            f"Remove {described(view.spec, view.uid)}?",
             f"[b]{view.name}[/b]\n\n"
             "All syncing stops and its credentials are wiped. Invoices already fiscalized stay "
             "in the history.",
@@ -90,11 +130,15 @@ class ActionMenu(BaseModal[str]):
 
 
 class KeyShownScreen(BaseModal[None]):
-    """A secret shown this once, with copy to the operator's clipboard (OSC 52)."""
+    """A secret shown this once, read-only (no key can change it), with ``y`` copying it to the
+    operator's own clipboard (OSC 52) from anywhere in the dialog."""
 
     BINDINGS = [
         Binding("escape", "cancel", "Close", id="close"),
-        Binding("y", "copy", "Copy", id="copy", tooltip="Copy it to your own clipboard"),
+        # first, whatever has the focus: the dialog has no field to type into
+        Binding(
+            "y", "copy", "Copy", id="copy", tooltip="Copy it to your own clipboard", priority=True
+        ),
     ]
 
     def __init__(self, title: str, secret: str) -> None:
@@ -105,10 +149,12 @@ class KeyShownScreen(BaseModal[None]):
         with Vertical(classes="dialog"):
             yield Label(self.title_text, classes="dialog-title")
             yield Static(
-                "[b]This is shown once.[/b] It will not be shown again: store it now.",
+                "[b]This is shown once.[/b] It will not be shown again: store it now.\n"
+                "[b]y[/b] copies it to your clipboard (over SSH too, where the terminal "
+                "allows it).",
                 classes="dialog-body",
             )
-            yield Input(self.secret, id="secret", select_on_focus=True)
+            yield ReadOnlyInput(self.secret, passes="y", id="secret")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Copy (y)", id="copy")
                 yield Button("Done", id="done", variant="primary")
@@ -135,19 +181,24 @@ class PromptScreen(BaseModal[str]):
         placeholder: str = "",
         check: Callable[[str], str | None] | None = None,
         confirm: str = "OK",
+        cancel: str = "Cancel",
+        note: str = "",
     ) -> None:
         super().__init__()
         self.title_text, self.label, self.value = title, label, value
         self.placeholder, self.check, self.confirm_label = placeholder, check, confirm
+        self.cancel_label, self.note = cancel, note
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label(self.title_text, classes="dialog-title")
+            if self.note:
+                yield Static(self.note, classes="dialog-body")
             yield Label(self.label)
             yield Input(self.value, placeholder=self.placeholder, id="value")
             yield Static("", id="problem", classes="field-error")
             with Horizontal(classes="dialog-buttons"):
-                yield Button("Cancel", id="cancel")
+                yield Button(self.cancel_label, id="cancel")
                 yield Button(self.confirm_label, id="ok", variant="primary")
 
     def _problem(self) -> str | None:

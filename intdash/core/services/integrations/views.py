@@ -16,7 +16,7 @@ from intdash.core.models import Integration
 from intdash.core.plans import LicenceState
 from intdash.core.schedule import NOT_SCHEDULED, NextSync, describe, events_received, poll_interval
 from intdash.core.services.credentials import OAUTH_TOKEN
-from intdash.core.status import Status, StatusFacts, derive_status
+from intdash.core.status import Reason, Status, StatusFacts, derive_status
 
 if TYPE_CHECKING:
     from intdash.core.config import Settings
@@ -97,7 +97,15 @@ class IntegrationView:
 
     @property
     def actions(self) -> tuple[Action, ...]:
-        return () if self.removed_at else self.spec.actions
+        """The type's actions. An OAuth integration that is not authorised (never connected,
+        or its tokens refused) offers Connect first, in place of any Reconnect."""
+        if self.removed_at:
+            return ()
+        actions = self.spec.actions
+        unauthorised = (Reason.NEEDS_AUTHORISATION, Reason.RECONNECT_NEEDED)
+        if self.spec.oauth and self.status.reason in unauthorised:
+            return (Action.CONNECT, *(a for a in actions if a is not Action.RECONNECT))
+        return actions
 
     def to_json(self) -> dict[str, Any]:
         """The stable JSON form of ``intdash integrations show --json``."""
