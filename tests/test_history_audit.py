@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from textual.widgets import Input
 
 from intdash.core.services.invoices.listing import count
 from intdash.core.workspace import Workspace
 from intdash.tui.app import IntdashApp
+from intdash.tui.screens.audit import AuditScreen
 from intdash.tui.screens.details import DetailsScreen
 from intdash.tui.screens.invoices import InvoicesScreen
 from intdash.tui.widgets import RowTable
@@ -233,3 +236,125 @@ async def test_invoice_history_keeps_every_column(ws: Workspace, size: tuple[int
         row = next(line for line in lines if "INV-00029" in line)
         assert uid in row and "115.00 NZD" in row and "AUTHO" in row
         assert row.rstrip().endswith("#30"), row  # its sale record's number
+
+
+# -- the audit trail ------------------------------------------------------------------------------
+
+
+def trail(app: IntdashApp) -> RowTable:
+    return app.screen.query_one("#audit", RowTable)
+
+
+def trail_rows(app: IntdashApp) -> list[list[str]]:
+    table = trail(app)
+    return [[str(cell) for cell in table.get_row_at(n)] for n in range(table.row_count)]
+
+
+async def filter_by(pilot: Any, app: IntdashApp, text: str) -> None:
+    """Open the filter box and put ``text`` in it (as a paste would)."""
+    await pilot.press("slash")
+    await until(pilot, lambda: app.screen.query("#filter"))
+    app.screen.query_one("#filter", Input).value = text
+
+
+async def shows(pilot: Any, app: IntdashApp, line: str) -> None:
+    """Wait until the line below the table says ``line``."""
+    await until(
+        pilot, lambda: position(app) == line, message=lambda: f"{line!r}: {position(app)!r}"
+    )
+
+
+def some_history(ws: Workspace, clock: Any) -> tuple[str, str]:
+    """A few changes to two integrations, a minute apart, as the audit trail records them."""
+    acme = ws.integrations.create("xero", name="Acme Ltd").integration.uid
+    clock.advance(minutes=1)
+    erp = ws.integrations.create("custom", name="ERP push").integration.uid
+    clock.advance(minutes=1)
+    ws.keys.create(erp, "production")
+    clock.advance(minutes=1)
+    ws.integrations.configure(acme, {"name": "Acme Holdings"})
+    clock.advance(minutes=1)
+    ws.plans.set("growth")
+    return acme, erp
+
+
+async def test_the_audit_trail_from_the_main_screen(ws: Workspace, clock: Any) -> None:
+    acme, erp = some_history(ws, clock)
+    app = app_for(ws)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: app.screen.query("#integrations"))
+        await pilot.press("L")
+        await until(pilot, lambda: isinstance(app.screen, AuditScreen) and trail(app).row_count)
+        rows = trail_rows(app)
+        assert [row[2] for row in rows] == [  # newest first: who, what, which, when
+            "plan.changed",
+            "integration.configured",
+            "api_key.created",
+            "integration.created",
+            "integration.created",
+        ]
+        assert rows[1][1] == "tester" and rows[1][3] == acme and "name" in rows[1][4]
+        assert rows[0][3] == "—"  # the plan is no integration's
+        configured = clock.now - timedelta(minutes=1)
+        assert rows[1][0] == configured.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+        await until(pilot, lambda: position(app) == "Row 1 of 5 events · all loaded")
+        # filtered by who, what, the detail, or the integration's UID, name or type
+        for text, expected in (
+            ("acme", 2),  # by its name, though its first event was before the new name
+            (erp, 2),
+            ("Custom Integration", 2),
+            ("api_key", 1),
+            ("plan", 1),
+            ("tester created", 3),
+        ):
+            await filter_by(pilot, app, text)
+            noun = "event" if expected == 1 else "events"
+            await shows(pilot, app, f"Row 1 of {expected} {noun} matching “{text}” · all loaded")
+            assert trail(app).row_count == expected
+        await filter_by(pilot, app, "nobody did this")
+        await until(pilot, lambda: "No event matches “nobody did this”" in screen_text(app))
+        await pilot.press("escape", "escape")
+        await until(pilot, lambda: not isinstance(app.screen, AuditScreen))
+
+
+async def test_the_audit_trail_of_one_integration_from_its_details(
+    ws: Workspace, clock: Any
+) -> None:
+    _, erp = some_history(ws, clock)
+    app = app_for(ws)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_details(app, pilot, erp)
+        await pilot.press("L")
+        await until(pilot, lambda: isinstance(app.screen, AuditScreen) and trail(app).row_count)
+        assert [(row[2], row[3]) for row in trail_rows(app)] == [
+            ("api_key.created", erp),
+            ("integration.created", erp),
+        ]
+        assert f"Audit trail of {erp}" in screen_text(app)
+        table = trail(app)
+        assert table.line_width <= table.scrollable_content_region.width  # 80 columns hold it
+        await until(pilot, lambda: position(app) == "Row 1 of 2 events · all loaded")
+        await pilot.press("enter")  # the whole event, where its row cuts it short
+        await until(pilot, lambda: any("production" in n.message for n in app._notifications))
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, DetailsScreen))
+
+
+async def test_the_audit_trail_pages_and_counts_many_events(ws: Workspace) -> None:
+    """Thousands of events open at once, a page at a time, counted off the loop."""
+    uid = ws.integrations.create("custom", name="Busy").integration.uid
+    with ws.db.write() as session:
+        for n in range(1200):
+            ws.audit.record(session, "integration.configured", uid, f"changed: name ({n})")
+    assert ws.audit.count() == 1201 and ws.audit.count(integration_uid=uid, search="(11") == 111
+    newest = ws.audit.page(limit=1)[0]
+    assert newest.detail == "changed: name (1199)" and newest.id is not None
+    assert ws.audit.count(through_id=newest.id - 1) == 1200
+    app = app_for(ws)
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.push_screen(AuditScreen(None))
+        await until(pilot, lambda: app.screen.query("#audit") and trail(app).row_count == 200)
+        await until(pilot, lambda: position(app) == "Row 1 of 1,201 events · rows 1-200 loaded")
+        trail(app).move_cursor(row=195)
+        await until(pilot, lambda: trail(app).row_count == 400)
+        assert position(app) == "Row 196 of 1,201 events · rows 1-400 loaded"

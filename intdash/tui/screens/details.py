@@ -61,6 +61,7 @@ class DetailsScreen(BaseScreen):
         Binding("x", "remove", "Remove", id="remove", tooltip="Remove it (asks first)"),
         Binding("i", "invoices", "Invoices", id="invoices", tooltip="Its invoices"),
         Binding("d", "deliveries", "Deliveries", id="deliveries", tooltip="What was sent to it"),
+        Binding("L", "audit", "Audit", id="audit", tooltip="Its audit trail: who did what, when"),
         Binding("j", "scroll_runs(1)", "Down", show=False, id="down"),
         Binding("k", "scroll_runs(-1)", "Up", show=False, id="up"),
     ]
@@ -380,6 +381,11 @@ class DetailsScreen(BaseScreen):
         from intdash.tui.screens.invoices import InvoicesScreen
 
         self.app.push_screen(InvoicesScreen(self.uid))
+
+    def action_audit(self) -> None:
+        from intdash.tui.screens.audit import AuditScreen
+
+        self.app.push_screen(AuditScreen(self.uid))
 
     def action_scroll_runs(self, step: int) -> None:
         self.query_one("#runs", RunHistory).scroll_rows(step)

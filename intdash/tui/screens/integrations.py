@@ -44,6 +44,7 @@ class IntegrationsScreen(IntegrationsActions):
             "slash", "filter", "Filter", id="filter", tooltip="Filter by UID, name, type, status"
         ),
         Binding("i", "invoices", "Invoices", id="invoices", tooltip="The invoice history"),
+        Binding("L", "audit", "Audit", id="audit", tooltip="The audit trail: who did what, when"),
         Binding("r", "refresh", "Refresh", id="refresh", tooltip="Read everything again now"),
         Binding(
             "greater_than_sign",
@@ -326,6 +327,11 @@ class IntegrationsScreen(IntegrationsActions):
 
     def action_cursor_up(self) -> None:
         self.query_one("#integrations", RowTable).action_cursor(-1)
+
+    def action_audit(self) -> None:
+        from intdash.tui.screens.audit import AuditScreen
+
+        self.app.push_screen(AuditScreen(None))
 
     # -- actions (what they open is in integrations_actions) ----------------------------------
 

@@ -154,7 +154,7 @@ def _conditions(
     return conditions
 
 
-def _like(word: str) -> str:
+def like(word: str) -> str:
     """A LIKE pattern that finds ``word`` anywhere, its own % and _ taken literally."""
     escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
@@ -166,11 +166,11 @@ def matching(words: list[str]) -> ColumnElement[bool]:
     "Zoho Books")."""
     per_word = []
     for word in words:
-        like = _like(word)
+        pattern = like(word)
         per_word.append(
-            INVOICES.c.number.ilike(like, escape="\\")
-            | INVOICES.c.contact.ilike(like, escape="\\")
-            | INVOICES.c.external_id.ilike(like, escape="\\")
+            INVOICES.c.number.ilike(pattern, escape="\\")
+            | INVOICES.c.contact.ilike(pattern, escape="\\")
+            | INVOICES.c.external_id.ilike(pattern, escape="\\")
             | INVOICES.c.integration_id.in_(_integrations_matching(word))
         )
     return and_(*per_word)
@@ -179,13 +179,18 @@ def matching(words: list[str]) -> ColumnElement[bool]:
 def _integrations_matching(word: str) -> Any:
     """The ids of the integrations whose UID, name or type has ``word`` (any case): a
     subquery over the few integrations, evaluated once rather than joined to every invoice."""
+    return select(col(Integration.id)).where(integration_has(word))
+
+
+def integration_has(word: str) -> ColumnElement[bool]:
+    """Integrations whose UID, name or type (its value or its label) has ``word``, any case."""
     lowered = word.lower()
     types = [kind.value for kind, spec in TYPES.items()
              if lowered in kind.value or lowered in spec.label.lower()
              or lowered in spec.short.lower()]  # fmt: skip
-    like = _like(word)
-    return select(col(Integration.id)).where(
-        col(Integration.uid).ilike(like, escape="\\")
-        | col(Integration.name).ilike(like, escape="\\")
+    pattern = like(word)
+    return (
+        col(Integration.uid).ilike(pattern, escape="\\")
+        | col(Integration.name).ilike(pattern, escape="\\")
         | col(Integration.type).in_(types)
     )
