@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from textual.widgets import Input
+from textual.widgets import Button, Input
 
 from intdash.core.services.invoices.listing import count
 from intdash.core.workspace import Workspace
@@ -14,6 +14,7 @@ from intdash.tui.app import IntdashApp
 from intdash.tui.screens.audit import AuditScreen
 from intdash.tui.screens.details import DetailsScreen
 from intdash.tui.screens.invoices import InvoicesScreen
+from intdash.tui.screens.modals import ConfirmScreen, PromptScreen
 from intdash.tui.widgets import RowTable
 from tests.test_integrations import add_invoices
 from tests.waiting import until
@@ -92,6 +93,45 @@ async def test_details_summary_shows_brackets_as_written(ws: Workspace) -> None:
         await open_details(app, pilot, uid)
         await until(pilot, lambda: "HTTP 400 [invalid_grant]" in screen_text(app))
         assert "Acme [/b] Ltd" in screen_text(app)
+
+
+# -- details: sync from a date, and back to the beginning --------------------------------------
+
+
+async def test_sync_from_goes_back_to_the_beginning(ws: Workspace) -> None:
+    """The sync-from prompt takes an empty date for the beginning, asks first, and clears the
+    date (and the cursor, so that the next sync starts from the platform's first invoice)."""
+    uid = ws.integrations.create("xero", name="Acme Ltd").integration.uid
+    ws.integrations.configure(uid, {"sync_from": "2025-06-01"})
+    with ws.db.write() as session:
+        row = ws.integrations.find(session, uid)
+        row.cursor = "2026-11-01T00:00:00"  # as a sync leaves it
+        session.add(row)
+    app = app_for(ws)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await open_details(app, pilot, uid)
+        await until(pilot, lambda: "Sync from: 2025-06-01" in screen_text(app))
+        for answer in ("cancel", "confirm"):
+            await pilot.press("f")
+            await until(pilot, lambda: isinstance(app.screen, PromptScreen))
+            prompt = app.screen
+            value = prompt.query_one("#value", Input)
+            assert value.value == "2025-06-01" and "empty for the beginning" in screen_text(app)
+            await pilot.press("backspace")  # the date is selected: one key clears it
+            await until(pilot, lambda: value.value == "")  # noqa: B023 - asked at once
+            assert not prompt.query_one("#ok", Button).disabled
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+            assert f"Sync {uid} again from the beginning?" in screen_text(app)
+            await pilot.click(f"#{answer}")
+            await until(pilot, lambda: app.screen is screen)
+            if answer == "cancel":  # nothing changed
+                assert ws.integrations.get(uid).sync_from is not None
+        await until(pilot, lambda: "Sync from: the beginning" in screen_text(app))
+    assert ws.integrations.get(uid).sync_from is None
+    with ws.db.read() as session:
+        assert ws.integrations.find(session, uid).cursor is None
+    assert ws.audit.list(uid)[0].detail == "changed: sync_from"
 
 
 # -- the invoice history -------------------------------------------------------------------------

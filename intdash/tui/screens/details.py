@@ -298,14 +298,16 @@ class DetailsScreen(BaseScreen):
             self.load()
 
     def action_reset_sync_from(self) -> None:
+        """Ask for the date to sync from again; an empty one is the beginning (no date)."""
         from intdash.tui.screens.modals import PromptScreen
 
         current = self.view.sync_from.isoformat() if self.view and self.view.sync_from else ""
         self.app.push_screen(
             PromptScreen(
                 "Sync from a date",
-                "Date (YYYY-MM-DD):",
+                "Date (YYYY-MM-DD), or empty for the beginning:",
                 value=current,
+                placeholder="empty: from the beginning",
                 check=self._check_sync_from,
                 confirm="Next",
             ),
@@ -313,27 +315,33 @@ class DetailsScreen(BaseScreen):
         )
 
     def _check_sync_from(self, text: str) -> str | None:
-        """The service's rule for a sync-from date, by the workspace's clock (a date is asked
-        for here: an empty answer is not one)."""
-        if not text.strip():
-            return "a date as YYYY-MM-DD"
+        """The service's rule for a sync-from date, by the workspace's clock (empty: none)."""
         return check_common("sync_from", text, self.ws.clock)
 
     def _reset_confirm(self, day: str | None) -> None:
-        if not day:
+        if day is None:  # cancelled
             return
         from intdash.tui.screens.modals import ConfirmScreen
 
+        beginning = day.lower() in ("", "none")  # as the service reads it: no date
+
         def done(confirmed: bool | None) -> None:
             if confirmed:
-                self._reset(day)  # a worker: it runs on its own
+                self._reset("" if beginning else day)  # a worker: it runs on its own
 
+        since = "the beginning" if beginning else day
         self.app.push_screen(
             ConfirmScreen(
-                f"Sync {self.uid} again from {day}?",
-                "The next sync starts again from that date. This moves the sync cursor only: "
-                "no invoice is deleted, and invoices already stored are updated, not duplicated.",
-                "Sync from " + day,
+                f"Sync {self.uid} again from {since}?",
+                (
+                    "The next sync starts again from the beginning: every invoice the platform "
+                    "has, whatever its date."
+                    if beginning
+                    else "The next sync starts again from that date."
+                )
+                + " This moves the sync cursor only: no invoice is deleted, and invoices already "
+                "stored are updated, not duplicated.",
+                f"Sync from {since}",
                 danger=False,
             ),
             done,
@@ -341,9 +349,10 @@ class DetailsScreen(BaseScreen):
 
     @work(group="change")
     async def _reset(self, day: str) -> None:
+        """Sync from ``day`` next time (empty: from the beginning)."""
         if await self.call(self.ws.integrations.configure, self.uid, {"sync_from": day},
                            doing="Setting the sync-from date") is not None:  # fmt: skip
-            self.notify(f"{self.uid} syncs from {day} next time")
+            self.notify(f"{self.uid} syncs from {day or 'the beginning'} next time")
             self.load()
 
     @work(group="change")
