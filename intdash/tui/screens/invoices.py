@@ -111,13 +111,12 @@ class PagedScreen(BaseScreen):
 
     def compose(self) -> ComposeResult:
         yield TitleBar(f"[b]{self.heading()}[/b], newest first", id=f"{self.TABLE}-title")
-        # the filter box and the words for an empty list are mounted when first needed: less
-        # to style before the first frame
+        # the line below the table comes after the first frame, and the filter box and the
+        # words for an empty list when first needed: less to style before the first frame
         table = RowTable(self._cells, id=self.TABLE)
         table.add_class("paged")
         self._fit(table, self.app.size.width)
         yield table
-        yield Static("", id="position")
         yield Footer()
 
     def _fit(self, table: RowTable, width: int) -> None:
@@ -151,6 +150,11 @@ class PagedScreen(BaseScreen):
             self.restart()
         else:  # the rest of the first page
             self.call_after_refresh(self.more, PAGE - screenful)
+        self.call_after_refresh(self._mount_position)
+
+    def _mount_position(self) -> None:
+        self.mount(Static("", id="position"), before=self.query_one(Footer))
+        self.show_position()
 
     def restart(self) -> None:
         self.rows.clear()
@@ -241,7 +245,7 @@ class PagedScreen(BaseScreen):
 
     def show_position(self) -> None:
         text = self.position()
-        if text != self.shown_position:
+        if text != self.shown_position and self.query("#position"):
             self.shown_position = text
             self.query_one("#position", Static).update(text, layout=False)
 
