@@ -138,8 +138,10 @@ async def test_sync_from_goes_back_to_the_beginning(ws: Workspace) -> None:
 
 
 def position(app: IntdashApp) -> str:
-    """The line below the table, its dashes as typed here (rows 1-200)."""
-    return str(app.screen.query_one("#position").render()).replace("\N{EN DASH}", "-")
+    """The line below the table (once there), its dashes as typed here (rows 1-200)."""
+    lines = app.screen.query("#position")
+    text = str(lines.first().render()) if lines else ""
+    return text.replace("\N{EN DASH}", "-")
 
 
 def history(app: IntdashApp) -> RowTable:
