@@ -1,11 +1,17 @@
 """``intdash demo``: the emulators, a throwaway workspace seeded with one integration of each
 type, and the dashboard with syncs running live. The Xero emulator posts signed events of its
 invoice changes to the dashboard's own server, so that on the demo's Scale plan an edit in Xero
-shows within seconds."""
+shows within seconds.
+
+A workspace kept with ``--home`` is reused by the next run rather than seeded again: what
+pointed at the previous run's emulators (their authorisations, the webhook's receiver) is
+pointed at this run's. The settings of the environment are honoured, but for those that name
+a workspace (the demo keeps to its folder) and the platforms' (the emulators are the demo's)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import socket
@@ -15,12 +21,14 @@ from dataclasses import replace
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import click
 
-from intdash.core.config import DEFAULT_SERVER_PORT
+from intdash.core.config import DEFAULT_SERVER_PORT, Settings, load_settings
 from intdash.core.invoices import InvoiceData, InvoiceKind
 from intdash.core.services.credentials import OAUTH_TOKEN
+from intdash.core.status import Reason
 from intdash.core.workspace import Workspace
 from intdash.providers.base import TokenSet
 from intdash.providers.connect import ConnectService
@@ -33,6 +41,12 @@ from intdash.sync.deliveries import DeliveryWorker
 from intdash.sync.engine import SyncEngine
 
 DEMO_LIMIT = 2000  # invoices a month per integration: the MYOB company issues more
+MARKER = "demo.json"  # in a kept demo workspace: what its last run pointed it at
+SEEDED_NAMES = {"Acme Ltd", "Harbour Cafe", "Bay Traders", "Zylker Traders", "Fiscal archive",
+                "ERP push"}  # fmt: skip
+# settings that name a workspace: the demo's is its folder, never the operator's own
+SET_ASIDE = ("INTDASH_HOME", "INTDASH_DATABASE_URL", "INTDASH_CONFIG", "INTDASH_SECRET_KEY")
+RECEIVER = "/_sandbox/receiver"
 
 
 def demo_sandbox() -> Sandbox:
@@ -51,10 +65,14 @@ async def _connect(ws: Workspace, service: ConnectService, uid: str) -> None:
     await service.complete(flow, location)
 
 
+def _receiver(ws: Workspace) -> str:
+    """The sandbox's webhook receiver (the sandbox the workspace's settings point at)."""
+    return str(ws.settings.xero.api_url).removesuffix("/").removesuffix("/xero/api") + RECEIVER
+
+
 async def seed(ws: Workspace) -> dict[str, str]:
     """One integration of each type, through the same services and flows an operator uses.
     The webhook delivers to the sandbox's receiver."""
-    receiver = str(ws.settings.xero.api_url).removesuffix("/").removesuffix("/xero/api")
     ws.plans.set("scale", monthly_limit=DEMO_LIMIT)
     service = ConnectService(ws)
     engine = SyncEngine(ws, service)
@@ -84,7 +102,7 @@ async def seed(ws: Workspace) -> dict[str, str]:
         ws.credentials.put(session, row.id, OAUTH_TOKEN, dead.to_json())
     await engine.run(harbour)
     made["hook"] = ws.integrations.create(
-        "webhook", name="Fiscal archive", values={"url": f"{receiver}/_sandbox/receiver"}
+        "webhook", name="Fiscal archive", values={"url": _receiver(ws)}
     ).integration.uid
     made["erp"] = ws.integrations.create("custom", name="ERP push").integration.uid
     ws.keys.create(made["erp"], "ERP production")
@@ -92,6 +110,37 @@ async def seed(ws: Workspace) -> dict[str, str]:
     ws.ingest.accept(made["erp"], [_erp_invoice(n) for n in range(1, 6)])
     await DeliveryWorker(ws).drain()
     return made
+
+
+async def reuse(ws: Workspace, previous: str | None) -> list[str]:
+    """Take up a demo workspace made by an earlier run: every integration stays as it is, but
+    what pointed at that run's emulators points at this run's. Each platform's authorisation
+    is given again through the same consent (the earlier emulators' tokens went with them),
+    but for one never authorised or needing a reconnect (the demo's Harbour Cafe still does);
+    a webhook that delivered to the earlier sandbox's receiver delivers to this one's.
+    ``previous``: the earlier sandbox's address, when known. Returns what was changed."""
+    receiver = _receiver(ws)
+    service = ConnectService(ws)
+    changed = []
+    for view in ws.integrations.listing():
+        reason = view.status.reason
+        if view.spec.oauth and reason not in (Reason.NEEDS_AUTHORISATION,
+                                              Reason.RECONNECT_NEEDED):  # fmt: skip
+            await _connect(ws, service, view.uid)  # its sync is due now: the dashboard runs it
+            changed.append(f"{view.uid} authorised again")
+        url = str(view.settings.get("url") or "")
+        if view.spec.delivers and url != receiver and _sandbox_receiver(url, previous):
+            ws.integrations.configure(view.uid, {"url": receiver})
+            changed.append(f"{view.uid} delivers to {receiver}")
+    return changed
+
+
+def _sandbox_receiver(url: str, previous: str | None) -> bool:
+    """Whether ``url`` is an earlier demo sandbox's receiver (on loopback, by its path)."""
+    if previous is not None and url == previous.rstrip("/") + RECEIVER:
+        return True
+    parts = urlsplit(url)
+    return parts.hostname in ("127.0.0.1", "localhost", "::1") and parts.path == RECEIVER
 
 
 def _erp_invoice(n: int) -> InvoiceData:
@@ -116,11 +165,51 @@ def _free_port(wanted: int = 0) -> int:
     raise OSError("no free port on 127.0.0.1")
 
 
-def xero_webhook(box: Sandbox, port: int) -> dict[str, str]:
-    """Point the Xero emulator's webhook at the server intdash will run on ``port`` of
-    127.0.0.1, with a key it makes (as Xero does); returns the settings for that server."""
-    key = box.xero.webhook.configure(f"http://127.0.0.1:{port}/v1/webhooks/xero")
+def xero_webhook(
+    box: Sandbox, port: int, host: str = "127.0.0.1", key: str | None = None
+) -> dict[str, str]:
+    """Point the Xero emulator's webhook at the server intdash will run on ``host``:``port``,
+    with ``key`` or one it makes (as Xero does); returns the settings for that server."""
+    reach = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host  # noqa: S104 - any address
+    reach = f"[{reach}]" if ":" in reach else reach
+    key = box.xero.webhook.configure(f"http://{reach}:{port}/v1/webhooks/xero", key)
     return {"INTDASH_SERVER__PORT": str(port), "INTDASH_XERO__WEBHOOK_KEY": key}
+
+
+def demo_environment(box: Sandbox, folder: Path) -> list[str]:
+    """Point this process's settings at the demo: its folder and the emulators. Every other
+    ``INTDASH_`` setting of the environment is kept; those that would name another workspace
+    are set aside (returned, to be said)."""
+    aside = [name for name in SET_ASIDE if name in os.environ and name != "INTDASH_HOME"]
+    for name in SET_ASIDE:
+        os.environ.pop(name, None)
+    os.environ.update(box.settings(f"http://localhost:{_free_port()}/callback"))
+    os.environ["INTDASH_HOME"] = str(folder)
+    return aside
+
+
+def server_port(settings: Settings, previous: int | None) -> int:
+    """The dashboard's port: the one set, else the previous run's or 8470 when free, else any
+    free one."""
+    if "port" in settings.server.model_fields_set:
+        return settings.server.port
+    if previous is not None and _free_port(previous) == previous:
+        return previous
+    return _free_port(DEFAULT_SERVER_PORT)
+
+
+def earlier_run(folder: Path) -> dict[str, object] | None:
+    """What the last run in ``folder`` left (see ``MARKER``); None when none did."""
+    try:
+        found = json.loads((folder / MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) else None
+
+
+def _foreign(ws: Workspace) -> bool:
+    """Whether the workspace holds integrations that no demo made (an operator's own)."""
+    return any(view.name not in SEEDED_NAMES for view in ws.integrations.listing())
 
 
 def _bookkeeping(box: Sandbox, stop: threading.Event) -> None:
@@ -140,19 +229,38 @@ def demo(home: Path | None) -> None:
 
     throwaway = home is None
     folder = Path(tempfile.mkdtemp(prefix="intdash-demo-")) if home is None else home
+    before = None if home is None else earlier_run(home)
     box = demo_sandbox().start()
     stop = threading.Event()
     try:
-        for name in [n for n in os.environ if n.startswith("INTDASH_")]:
-            del os.environ[name]
-        os.environ.update(box.settings(f"http://localhost:{_free_port()}/callback"))
-        os.environ["INTDASH_HOME"] = str(folder)
+        aside = demo_environment(box, folder)
+        if aside:
+            click.echo(f"The demo keeps to its own folder: {', '.join(aside)} set aside.")
+        settings = load_settings()
+        previous_port = before.get("server_port") if before else None
+        port = server_port(settings, previous_port if isinstance(previous_port, int) else None)
         # the dashboard serves on this port; Xero's events of the demo company come to it
-        os.environ.update(xero_webhook(box, _free_port(DEFAULT_SERVER_PORT)))
+        key = settings.xero.webhook_key.get_secret_value() or None  # the one set, else made
+        os.environ.update(xero_webhook(box, port, settings.server.host, key))
         state = CliState()
-        click.echo(f"Seeding a demo workspace in {folder} against the emulators on {box.url}…")
-        made = asyncio.run(seed(state.workspace))
-        click.echo(f"Seeded: {', '.join(made.values())}")
+        ws = state.workspace
+        if ws.integrations.listing(include_removed=True):
+            if before is None and _foreign(ws):
+                raise click.ClickException(
+                    f"{folder} holds a workspace that intdash demo did not make: give the demo "
+                    "a folder of its own"
+                )
+            click.echo(f"Reusing the demo workspace in {folder} (emulators on {box.url})…")
+            previous = before.get("sandbox") if before else None
+            changed = asyncio.run(reuse(ws, previous if isinstance(previous, str) else None))
+            click.echo("Reused: " + ("; ".join(changed) or "nothing needed changing"))
+        else:
+            click.echo(f"Seeding a demo workspace in {folder} against the emulators on {box.url}…")
+            made = asyncio.run(seed(ws))
+            click.echo(f"Seeded: {', '.join(made.values())}")
+        if not throwaway:
+            marker = {"sandbox": box.url, "server_port": port}
+            (folder / MARKER).write_text(json.dumps(marker) + "\n")
         click.echo(f"Xero posts its events to {box.xero.webhook.url}")
         threading.Thread(target=_bookkeeping, args=(box, stop), daemon=True).start()
         run_dashboard(state, read_only=False, no_mouse=False, theme=None)
