@@ -39,6 +39,7 @@ ENV_PREFIX = "INTDASH_"
 OTHER_VARIABLES: dict[str, str] = {
     "INTDASH_CONFIG": "the TOML settings file (read by config_path)",
     "INTDASH_TEST_DATABASE_URL": "the PostgreSQL database of the test suite (tests/conftest.py)",
+    "INTDASH_BENCH_DATABASE_URL": "the PostgreSQL database of bench/scheduling_bench.py",
 }
 DEFAULT_SERVER_PORT = 8470
 MAX_MONTHLY_LIMIT = 1_000_000_000  # invoices a month per integration: a sane bound, well in int32
