@@ -36,3 +36,11 @@ def count(n: int, *, short: bool = False) -> str:
     if n < 1_000_000:
         return f"{n // 1000}k"
     return f"{n / 1_000_000:.1f}M"
+
+
+def limit(n: int, *, short: bool = False) -> str:
+    """A limit (``short``: round thousands as 2k, 50k, 1M, others as :func:`count` writes them),
+    where width is scarce: a limit is a round figure more often than not."""
+    if short and n >= 1000 and n % 1000 == 0:
+        return f"{n // 1_000_000}M" if n % 1_000_000 == 0 else f"{n // 1000}k"
+    return count(n, short=short)

@@ -4,7 +4,9 @@ screen, for tables of any length.
 Textual's DataTable measures every cell of every row it is given: 10,000 integrations cost it
 seconds of the UI loop. Here the columns have fixed widths, the rows are keys, and a row's cells
 are asked for (and cached) only when the row is drawn, so a frame costs the same at 10 rows or
-100,000.
+100,000. The table also draws a caption line over its header and a note of a few lines under
+its rows: what a screen says about its rows costs no widget of its own (each widget is styled,
+laid out and composed before the first frame) and no layout pass when it changes.
 """
 
 from __future__ import annotations
@@ -57,11 +59,50 @@ class Column:
     key: str
     label: str
     width: int  # a flexible column's least
-    flex: bool = False  # takes what the others leave of the table's width
+    flex: bool = False  # takes a share of what the others leave of the table's width
+    most: int | None = None  # a flexible column's widest (what it leaves goes to the others)
+    weight: int = 1  # a flexible column's share of the room, against the others'
+    cell: int | None = None  # which of a row's cells it shows (None: the one at its place)
+
+
+def share(columns: Sequence[Column], room: int) -> list[int]:
+    """The columns' widths when the flexible ones share ``room`` cells beyond their least, by
+    weight, each up to its widest (what it cannot take goes to the others)."""
+    widths = [c.width for c in columns]
+    open_ = [n for n, c in enumerate(columns) if c.flex]
+    left = max(room, 0)
+    while open_ and left > 0:
+        weight = sum(columns[n].weight for n in open_)
+        full = [
+            n
+            for n in open_
+            if (most := columns[n].most) is not None
+            and widths[n] + left * columns[n].weight // weight >= most
+        ]
+        if not full:
+            for n in open_:
+                widths[n] += left * columns[n].weight // weight
+            widths[open_[-1]] += left - sum(left * columns[n].weight // weight for n in open_)
+            break
+        for n in full:
+            most = columns[n].most
+            assert most is not None
+            give = max(most - widths[n], 0)
+            widths[n] += give
+            left -= give
+            open_.remove(n)
+    return widths
+
+
+Caption = Text | Callable[[int], Text]  # a line, or what makes it at a width
 
 
 class RowTable(ScrollView, can_focus=True):
-    """Rows by key, one line each, a header line that stays put, a row cursor."""
+    """Rows by key, one line each, a header line that stays put (the column the rows are sorted
+    by marked in it, with its direction), a row cursor; a caption line over the header and a
+    note under the rows, if given, stay put too."""
+
+    NOTE_LINES = 3  # the note wraps to at most this many lines
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("up", "cursor(-1)", "Up", show=False),
@@ -76,9 +117,11 @@ class RowTable(ScrollView, can_focus=True):
         "rowtable--header",
         "rowtable--cursor",
         "rowtable--stripe",
+        "rowtable--note",
     }
     DEFAULT_CSS = """
     RowTable { background: $surface; }
+    RowTable > .rowtable--note { background: $panel; }
     RowTable > .rowtable--header { text-style: bold; background: $panel; color: $foreground; }
     RowTable > .rowtable--stripe { background: $surface-lighten-1; }
     RowTable > .rowtable--cursor { background: $block-cursor-blurred-background; }
@@ -105,7 +148,14 @@ class RowTable(ScrollView, can_focus=True):
             self.table = table
             self.key = key
 
-    def __init__(self, cells: Cells, *, gap: int = 2, id: str | None = None) -> None:
+    def __init__(
+        self,
+        cells: Cells,
+        *,
+        gap: int = 2,
+        caption: Caption | None = None,
+        id: str | None = None,
+    ) -> None:
         super().__init__(id=id)
         self._cells = cells
         self.columns: list[Column] = []
@@ -116,25 +166,101 @@ class RowTable(ScrollView, can_focus=True):
         self._cache: dict[str, list[Segment]] = {}  # a row's segments, by key
         self._header: tuple[list[Segment], Style] | None = None
         self._styles: tuple[Style, Style, Style] = (Style(), Style(), Style())
+        self.sorted_by: tuple[str, bool] | None = None  # (column key, reversed)
+        self._picks: list[int] | None = None  # the cell each column shows, if not its own
+        self._caption = caption
+        self.note: Text | None = None
+        self._lines: dict[str, tuple[int, list[Text]]] = {}  # caption and note, at a width
 
     # -- content -----------------------------------------------------------------------------
 
     def set_columns(self, columns: Sequence[Column], gap: int | None = None) -> None:
         self.columns = list(columns)
+        picked = any(c.cell is not None for c in self.columns)
+        self._picks = (
+            [n if c.cell is None else c.cell for n, c in enumerate(self.columns)]
+            if picked
+            else None
+        )
         if gap is not None:
             self.gap = gap
         self.widths = []
         self._fit_columns()
 
+    def mark_sorted(self, key: str | None, reverse: bool = False) -> None:
+        """Mark the column ``key`` in the header as the one the rows are sorted by: ▲ rising,
+        ▼ (``reverse``) falling."""
+        sorted_by = (key, reverse) if key is not None else None
+        if sorted_by != self.sorted_by:
+            self.sorted_by = sorted_by
+            self._header = None
+            self.refresh()
+
+    def set_caption(self, caption: Caption | None) -> None:
+        """A line over the header (a function is given the width to make it at)."""
+        before = self._top
+        self._caption = caption
+        self._lines.pop("caption", None)
+        if self._top != before:
+            self._resize()
+        self.refresh()
+
+    def set_note(self, note: Text | None) -> None:
+        """Words under the rows, wrapped (up to NOTE_LINES lines)."""
+        if note == self.note:
+            return
+        before = len(self._note_lines())
+        self.note = note
+        self._lines.pop("note", None)
+        if len(self._note_lines()) != before:
+            self._resize()
+            self._follow()
+        self.refresh()
+
+    @property
+    def caption(self) -> Text | None:
+        """The caption line as drawn now (None: none)."""
+        lines = self._caption_lines()
+        return lines[0] if lines else None
+
+    def _caption_lines(self) -> list[Text]:
+        caption = self._caption
+        if caption is None:
+            return []
+        width = self.scrollable_content_region.width
+        found = self._lines.get("caption")
+        if found is None or found[0] != width:
+            text = caption(width) if callable(caption) else caption
+            found = self._lines["caption"] = (width, [text])
+        return found[1]
+
+    def _note_lines(self) -> list[Text]:
+        if self.note is None:
+            return []
+        width = max(self.scrollable_content_region.width - 2, 1)  # a cell of margin each side
+        found = self._lines.get("note")
+        if found is None or found[0] != width:
+            lines = list(self.note.wrap(self.app.console, width))[: self.NOTE_LINES]
+            found = self._lines["note"] = (width, lines)
+        return found[1]
+
+    @property
+    def _top(self) -> int:
+        """Lines over the rows: the caption, if any, and the header."""
+        return 1 if self._caption is None else 2
+
+    @property
+    def visible_rows(self) -> int:
+        """How many rows there is room for between the header and the note."""
+        height = self.scrollable_content_region.height
+        return max(height - self._top - len(self._note_lines()), 1)
+
     def _fit_columns(self) -> None:
-        """Work out the widths drawn: a flexible column takes the room the others leave (a
-        vertical scrollbar's width kept free), at least its own width."""
-        fixed = 1 + sum(c.width for c in self.columns if not c.flex)
-        fixed += self.gap * len(self.columns)
-        room = self.size.width - self.styles.scrollbar_size_vertical - fixed
-        flexible = [c for c in self.columns if c.flex]
-        share = room // len(flexible) if flexible else 0
-        widths = [max(c.width, share) if c.flex else c.width for c in self.columns]
+        """Work out the widths drawn: the flexible columns share the room the others leave (a
+        vertical scrollbar's width kept free), each at least its own width."""
+        least = 1 + sum(c.width for c in self.columns) + self.gap * len(self.columns)
+        room = self.size.width - self.styles.scrollbar_size_vertical - least
+        widths = share(self.columns, room)
         if widths != self.widths:
             self.widths = widths
             self._cache.clear()
@@ -144,6 +270,8 @@ class RowTable(ScrollView, can_focus=True):
     def on_resize(self) -> None:
         if any(c.flex for c in self.columns):
             self._fit_columns()
+        if self.note is not None:
+            self._resize()  # its lines at the new width
 
     def set_rows(self, keys: Sequence[str], changed: Sequence[str] | None = None) -> None:
         """Show these rows in this order; the cursor stays on its row if it is still shown.
@@ -171,7 +299,8 @@ class RowTable(ScrollView, can_focus=True):
         self.refresh()
 
     def _resize(self) -> None:
-        self.virtual_size = Size(self.line_width, len(self.keys) + 1)
+        lines = self._top + len(self._note_lines())
+        self.virtual_size = Size(self.line_width, len(self.keys) + lines)
         self.refresh()
 
     # -- the API the screens and tests use ---------------------------------------------------
@@ -202,7 +331,7 @@ class RowTable(ScrollView, can_focus=True):
 
     def _follow(self) -> None:
         """Scroll so that the cursor's row is on screen (below the header)."""
-        visible = max(self.scrollable_content_region.height - 1, 1)
+        visible = self.visible_rows
         top = round(self.scroll_y)
         if self.cursor_row < top:
             self.scroll_to(y=self.cursor_row, animate=False, immediate=True)
@@ -218,7 +347,7 @@ class RowTable(ScrollView, can_focus=True):
         self.move_cursor(row=self.cursor_row + step)
 
     def action_page(self, direction: int) -> None:
-        page = max(self.scrollable_content_region.height - 2, 1)
+        page = max(self.visible_rows - 1, 1)
         self.move_cursor(row=self.cursor_row + direction * page)
 
     def action_edge(self, end: int) -> None:
@@ -230,9 +359,9 @@ class RowTable(ScrollView, can_focus=True):
             self.post_message(self.Selected(self, key))
 
     def on_click(self, event: events.Click) -> None:
-        if event.y < 1:
-            return
-        row = round(self.scroll_y) + event.y - 1
+        if not self._top <= event.y < self._top + self.visible_rows:
+            return  # the caption, the header or the note
+        row = round(self.scroll_y) + event.y - self._top
         if 0 <= row < len(self.keys):
             if row == self.cursor_row:
                 self.action_select()
@@ -262,8 +391,9 @@ class RowTable(ScrollView, can_focus=True):
         return [Segment(plain, style)]
 
     def _segments(self, cells: Sequence[Cell]) -> list[Segment]:
-        """A row's segments, its cells' own styles only (the line's style goes on when drawn),
-        neighbours of one style joined: fewer segments to style, crop and write each frame."""
+        """A line's segments from its cells in the columns' order, their own styles only (the
+        line's style goes on when drawn), neighbours of one style joined: fewer segments to
+        style, crop and write each frame."""
         gap = Segment(" " * self.gap)
         segments = [Segment(" ")]
         for width, cell in zip(self.widths, cells, strict=False):
@@ -271,12 +401,22 @@ class RowTable(ScrollView, can_focus=True):
             segments.append(gap)
         return list(Segment.simplify(segments))
 
+    def _shown(self, cells: Sequence[Cell]) -> Sequence[Cell]:
+        """The cells of a row that its columns show, in their order."""
+        picks = self._picks
+        return cells if picks is None else [cells[n] for n in picks]
+
+    def _label(self, column: Column) -> Text:
+        if self.sorted_by is None or self.sorted_by[0] != column.key:
+            return Text(column.label)
+        return Text(f"{column.label} {'▼' if self.sorted_by[1] else '▲'}")
+
     def _row_segments(self, key: str) -> list[Segment]:
         segments = self._cache.get(key)
         if segments is None:
             if len(self._cache) > 4096:
                 self._cache.clear()
-            segments = self._cache[key] = self._segments(self._cells(key))
+            segments = self._cache[key] = self._segments(self._shown(self._cells(key)))
         return segments
 
     def render_lines(self, crop: Region) -> list[Strip]:
@@ -292,20 +432,40 @@ class RowTable(ScrollView, can_focus=True):
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
         base, stripe, cursor = self._styles
-        if y == 0:
+        top = self._top
+        if y < top - 1:
+            return self._words(self._caption_lines()[y], width, base, margin=0)
+        below = y - top - self.visible_rows
+        if below >= 0:
+            notes = self._note_lines()
+            style = base + self.get_component_rich_style("rowtable--note")
+            if below < len(notes):
+                return self._words(notes[below], width, style, margin=1)
+            return Strip.blank(width, style)
+        if y == top - 1:
             if self._header is None:
                 style = self.get_component_rich_style("rowtable--header")
-                labels = [Text(c.label) for c in self.columns]
+                labels = [self._label(c) for c in self.columns]
                 self._header = (self._segments(labels), style)
             segments, style = self._header
             return self._strip(segments, width, style)
-        row = round(self.scroll_y) + y - 1
+        row = round(self.scroll_y) + y - top
         if row >= len(self.keys):
             return Strip.blank(width, base)
         segments = self._row_segments(self.keys[row])
         if row == self.cursor_row:  # over the cells' own colours, so that it reads
             return self._strip(segments, width, base, cursor)
         return self._strip(segments, width, stripe if row % 2 else base)
+
+    def _words(self, text: Text, width: int, style: Style, *, margin: int) -> Strip:
+        """A line of words (the caption's, or one of the note's), at the screen's width
+        whatever the rows' sideways scroll."""
+        line = text.copy()
+        line.end = ""
+        line.truncate(max(width - 2 * margin, 0), overflow="ellipsis")
+        segments = [Segment(" " * margin), *line.render(self.app.console)]
+        strip = Strip(Segment.apply_style(segments, style))
+        return strip.extend_cell_length(width, style).crop(0, width)
 
     def _strip(
         self, segments: list[Segment], width: int, style: Style, over: Style | None = None

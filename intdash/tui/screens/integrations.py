@@ -11,18 +11,24 @@ from textual.binding import Binding
 from textual.widgets import Button, Footer, Input
 
 from intdash.core.services.integrations import IntegrationView
+from intdash.tui.format import count
 from intdash.tui.screens.integrations_actions import TYPE_ACTIONS, IntegrationsActions
-from intdash.tui.screens.integrations_status import Snapshot, status_line
+from intdash.tui.screens.integrations_status import (
+    Snapshot,
+    selection_line,
+    status_line,
+    views_line,
+)
 from intdash.tui.screens.integrations_table import (
-    COMPACT,
-    SORTS,
+    LAYOUTS,
+    VIEW_BINDINGS,
+    VIEW_KEYS,
+    VIEWS,
     EmptyState,
     cells,
-    columns,
     layout_for,
-    matches,
     next_sync,
-    sort_value,
+    pick,
     syncing,
 )
 from intdash.tui.widgets import RowTable, TitleBar
@@ -73,6 +79,7 @@ class IntegrationsScreen(IntegrationsActions):
         Binding("j", "cursor_down", "Down", show=False, id="down"),
         Binding("k", "cursor_up", "Up", show=False, id="up"),
         Binding("escape", "clear_filter", "Clear filter", show=False, id="clear-filter"),
+        *VIEW_BINDINGS,
     ]
 
     def __init__(self) -> None:
@@ -81,16 +88,18 @@ class IntegrationsScreen(IntegrationsActions):
         self.filter_text = ""
         self.sort_key = "uid"
         self.sort_reverse = False
+        self.shown = "all"  # the health view shown
+        self.counts: dict[str, int] | None = None  # each view's rows (None: not all read)
         self.snapshot: Snapshot | None = None
         self.pending: Snapshot | None = None
         self.stale = False
         self.reading = False  # a full read is asked for or under way
-        self.compact = False
-        self.reason_width = COMPACT["reason"][1]
+        self.table_layout = LAYOUTS[0]
 
     def compose(self) -> ComposeResult:
         yield TitleBar(id="status-line")
-        table = RowTable(self._row_cells, id="integrations")
+        # the health views over the header (the selected integration goes under the rows)
+        table = RowTable(self._row_cells, caption=self._views_line, id="integrations")
         self._columns(table)
         yield table
         yield Footer()
@@ -131,6 +140,7 @@ class IntegrationsScreen(IntegrationsActions):
             fingerprint,
             overview.used,
             complete=first is None,
+            running=overview.running,
         )
 
     @work(exclusive=True, group="load")
@@ -167,13 +177,23 @@ class IntegrationsScreen(IntegrationsActions):
         ):
             self.load()
 
+    @property
+    def compact(self) -> bool:
+        """Whether the screen is narrower than the full table (short dates, counts, words)."""
+        return self.table_layout.short
+
     def _columns(self, table: RowTable) -> None:
-        table.set_columns(*columns(self.compact, self.reason_width))
+        table.set_columns(self.table_layout.columns, self.table_layout.gap)
+        self._mark_sort(table)
+
+    def _mark_sort(self, table: RowTable) -> None:
+        shown = self.sort_key in self.table_layout.sorts()
+        table.mark_sorted(self.sort_key if shown else None, self.sort_reverse)
 
     def on_resize(self, event: events.Resize) -> None:
-        compact, reason_width = layout_for(event.size.width)
-        if (compact, reason_width) != (self.compact, self.reason_width):
-            self.compact, self.reason_width = compact, reason_width
+        layout = layout_for(event.size.width)
+        if layout != self.table_layout:
+            self.table_layout = layout
             self._columns(self.query_one("#integrations", RowTable))
             if self.snapshot is not None:
                 self.query_one("#status-line", TitleBar).show(self._status(self.snapshot))
@@ -205,6 +225,8 @@ class IntegrationsScreen(IntegrationsActions):
             self.query_one("#empty").display = empty
         self.query_one("#integrations").display = not empty
         if empty:
+            for box in self.query("#filter").results(Input):  # nothing to filter
+                box.display = False
             self.call_after_refresh(self._focus_create)
         elif not isinstance(self.focused, (RowTable, Input)):
             self.query_one("#integrations", RowTable).focus()
@@ -218,43 +240,71 @@ class IntegrationsScreen(IntegrationsActions):
         for button in self.query("#empty-create").results(Button):
             button.focus()
 
-    def _next_sync(self, view: IntegrationView) -> str | Text:
-        """When it syncs next; while the dashboard syncs it, how far it has come."""
-        sync = self.intdash.syncs.get(view.uid)
+    def _syncing(self, uid: str) -> int | None:
+        """The invoices fetched so far by a sync of ``uid`` running now: the dashboard's own,
+        or another process's (as its last committed page left it); None when none runs."""
+        sync = self.intdash.syncs.get(uid)
         if sync is not None:
-            return syncing(sync.fetched if sync.totals else None, compact=self.compact)
-        return next_sync(
-            view,
-            clock=self.ws.clock,
-            when=self.when,
-            compact=self.compact,
-        )
+            return sync.fetched
+        run = self.snapshot.running.get(uid) if self.snapshot is not None else None
+        return run.fetched if run is not None else None
+
+    def _next_sync(self, view: IntegrationView) -> str | Text:
+        """When it syncs next; while a sync of it runs (here or elsewhere), how far it has
+        come."""
+        fetched = self._syncing(view.uid)
+        if fetched is not None:
+            return syncing(fetched, short=self.compact)
+        return next_sync(view, clock=self.ws.clock, when=self.when, short=self.compact)
 
     def _cells(self, view: IntegrationView) -> tuple[Any, ...]:
-        return cells(
-            view,
-            compact=self.compact,
-            reason_width=self.reason_width,
-            when=self.when,
-            next_sync=self._next_sync,
-        )
+        return cells(view, layout=self.table_layout, when=self.when, next_sync=self._next_sync)
 
     def _sync_moved(self, uid: str) -> None:
         """A sync of the dashboard's started, committed a page or ended: its row shows it (and
         once it has ended, what it changed is read)."""
         if uid in self.views:
             self.query_one("#integrations", RowTable).refresh_rows([uid])
+            if uid == self.selected_uid():
+                self._show_selection()
         if uid not in self.intdash.syncs:
             self.poll()
 
     def sync_rows(self) -> None:
-        """Show the rows that pass the filter, sorted; the cursor stays on its row. Only the
-        rows on screen are drawn, their cells made when drawn."""
-        views = self.views
-        wanted = [uid for uid, view in views.items() if matches(view, self.filter_text)]
-        value = sort_value(self.sort_key)
-        wanted.sort(key=lambda uid: value(views[uid]), reverse=self.sort_reverse)
-        self.query_one("#integrations", RowTable).set_rows(wanted)
+        """Show the rows of the health view shown that pass the filter, sorted; the cursor
+        stays on its row. Only the rows on screen are drawn, their cells made when drawn.
+        Each view's count comes with them (None until everything is read)."""
+        wanted, counts = pick(
+            self.views,
+            filter_text=self.filter_text,
+            shown=self.shown,
+            sort_key=self.sort_key,
+            reverse=self.sort_reverse,
+        )
+        complete = self.snapshot is None or self.snapshot.complete
+        self.counts = counts if complete else None
+        table = self.query_one("#integrations", RowTable)
+        table.set_rows(wanted)
+        table.set_caption(self._views_line)  # the counts again
+        self._show_selection()
+
+    def _views_line(self, width: int) -> Text:
+        return views_line(self.counts, self.shown, width)
+
+    def _show_selection(self) -> None:
+        """The selected integration in full under the rows (or why there are none): once
+        everything is read (the first frame goes without: it costs no more than it must)."""
+        if self.snapshot is None or not self.snapshot.complete:
+            return
+        view = self.selected()
+        fetched = self._syncing(view.uid) if view is not None else None
+        line = selection_line(
+            view,
+            syncing=None if fetched is None else f"{count(fetched)} fetched",
+            shown=VIEWS[VIEW_KEYS.index(self.shown)],
+            filter_text=self.filter_text,
+        )
+        self.query_one("#integrations", RowTable).set_note(line)
 
     def _row_cells(self, uid: str) -> tuple[Any, ...]:
         return self._cells(self.views[uid])
@@ -269,6 +319,7 @@ class IntegrationsScreen(IntegrationsActions):
     @on(RowTable.Highlighted)
     def _moved(self) -> None:
         self.offer_actions()  # the footer offers the selected type's actions
+        self._show_selection()
 
     @on(RowTable.Selected)
     def _chosen(self) -> None:
@@ -284,6 +335,8 @@ class IntegrationsScreen(IntegrationsActions):
             return self.selected() is not None
         if action == "clear_filter":
             return bool(self.filter_text) or any(box.display for box in self.query("#filter"))
+        if action.partition("(")[0] in ("filter", "sort", "reverse", "show_view"):
+            return self.snapshot is None or bool(self.snapshot.views)  # none: nothing to sort
         return True
 
     # -- filter and sort ---------------------------------------------------------------------
@@ -314,13 +367,23 @@ class IntegrationsScreen(IntegrationsActions):
         self.query_one("#integrations", RowTable).focus()
 
     def action_sort(self) -> None:
-        self.sort_key = SORTS[(SORTS.index(self.sort_key) + 1) % len(SORTS)]
+        """Sort by the next column (the header marks it)."""
+        sorts = self.table_layout.sorts()
+        at = sorts.index(self.sort_key) if self.sort_key in sorts else -1
+        self.sort_key = sorts[(at + 1) % len(sorts)]
+        self._mark_sort(self.query_one("#integrations", RowTable))
         self.sync_rows()
-        self.notify(f"Sorted by {self.sort_key}", timeout=2)
 
     def action_reverse(self) -> None:
         self.sort_reverse = not self.sort_reverse
+        self._mark_sort(self.query_one("#integrations", RowTable))
         self.sync_rows()
+
+    def action_show_view(self, key: str) -> None:
+        """Show one health view (All, Active, Needs action, Failing, Limited, Disabled)."""
+        if key in VIEW_KEYS and key != self.shown:
+            self.shown = key
+            self.sync_rows()
 
     def action_cursor_down(self) -> None:
         self.query_one("#integrations", RowTable).action_cursor(1)

@@ -8,6 +8,14 @@ from intdash.core.services.integrations.views import (
     CreatedIntegration,
     IntegrationView,
     Overview,
+    RunningSync,
 )
 
-__all__ = ["CreatedIntegration", "IntegrationService", "IntegrationView", "Overview", "parse_bool"]
+__all__ = [
+    "CreatedIntegration",
+    "IntegrationService",
+    "IntegrationView",
+    "Overview",
+    "RunningSync",
+    "parse_bool",
+]

@@ -4,10 +4,10 @@ parameters bound at each call: building a statement costs more than running it h
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import BindParameter, Row, bindparam, func
+from sqlalchemy import BindParameter, Row, bindparam, exists, func, true
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
@@ -18,12 +18,14 @@ from intdash.core.models import (
     Invoice,
     Lease,
     MonthlyUsage,
+    RunOutcome,
     SyncRun,
 )
 
 INTEGRATIONS = Integration.__table__  # type: ignore[attr-defined]
 KEYS = ApiKey.__table__  # type: ignore[attr-defined]
 USAGE = MonthlyUsage.__table__  # type: ignore[attr-defined]
+RUNS = SyncRun.__table__  # type: ignore[attr-defined]
 
 _LIVE = INTEGRATIONS.c.removed_at.is_(None)
 EVERY_ROW = sa_select(INTEGRATIONS).order_by(INTEGRATIONS.c.id)
@@ -36,15 +38,38 @@ USAGE_IN_MONTH = sa_select(USAGE.c.integration_id, USAGE.c.fiscalized).where(
     USAGE.c.month == bindparam("month")
 )
 USAGE_OF = USAGE_IN_MONTH.where(USAGE.c.integration_id.in_(_OF_IDS))
-MONTH_TOTAL = sa_select(func.coalesce(func.sum(USAGE.c.fiscalized), 0)).where(
-    USAGE.c.month == bindparam("month")
-)
 LIVE_KEYS = (
     sa_select(KEYS.c.integration_id, func.count())
     .where(KEYS.c.revoked_at.is_(None))
     .group_by(KEYS.c.integration_id)
 )
 LIVE_KEYS_OF = LIVE_KEYS.where(KEYS.c.integration_id.in_(_OF_IDS))
+_NEWER = RUNS.alias("newer")
+# the runs going on now, in any process: not ended (an index look-up: few runs ever are), and
+# no later run of their integration (a run left running by a process that stopped is ended by
+# the next one, or by a worker's tick)
+_RUNNING = (
+    sa_select(RUNS.c.integration_id, RUNS.c.started_at, RUNS.c.fetched)
+    .where(
+        RUNS.c.ended_at.is_(None),
+        RUNS.c.outcome == RunOutcome.RUNNING.value,
+        ~exists().where(
+            _NEWER.c.integration_id == RUNS.c.integration_id,
+            _NEWER.c.started_at >= RUNS.c.started_at,
+            _NEWER.c.id > RUNS.c.id,
+        ),
+    )
+    .subquery()
+)
+MONTH_TOTAL = sa_select(func.coalesce(func.sum(USAGE.c.fiscalized), 0).label("total")).where(
+    USAGE.c.month == bindparam("month")
+)
+# both in one statement (a statement costs more to build than to run here): the month's total
+# on every row, one row with no run when none runs
+_TOTAL = MONTH_TOTAL.subquery()
+MONTH_AND_RUNNING = sa_select(
+    _TOTAL.c.total, _RUNNING.c.integration_id, _RUNNING.c.started_at, _RUNNING.c.fetched
+).select_from(_TOTAL.outerjoin(_RUNNING, true()))
 FINGERPRINT = sa_select(
     sa_select(func.max(col(AuditEvent.id))).scalar_subquery(),
     sa_select(func.max(col(SyncRun.id))).scalar_subquery(),
@@ -90,6 +115,15 @@ def usage_in_month(session: Session, month: date, ids: list[int]) -> dict[int, i
 def month_total(session: Session, month: date) -> int:
     """Invoices fiscalized in ``month`` across every integration."""
     return int(session.connection().execute(MONTH_TOTAL, {"month": month}).scalar_one())
+
+
+def month_and_running(session: Session, month: date) -> tuple[int, dict[int, tuple[datetime, int]]]:
+    """Invoices fiscalized in ``month`` across every integration; and the syncs running now, in
+    any process, by integration id: when each started and the invoices its committed pages
+    fetched."""
+    found = list(session.connection().execute(MONTH_AND_RUNNING, {"month": month}))
+    running = {int(i): (started, int(fetched)) for _, i, started, fetched in found if i is not None}
+    return int(found[0][0]), running
 
 
 def live_keys(session: Session, ids: list[int]) -> dict[int, int]:

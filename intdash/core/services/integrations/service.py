@@ -19,6 +19,7 @@ from intdash.core.services.integrations.views import (
     CreatedIntegration,
     IntegrationView,
     Overview,
+    RunningSync,
     build_view,
 )
 from intdash.core.tokens import TokenSource
@@ -44,14 +45,22 @@ class IntegrationService:
             return self._views(session, rows)
 
     def overview(self, *, first: int | None = None) -> Overview:
-        """The integrations (or the ``first`` few by UID), the plan, the month's usage and who
-        schedules syncs, in one read: what the dashboard's main screen shows."""
+        """The integrations (or the ``first`` few by UID), the plan, the month's usage, who
+        schedules syncs and the syncs running now in any process (not for the first few: what
+        a screen shows before the rest is read costs no more than it must), in one read: what
+        the dashboard's main screen shows."""
         with self._ws.db.read() as session:
             plan = self._ws.plans.current(session)
-            views = self._views(session, queries.integration_rows(session, first=first), plan)
-            used = queries.month_total(session, month_start(self._ws.clock()).date())
+            rows = queries.integration_rows(session, first=first)
+            views = self._views(session, rows, plan)
+            month = month_start(self._ws.clock()).date()
+            if first is None:
+                used, runs = queries.month_and_running(session, month)
+            else:
+                used, runs = queries.month_total(session, month), {}
             holder = self._ws.leases.current("scheduler", session)
-        return Overview(views, plan, used, holder)
+        running = {row.uid: RunningSync(*runs[row.id]) for row in rows if row.id in runs}
+        return Overview(views, plan, used, holder, running)
 
     def fingerprint(self) -> tuple[Any, ...]:
         """Something that changes whenever anything an operator sees changes, from any process,

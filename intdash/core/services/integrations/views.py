@@ -4,7 +4,7 @@ type's words and its stable JSON form."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -137,6 +137,15 @@ class IntegrationView:
 
 
 @dataclass(frozen=True)
+class RunningSync:
+    """A sync running now, in whichever process: since when, and the invoices its committed
+    pages have fetched so far."""
+
+    started: datetime
+    fetched: int
+
+
+@dataclass(frozen=True)
 class Overview:
     """What the dashboard's main screen shows, read together."""
 
@@ -144,6 +153,7 @@ class Overview:
     plan: PlanView
     used: int  # invoices fiscalized this month, every integration
     scheduler: LeaseInfo | None  # who schedules syncs, if anybody does
+    running: Mapping[str, RunningSync] = field(default_factory=dict)  # by UID
 
 
 @dataclass(frozen=True)
