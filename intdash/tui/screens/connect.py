@@ -63,7 +63,7 @@ class ConnectScreen(BaseModal[bool]):
     @work(exclusive=True, group="begin")
     async def begin(self) -> None:
         if self.intdash.read_only:  # connecting stores tokens: nothing of it here
-            self.notify("read-only: this dashboard connects nothing", severity="warning")
+            self.notify("Connect is off: this dashboard is read-only", severity="warning")
             self.dismiss(False)
             return
         self.service = ConnectService(self.ws)
