@@ -20,6 +20,8 @@ from intdash.sandbox.server import Sandbox
 from intdash.sync.engine import SyncEngine
 from intdash.tui.app import IntdashApp
 from intdash.tui.screens.integrations import IntegrationsScreen
+from intdash.tui.screens.integrations_status import selection_line
+from intdash.tui.screens.integrations_table import VIEWS
 from intdash.tui.widgets import RowTable
 from tests import scenes
 from tests.providers import connect, pws, redirect_uri, sandbox, sandbox_env, start_intdash
@@ -287,7 +289,22 @@ async def test_ten_thousand_integrations_one_key_shows_everything_failing(
         await pilot.pause()
         assert 0 < len(set(made)) <= 30 and made[-1].startswith("hook-")
         assert all(uid.startswith("hook-") for uid in uids(app))
+        # the last row is in view above the selected one's line, not under it
+        lines, last = drawn(app), uids(app)[-1]
+        note = rows(app).note
+        assert note is not None and last in note.plain
+        at = next(n for n, text in enumerate(lines) if text.startswith(f" {last}"))
+        assert lines[at + 1].strip().startswith(last)  # the note follows the last row
         assert "deliveries failing" in line(app)
+
+
+def test_what_an_empty_view_says() -> None:
+    def said(view: int, filter_text: str) -> str:
+        return selection_line(None, syncing=None, shown=VIEWS[view], filter_text=filter_text).plain
+
+    assert said(0, "zzz") == "Nothing matches “zzz”"
+    assert said(3, "") == "Nothing failing · 1 shows every integration"
+    assert said(2, "acme") == "Nothing needing action matches “acme” · 1 shows every integration"
 
 
 # -- the empty state ---------------------------------------------------------------------------

@@ -104,7 +104,7 @@ def selection_line(
     and the sync running now (``syncing``: how far it has come); with nothing selected, why
     the table is empty."""
     if view is None:
-        line = Text(f"Nothing {shown.empty}", style="bold")
+        line = Text(" ".join(w for w in ("Nothing", shown.empty) if w), style="bold")
         if filter_text:
             line.append(f" matches “{filter_text}”", style="bold")
         if shown.key != "all":

@@ -144,18 +144,18 @@ class HealthView:
     key: str
     label: str
     short: str  # where width is scarce
-    empty: str  # what the table is when none is in the view ("Nothing {empty}")
+    empty: str  # what the table says when none is in the view: "Nothing {empty}"
     holds: str  # which integrations it shows
 
 
 VIEWS = (
-    HealthView("all", "All", "All", "at all", "Every integration"),
+    HealthView("all", "All", "All", "", "Every integration"),
     HealthView("active", "Active", "Active", "active", "Those working as they should"),
     HealthView(
         "action",
         "Needs action",
         "Action",
-        "needs action",
+        "needing action",
         "Needing authorisation, a reconnect, their settings or an API key",
     ),
     HealthView(
