@@ -25,7 +25,11 @@ def invoices() -> None:
 @invoices.command("list")
 @click.option("--integration", "uid", metavar="UID", help="Only this integration's invoices.")
 @click.option("--limit", type=click.IntRange(1, MAX_LISTED), help="At most N, newest first.")
-@click.option("--search", help="Only invoices whose number, contact or external id contain this.")
+@click.option(
+    "--search",
+    help="Only invoices matching every word: in the number, contact or external id, or the "
+    "integration's UID, name or type.",
+)
 @json_option
 @pass_state
 def list_(
