@@ -53,21 +53,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import create_engine, func, insert, make_url, text, update
+from sqlalchemy import create_engine, func, make_url, text, update
 from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 
 from intdash.core.config import load_settings
-from intdash.core.models import Credential, Integration, Invoice, SyncRun
-from intdash.core.services.credentials import OAUTH_TOKEN, TENANT_ID
+from intdash.core.models import Integration, Invoice, SyncRun
 from intdash.core.workspace import Workspace
-from intdash.providers.base import Tenant
 from intdash.providers.connect import ConnectService
 from intdash.providers.http import httpx
 from intdash.sandbox.server import Sandbox
 from intdash.sandbox.xero import XeroEmulator
 from intdash.sync.engine import SyncEngine
 from intdash.sync.scheduler import SyncScheduler
+from tests.providers import clone
 from tests.waiting import wait_for
 
 DEFAULT_PG = "postgresql://intdash@127.0.0.1:55434/intdash_test"
@@ -292,61 +291,6 @@ async def connect(ws: Workspace, uid: str) -> ConnectService:
     return service
 
 
-def clone(ws: Workspace, uid: str, tenants: list[str]) -> list[str]:
-    """More integrations connected as ``uid`` is (one consent covers every organisation), each
-    to one of ``tenants``, due now (written in bulk)."""
-    now = ws.clock()
-    with ws.db.read() as session:
-        row = ws.integrations.find(session, uid)
-        assert row.id is not None
-        token = ws.credentials.get(session, row.id, OAUTH_TOKEN)
-        assert token is not None
-    uids = [f"xero-b{n:05d}" for n in range(len(tenants))]
-    with ws.db.write() as session:
-        conn = session.connection()
-        conn.execute(
-            insert(Integration.__table__),  # type: ignore[attr-defined]
-            [
-                {
-                    "uid": clone_uid,
-                    "type": "xero",
-                    "name": f"Bench {n}",
-                    "created_at": now,
-                    "settings": dict(row.settings),
-                    "sync_enabled": True,
-                    "remote_id": tenant,
-                    "next_sync_at": now,
-                }
-                for n, (clone_uid, tenant) in enumerate(zip(uids, tenants, strict=True))
-            ],
-        )
-        ids = session.exec(
-            select(Integration.id).where(col(Integration.uid).in_(uids)).order_by(Integration.uid)
-        ).all()
-        values = [
-            {OAUTH_TOKEN: token.value, TENANT_ID: Tenant(tenant, f"Org {tenant[:8]}").to_json()}
-            for tenant in tenants
-        ]
-        conn.execute(
-            insert(Credential.__table__),  # type: ignore[attr-defined]
-            [
-                {
-                    "integration_id": i,
-                    "name": name,
-                    "version": 1,
-                    "updated_at": now,
-                    "ciphertext": ws.vault.encrypt(value, f"credential:{i}:{name}"),
-                }
-                for i, own in zip(ids, values, strict=True)
-                for name, value in own.items()
-            ],
-        )
-        conn.execute(
-            update(Integration).where(col(Integration.uid) == uid).values(next_sync_at=now)
-        )
-    return [uid, *uids]
-
-
 async def fleet(ws: Workspace, sandbox: Sandbox, count: int) -> list[int]:
     """``count`` Xero integrations, one organisation each (Xero's per-organisation limits
     then do not decide how fast they sync), all due now: their ids."""
@@ -357,7 +301,7 @@ async def fleet(ws: Workspace, sandbox: Sandbox, count: int) -> list[int]:
     service = await connect(ws, first)
     sandbox.xero.consent_picks = tenants  # the user consents again and ticks them all
     await consent((await service.begin(first)).url)
-    uids = clone(ws, first, tenants)
+    uids = clone(ws, first, tenants, prefix="xero-b")
     with ws.db.read() as session:
         found = session.exec(select(col(Integration.id)).where(col(Integration.uid).in_(uids)))
         return [i for i in found if i is not None]

@@ -10,10 +10,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import insert, update
+from sqlmodel import col, select
 
 from intdash.core.config import load_settings
 from intdash.core.invoices import InvoiceData
+from intdash.core.models import Credential, Integration
+from intdash.core.services.credentials import OAUTH_TOKEN, TENANT_ID
 from intdash.core.workspace import Workspace
+from intdash.providers.base import Tenant
 from intdash.providers.connect import ConnectService
 from intdash.providers.http import httpx
 from intdash.sandbox.server import Sandbox
@@ -97,3 +102,58 @@ def start_intdash(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def clone(ws: Workspace, uid: str, tenants: list[str], *, prefix: str = "xero-w") -> list[str]:
+    """More integrations connected as ``uid`` is (one consent covers every organisation), each
+    to one of ``tenants``, due now (written in bulk)."""
+    now = ws.clock()
+    with ws.db.read() as session:
+        row = ws.integrations.find(session, uid)
+        assert row.id is not None
+        token = ws.credentials.get(session, row.id, OAUTH_TOKEN)
+        assert token is not None
+    uids = [f"{prefix}{n:05d}" for n in range(len(tenants))]
+    with ws.db.write() as session:
+        conn = session.connection()
+        conn.execute(
+            insert(Integration.__table__),  # type: ignore[attr-defined]
+            [
+                {
+                    "uid": clone_uid,
+                    "type": "xero",
+                    "name": f"Clone {n}",
+                    "created_at": now,
+                    "settings": dict(row.settings),
+                    "sync_enabled": True,
+                    "remote_id": tenant,
+                    "next_sync_at": now,
+                }
+                for n, (clone_uid, tenant) in enumerate(zip(uids, tenants, strict=True))
+            ],
+        )
+        ids = session.exec(
+            select(Integration.id).where(col(Integration.uid).in_(uids)).order_by(Integration.uid)
+        ).all()
+        secrets = [
+            {OAUTH_TOKEN: token.value, TENANT_ID: Tenant(tenant, f"Org {tenant[:8]}").to_json()}
+            for tenant in tenants
+        ]
+        conn.execute(
+            insert(Credential.__table__),  # type: ignore[attr-defined]
+            [
+                {
+                    "integration_id": i,
+                    "name": name,
+                    "version": 1,
+                    "updated_at": now,
+                    "ciphertext": ws.vault.encrypt(value, f"credential:{i}:{name}"),
+                }
+                for i, own in zip(ids, secrets, strict=True)
+                for name, value in own.items()
+            ],
+        )
+        conn.execute(
+            update(Integration).where(col(Integration.uid) == uid).values(next_sync_at=now)
+        )
+    return [uid, *uids]

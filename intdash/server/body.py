@@ -60,11 +60,8 @@ def _lone_surrogate(value: Any) -> str | None:
     return None
 
 
-async def read_json(request: Request, limit: int) -> Any:
-    """The body as JSON (:func:`parse_json`), read no further than ``limit`` bytes."""
-    kind = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
-    if kind != "application/json" and not kind.endswith("+json"):
-        raise BodyError(415, "unsupported_media_type", "send the body as application/json")
+async def read_body(request: Request, limit: int) -> bytes:
+    """The raw body, read no further than ``limit`` bytes (413 beyond it)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise BodyError(413, "too_large", f"the body is over {limit:,} bytes")
@@ -75,7 +72,15 @@ async def read_json(request: Request, limit: int) -> Any:
         if size > limit:
             raise BodyError(413, "too_large", f"the body is over {limit:,} bytes")
         chunks.append(chunk)
-    return parse_json(b"".join(chunks))
+    return b"".join(chunks)
+
+
+async def read_json(request: Request, limit: int) -> Any:
+    """The body as JSON (:func:`parse_json`), read no further than ``limit`` bytes."""
+    kind = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    if kind != "application/json" and not kind.endswith("+json"):
+        raise BodyError(415, "unsupported_media_type", "send the body as application/json")
+    return parse_json(await read_body(request, limit))
 
 
 def parse_json(raw: bytes) -> Any:

@@ -37,7 +37,7 @@ from starlette.responses import Response
 
 from intdash.core.schedule import EVENT_DELAY
 from intdash.core.services.schedule import Received
-from intdash.server.body import BodyError, parse_json
+from intdash.server.body import BodyError, parse_json, read_body
 from intdash.server.ingest import problem
 
 if TYPE_CHECKING:
@@ -64,21 +64,6 @@ def signed_right(key: str, body: bytes, header: str) -> bool:
     # headers arrive decoded as latin-1, so they encode back to the bytes that were sent
     presented = header.strip().encode("latin-1")
     return hmac.compare_digest(xero_signature(key, body).encode("ascii"), presented)
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The raw body, read no further than ``limit`` bytes (413 beyond it)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise BodyError(413, "too_large", f"the body is over {limit:,} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyError(413, "too_large", f"the body is over {limit:,} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 @dataclass(frozen=True)

@@ -273,6 +273,11 @@ class SyncScheduler:
             except Exception:
                 log.exception("claiming due syncs failed; trying again at the next tick")
                 return 0
+            if self._scheduler is None:  # stopping meanwhile: the claims go back, due now
+                now = self._ws.clock()
+                for item in claimed:
+                    await asyncio.to_thread(self._ws.schedule.defer, item.id, now)
+                return 0
             for item in claimed:
                 self._start(item)
             if len(claimed) == free:
