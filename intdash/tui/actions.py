@@ -128,13 +128,16 @@ def bindings_of(node: type[DOMNode]) -> list[tuple[type[DOMNode], Binding]]:
 
 
 def dashboard_classes() -> list[type[DOMNode]]:
-    """The app and every screen of the dashboard (each module of intdash.tui.screens)."""
+    """The app, the row table and every screen of the dashboard (each module of
+    intdash.tui.screens)."""
     import intdash.tui.screens
     from intdash.tui.app import IntdashApp
 
     for module in pkgutil.iter_modules(intdash.tui.screens.__path__):
         importlib.import_module(f"intdash.tui.screens.{module.name}")
-    found: list[type[DOMNode]] = [IntdashApp]
+    from intdash.tui.widgets import RowTable  # the tables' own keys: remappable too
+
+    found: list[type[DOMNode]] = [IntdashApp, RowTable]
     todo: list[type[DOMNode]] = [*Screen.__subclasses__()]
     while todo:
         cls = todo.pop(0)

@@ -105,13 +105,13 @@ class RowTable(ScrollView, can_focus=True):
     NOTE_LINES = 3  # the note wraps to at most this many lines
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("up", "cursor(-1)", "Up", show=False),
-        Binding("down", "cursor(1)", "Down", show=False),
-        Binding("pageup", "page(-1)", "Page up", show=False),
-        Binding("pagedown", "page(1)", "Page down", show=False),
-        Binding("home", "edge(0)", "First", show=False),
-        Binding("end", "edge(1)", "Last", show=False),
-        Binding("enter", "select", "Select", show=False),
+        Binding("up", "cursor(-1)", "Up", show=False, id="row-up"),
+        Binding("down", "cursor(1)", "Down", show=False, id="row-down"),
+        Binding("pageup", "page(-1)", "Page up", show=False, id="row-page-up"),
+        Binding("pagedown", "page(1)", "Page down", show=False, id="row-page-down"),
+        Binding("home", "edge(0)", "First", show=False, id="row-first"),
+        Binding("end", "edge(1)", "Last", show=False, id="row-last"),
+        Binding("enter", "select", "Select", show=False, id="row-select"),
     ]
     COMPONENT_CLASSES: ClassVar[set[str]] = {
         "rowtable--header",
