@@ -42,7 +42,6 @@ def stamp(moment: datetime, now: datetime, *, short: bool = False) -> str:
 
 class AuditScreen(PagedScreen):
     BINDINGS = [
-        Binding("escape", "back_or_clear", "Back", id="back"),
         Binding(
             "slash",
             "filter",
@@ -51,8 +50,6 @@ class AuditScreen(PagedScreen):
             tooltip="Events with the text in who, what or the detail, or in their "
             "integration's UID, name or type",
         ),
-        Binding("j", "move(1)", "Down", show=False, id="down"),
-        Binding("k", "move(-1)", "Up", show=False, id="up"),
     ]
     TABLE = "audit"
     NOUNS = ("event", "events")

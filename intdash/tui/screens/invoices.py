@@ -70,6 +70,12 @@ class PagedScreen(BaseScreen):
     PagedScreen #position { height: 1; padding: 0 1; background: $panel; }
     PagedScreen #nothing { height: 1fr; padding: 1 2; }
     """
+    # every history's keys; each adds its filter, whose tooltip says what it looks in
+    BINDINGS = [
+        Binding("escape", "back_or_clear", "Back", id="back"),
+        Binding("j", "move(1)", "Down", show=False, id="down"),
+        Binding("k", "move(-1)", "Up", show=False, id="up"),
+    ]
 
     TABLE: ClassVar[str]  # the table's id
     NOUNS: ClassVar[tuple[str, str]]  # one of what it lists, and many
@@ -315,7 +321,6 @@ class PagedScreen(BaseScreen):
 
 class InvoicesScreen(PagedScreen):
     BINDINGS = [
-        Binding("escape", "back_or_clear", "Back", id="back"),
         Binding(
             "slash",
             "filter",
@@ -324,8 +329,6 @@ class InvoicesScreen(PagedScreen):
             tooltip="Invoices with the text in their number, contact or external id, or in "
             "their integration's UID, name or type",
         ),
-        Binding("j", "move(1)", "Down", show=False, id="down"),
-        Binding("k", "move(-1)", "Up", show=False, id="up"),
     ]
     TABLE = "invoices"
     NOUNS = ("invoice", "invoices")
