@@ -151,6 +151,12 @@ class Invoice(SQLModel, table=True):
     total: Decimal = Field(sa_type=Money)
     source_status: str | None = Field(default=None, max_length=32)
     source_updated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # what fiscalization needs beyond the totals (see core.invoices: line_columns): JSON text of
+    # its line items and payments, None where not read (one without items is one item of its
+    # total), and the buyer's tax id where its platform has one
+    items: str | None = Field(default=None, sa_type=Text)
+    buyer_tax_id: str | None = Field(default=None, max_length=100)
+    payments: str | None = Field(default=None, sa_type=Text)
     fiscal_status: str = Field(
         default=FiscalStatus.RECEIVED.value,
         max_length=32,
