@@ -7,13 +7,109 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from alembic import command
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import inspect
 
 from intdash.core.db import Database
 from intdash.core.dbtypes import Money, UTCDateTime
+from intdash.core.invoices import (
+    InvoiceData,
+    InvoiceKind,
+    LineItem,
+    Payment,
+    items_from_json,
+    items_to_json,
+    line_columns,
+    payments_from_json,
+    payments_to_json,
+)
 from intdash.core.migrations import HEAD
+
+amounts = st.decimals(allow_nan=False, allow_infinity=False, places=None).filter(
+    lambda d: abs(d.adjusted()) < 40
+)
+texts = st.text(max_size=40)
+line_items = st.builds(
+    LineItem,
+    name=texts,
+    quantity=amounts,
+    unit_price=amounts,
+    total=amounts,
+    discount=amounts,
+    tax_code=st.none() | texts,
+    tax_rate=st.none() | amounts,
+    tax_amount=st.none() | amounts,
+    item_code=st.none() | texts,
+    tax_inclusive=st.none() | st.booleans(),
+)
+payments = st.builds(Payment, amount=amounts, method=st.none() | texts)
+
+
+def _spelled(items: tuple[LineItem, ...] | tuple[Payment, ...]) -> list[list[str]]:
+    """Every field as written (so that 1.50 and 1.5 differ, as the platforms wrote them)."""
+    return [[repr(v) for v in vars(item).values()] for item in items]
+
+
+@given(st.lists(line_items, max_size=5).map(tuple))
+def test_items_json_round_trip_is_exact(items: tuple[LineItem, ...]) -> None:
+    back = items_from_json(items_to_json(items))
+    assert back == items
+    assert _spelled(back) == _spelled(items)
+
+
+@given(st.lists(payments, max_size=4).map(tuple))
+def test_payments_json_round_trip_is_exact(paid: tuple[Payment, ...]) -> None:
+    back = payments_from_json(payments_to_json(paid))
+    assert back == paid
+    assert _spelled(back) == _spelled(paid)
+
+
+def _invoice(**extra: object) -> InvoiceData:
+    return InvoiceData(
+        "ext-1", "INV-1", InvoiceKind.SALES, "Kowhai Cafe", date(2026, 11, 30), None, "FJD",
+        Decimal("100.00"), Decimal("15.00"), Decimal("115.00"), "AUTHORISED", None,
+        **extra,  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
+def test_line_columns() -> None:
+    assert line_columns(_invoice()) == {"items": None, "buyer_tax_id": None, "payments": None}
+    item = LineItem(
+        "Consulting", Decimal("2"), Decimal("50.00"), Decimal("100.00"),
+        tax_code="OUTPUT2", tax_amount=Decimal("15.00"), tax_inclusive=False,
+    )  # fmt: skip
+    columns = line_columns(
+        _invoice(items=(item,), buyer_tax_id="123-456-789", payments=(Payment(Decimal("115")),))
+    )
+    assert columns == {
+        "items": '[{"name":"Consulting","quantity":"2","unit_price":"50.00","total":"100.00",'
+        '"discount":"0","tax_code":"OUTPUT2","tax_amount":"15.00","tax_inclusive":false}]',
+        "buyer_tax_id": "123-456-789",
+        "payments": '[{"amount":"115"}]',
+    }
+    assert items_from_json(columns["items"]) == (item,)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("{", "items: not JSON"),
+        ('{"name": "x"}', "items: not a list of objects"),
+        ('[{"name": "x", "quantity": "1", "unit_price": "1"}]', r"items\[0\]: total is missing"),
+        ('[{"name": "x", "quantity": 1.5, "unit_price": "1", "total": "1"}]',
+         r"items\[0\].quantity is not a decimal string"),
+        ('[{"name": "x", "quantity": "1", "unit_price": "1", "total": "NaN"}]',
+         r"items\[0\].total is not a finite amount"),
+        ('[{"name": "x", "qty": "1"}]', r"items\[0\]: unknown field 'qty'"),
+    ],
+)  # fmt: skip
+def test_bad_items_are_named(text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        items_from_json(text)
 
 
 def _at_0012_with_invoices(db: Database) -> None:
