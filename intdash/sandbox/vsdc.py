@@ -204,6 +204,7 @@ class VsdcEmulator:
         who = self._authorise(request, pac_required=True)
         if isinstance(who, RequestError):
             return self._error(who)
+        body = await request.body()  # before any wait: the wait listens for a disconnect
         if not await self.faults.before_signing(request.is_disconnected):
             return Response(status_code=499)
         if (rejection := self.faults.take_rejection()) is not None:
@@ -226,7 +227,6 @@ class VsdcEmulator:
                     [detail("2801", "RequestId", "RequestId is 1 to 32 characters")],
                 )
             )
-        body = await request.body()
         digest = hashlib.sha256(body).hexdigest()
         rates = self.rates
         try:
