@@ -157,8 +157,12 @@ def test_every_page_of_invoices(box: Sandbox, xero: Xero) -> None:
         assert invoice.contact.contact_id == source.contact_id
         assert invoice.contact.name == source.contact
         assert invoice.type in ("ACCREC", "ACCPAY")
-        [line] = invoice.line_items
-        assert line.line_amount == source.subtotal and line.tax_amount == source.tax
+        lines = invoice.line_items
+        assert len(lines) == len(source.lines) >= 1
+        assert sum(line.tax_amount for line in lines) == source.tax
+        amounts = sum(line.line_amount for line in lines)
+        assert amounts == (source.total if source.inclusive else source.subtotal)
+        assert invoice.line_amount_types.value == ("Inclusive" if source.inclusive else "Exclusive")
     assert [i.invoice_number for i in xero.accounting.get_invoices(TENANT_ID).invoices][:3] == [
         "INV-0000001", "INV-0000002", "INV-0000003",
     ]  # fmt: skip
@@ -242,12 +246,37 @@ def test_the_connector_reads_what_the_sdk_reads(box: Sandbox, xero: Xero) -> Non
     theirs = xero.accounting.get_invoices(
         TENANT_ID, page=1, page_size=50, order="UpdatedDateUTC ASC"
     ).invoices
+    seen: set[str] = set()
     for mine, sdk in zip(ours, theirs, strict=True):
         assert mine.external_id == sdk.invoice_id and mine.number == sdk.invoice_number
         assert (mine.issue_date, mine.due_date) == (sdk.date, sdk.due_date)
         assert (mine.subtotal, mine.tax, mine.total) == (sdk.sub_total, sdk.total_tax, sdk.total)
         assert mine.source_updated_at == sdk.updated_date_utc
         assert mine.source_status == sdk.status and mine.currency == sdk.currency_code.value
+        # what fiscalization needs: the lines, the buyer's tax number, the payments
+        assert mine.buyer_tax_id == sdk.contact.tax_number
+        assert [p.amount for p in mine.payments] == [p.amount for p in sdk.payments or []]
+        inclusive = {"Exclusive": False, "Inclusive": True}[sdk.line_amount_types.value]
+        assert len(mine.items) == len(sdk.line_items)
+        for item, line in zip(mine.items, sdk.line_items, strict=True):
+            assert (item.name, item.item_code, item.tax_code) == (
+                line.description,
+                line.item_code,
+                line.tax_type,
+            )
+            assert (item.quantity, item.unit_price) == (line.quantity, line.unit_amount)
+            assert (item.total, item.tax_amount) == (line.line_amount, line.tax_amount)
+            assert item.tax_inclusive is inclusive
+            rate = line.discount_rate or 0
+            assert item.discount == line.quantity * line.unit_amount * rate / 100
+            assert item.total == item.quantity * item.unit_price - item.discount
+            if rate:
+                seen.add("discount")
+        found = {"inclusive": inclusive, "several": len(mine.items) > 1}
+        found |= {"tax id": bool(mine.buyer_tax_id), "paid": bool(mine.payments)}
+        seen.update(name for name, there in found.items() if there)
+        assert sum(i.tax_amount or 0 for i in mine.items) == mine.tax
+    assert seen == {"inclusive", "discount", "several", "tax id", "paid"}
 
 
 def _spec(name: str) -> Any:

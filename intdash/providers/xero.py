@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from intdash.core.catalog import IntegrationType
 from intdash.core.config import XeroSettings
-from intdash.core.invoices import InvoiceData, InvoiceKind, SourceState
+from intdash.core.invoices import InvoiceData, InvoiceKind, LineItem, Payment, SourceState
 from intdash.providers.api import require
 from intdash.providers.base import InvoicePage, Tenant, TokenSet
 from intdash.providers.connector import Connector, RateProblem, member
@@ -42,6 +42,75 @@ def _money(raw: Mapping[str, Any], field: str) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, int | Decimal):
         raise MalformedResponse(f"Xero: invoice {raw.get('InvoiceID')}: {field} is not a number")
     return Decimal(value)
+
+
+def _number(raw: Mapping[str, Any], field: str, invoice_id: str) -> Decimal | None:
+    value = raw.get(field)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | Decimal):
+        raise MalformedResponse(f"Xero: invoice {invoice_id}: a line's {field} is not a number")
+    return Decimal(value)
+
+
+# LineAmountTypes: whether the lines' amounts include tax (NoTax: the lines carry none)
+_INCLUSIVE = {"Exclusive": False, "Inclusive": True, "NoTax": None}
+
+
+def parse_line_items(raw: Mapping[str, Any], invoice_id: str) -> tuple[LineItem, ...]:
+    """The invoice's ``LineItems`` as Xero has them (paged and single reads carry them; a
+    ``summaryOnly`` listing does not: none then). A line's discount is Xero's
+    ``DiscountAmount``, or its ``DiscountRate`` percent of quantity x unit amount; a text-only
+    line (no quantity, unit amount nor amount) sells nothing and is left out."""
+    lines = raw.get("LineItems")
+    if lines is None:
+        return ()
+    if not isinstance(lines, list) or not all(isinstance(line, dict) for line in lines):
+        raise MalformedResponse(f"Xero: invoice {invoice_id}: LineItems is not a list of lines")
+    basis = raw.get("LineAmountTypes", "Exclusive")
+    if basis not in _INCLUSIVE:
+        raise MalformedResponse(f"Xero: invoice {invoice_id}: unknown LineAmountTypes {basis!r}")
+    items: list[LineItem] = []
+    for line in lines:
+        quantity = _number(line, "Quantity", invoice_id)
+        unit = _number(line, "UnitAmount", invoice_id)
+        amount = _number(line, "LineAmount", invoice_id)
+        if not (quantity or unit or amount):
+            continue
+        quantity, unit = quantity or Decimal(0), unit or Decimal(0)
+        discount = _number(line, "DiscountAmount", invoice_id)
+        rate = _number(line, "DiscountRate", invoice_id)
+        if discount is None:
+            discount = quantity * unit * rate / 100 if rate else Decimal(0)
+        items.append(
+            LineItem(
+                name=str(line.get("Description") or line.get("ItemCode") or ""),
+                quantity=quantity,
+                unit_price=unit,
+                total=quantity * unit - discount if amount is None else amount,
+                discount=discount,
+                tax_code=line.get("TaxType") or None,
+                tax_amount=_number(line, "TaxAmount", invoice_id),
+                item_code=line.get("ItemCode") or None,
+                tax_inclusive=_INCLUSIVE[basis],
+            )
+        )
+    return tuple(items)
+
+
+def parse_payments(raw: Mapping[str, Any], invoice_id: str) -> tuple[Payment, ...]:
+    """The invoice's ``Payments`` (their amounts; Xero's invoice does not say how each was
+    paid)."""
+    payments = raw.get("Payments")
+    if not isinstance(payments, list):
+        return ()
+    found: list[Payment] = []
+    for payment in payments:
+        amount = _number(payment, "Amount", invoice_id) if isinstance(payment, dict) else None
+        if amount is None:
+            raise MalformedResponse(f"Xero: invoice {invoice_id}: a payment has no Amount")
+        found.append(Payment(amount))
+    return tuple(found)
 
 
 APPROVED = frozenset({"AUTHORISED", "PAID"})
@@ -81,6 +150,9 @@ def parse_invoice(raw: Any) -> InvoiceData:
         source_status=raw.get("Status"),
         source_updated_at=parse_ms_date(raw.get("UpdatedDateUTC"), "UpdatedDateUTC"),
         state=source_state(raw.get("Status")),
+        items=parse_line_items(raw, invoice_id),
+        buyer_tax_id=str(contact.get("TaxNumber") or "").strip() or None,
+        payments=parse_payments(raw, invoice_id),
     )
 
 

@@ -43,9 +43,83 @@ CONTACTS = (
     "Aroha Florist", "Coastal Joinery", "Fernleaf Dairy", "Glenview Vets", "Ironbark Timber",
 )  # fmt: skip
 CURRENCIES = ("NZD", "NZD", "NZD", "AUD", "USD", "GBP")
+PRODUCTS = (
+    ("CONSULT", "Consulting (hours)"), ("WEBHOST", "Web hosting, monthly"),
+    ("INSTALL", "Installation and set-up"), ("MAINT", "Maintenance visit"),
+    ("PAPER-A4", "A4 copier paper, box"), ("TONER-K", "Toner cartridge, black"),
+    ("FREIGHT", "Freight"), ("TRAIN", "Training (half day)"), ("LIC-STD", "Licence, standard seat"),
+    ("SUPPORT", "Support plan"),
+)  # fmt: skip
+TAX_RATE = Decimal(15)  # every line is standard-rated (NZ GST, as Fiji's VAT: 15 %)
+DISCOUNT_RATE = Decimal(10)  # a discounted line's rate (percent)
 
 # what changed ("create", "update", "void" or "delete") and the indices of the invoices
 Listener = Callable[[str, list[int]], None]
+
+
+@dataclass(frozen=True)
+class SourceLine:
+    """One line in neutral terms: ``net`` = ``quantity`` x ``unit_price`` less
+    ``discount_rate`` percent, exactly, before tax; ``tax`` is the line's (the lines' taxes add
+    up to the invoice's, the last one taking the rounding). An inclusive invoice's lines are one
+    unit each, undiscounted, so that a platform's prices with tax are exact too."""
+
+    item_code: str
+    description: str
+    quantity: Decimal
+    unit_price: Decimal  # before tax
+    discount_rate: Decimal  # percent, 0 when none
+    net: Decimal
+    tax: Decimal
+
+    @property
+    def gross(self) -> Decimal:
+        return self.net + self.tax
+
+
+def _cents(count: int) -> Decimal:
+    return (Decimal(count) / 100).quantize(_CENT)
+
+
+def make_lines(
+    digest: bytes, subtotal: Decimal, tax: Decimal, inclusive: bool
+) -> tuple[SourceLine, ...]:
+    """One to four lines whose net amounts add up to ``subtotal`` and taxes to ``tax``."""
+    total_cents, tax_cents = int(subtotal * 100), int(tax * 100)
+    count = max(1, min(1 + digest[0] % 4, total_cents // 100))
+    weights = [1 + digest[2 + j] % 9 for j in range(count)]
+    lines: list[SourceLine] = []
+    spent = taxed = 0
+    for j in range(count):
+        code, description = PRODUCTS[digest[14 + j] % len(PRODUCTS)]
+        last = j == count - 1
+        part = total_cents - spent if last else total_cents * weights[j] // sum(weights)
+        quantity, rate = 1, Decimal(0)
+        if not (last or inclusive):
+            quantity = 1 + digest[6 + j] % 5
+            part -= part % quantity
+            if digest[10 + j] % 4 == 0 and part >= 9 * quantity:
+                part -= part % (9 * quantity)
+                rate = DISCOUNT_RATE
+        gross_cents = part * 10 // 9 if rate else part  # before the discount
+        net = _cents(part)
+        line_tax = (
+            _cents(tax_cents - taxed)
+            if last
+            else (net * TAX_RATE / 100).quantize(_CENT, ROUND_HALF_EVEN)
+        )
+        spent += part
+        taxed += int(line_tax * 100)
+        lines.append(
+            SourceLine(code, description, Decimal(quantity), _cents(gross_cents // quantity),
+                       rate, net, line_tax)
+        )  # fmt: skip
+    return tuple(lines)
+
+
+def _tax_number(digest: bytes) -> str:
+    digits = f"{int.from_bytes(digest[16:20], 'big') % 1_000_000_000:09d}"
+    return f"{digits[:3]}-{digits[3:6]}-{digits[6:]}"
 
 
 @dataclass(frozen=True)
@@ -69,6 +143,9 @@ class SourceInvoice:
     updated: datetime
     created: datetime
     voided: bool = False  # the platform shows its void status, whatever ``status`` says
+    lines: tuple[SourceLine, ...] = ()
+    inclusive: bool = False  # its lines are priced with tax (Xero's LineAmountTypes Inclusive)
+    contact_tax_id: str | None = None  # the customer's tax number, which one contact in three has
 
 
 def _digest(seed: str, *parts: object) -> bytes:
@@ -168,13 +245,16 @@ class Dataset:
         tax = (subtotal * Decimal("0.15")).quantize(_CENT, ROUND_HALF_EVEN)
         contact = raw[5] % len(CONTACTS)
         issued = created.date() - timedelta(days=raw[6] % 5)
+        of_lines = _digest(self.seed, "lines", index, revision)
+        inclusive = of_lines[1] % 4 == 0
+        contact_digest = _digest(self.seed, "contact", contact)
         return SourceInvoice(
             index=index,
             id=str(uuid.UUID(bytes=raw[8:24], version=4)),
             number=f"INV-{index + 1:07d}",
             sales=raw[4] % 10 != 0,  # one in ten is a bill
             contact=CONTACTS[contact],
-            contact_id=str(uuid.UUID(bytes=_digest(self.seed, "contact", contact)[:16], version=4)),
+            contact_id=str(uuid.UUID(bytes=contact_digest[:16], version=4)),
             issue_date=issued,
             due_date=issued + timedelta(days=20 + raw[7] % 3 * 5),
             currency=CURRENCIES[raw[24] % len(CURRENCIES)],
@@ -186,6 +266,9 @@ class Dataset:
             updated=updated,
             created=created,
             voided=index in self._voided,
+            lines=make_lines(of_lines, subtotal, tax, inclusive),
+            inclusive=inclusive,
+            contact_tax_id=_tax_number(contact_digest) if contact % 3 == 0 else None,
         )
 
     def index_of(self, invoice_id: str) -> int | None:

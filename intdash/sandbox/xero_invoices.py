@@ -21,7 +21,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from intdash.sandbox.dataset import Dataset, SourceInvoice
+from intdash.sandbox.dataset import Dataset, SourceInvoice, SourceLine
 from intdash.sandbox.xero_query import Value, compile_order, compile_where
 
 STATUSES = ("AUTHORISED", "AUTHORISED", "PAID", "PAID", "PAID", "SUBMITTED", "DRAFT", "VOIDED")
@@ -69,7 +69,7 @@ def invoice_values(inv: SourceInvoice) -> dict[str, Value]:
         "AmountDue": inv.total - paid,
         "AmountPaid": paid,
         "HasAttachments": False,
-        "IsDiscounted": False,
+        "IsDiscounted": inv.sales and any(line.discount_rate for line in inv.lines),
     }
 
 
@@ -85,7 +85,7 @@ def render_invoice(inv: SourceInvoice, *, lines: bool = True) -> dict[str, Any]:
         "Date": ms_date(_midnight(inv.issue_date)),
         "DueDate": ms_date(_midnight(inv.due_date)),
         "Status": v["Status"],
-        "LineAmountTypes": "Exclusive",
+        "LineAmountTypes": "Inclusive" if inv.inclusive else "Exclusive",
         "SubTotal": float(inv.subtotal),
         "TotalTax": float(inv.tax),
         "Total": float(inv.total),
@@ -94,27 +94,58 @@ def render_invoice(inv: SourceInvoice, *, lines: bool = True) -> dict[str, Any]:
         "AmountCredited": 0.0,
         "CurrencyCode": inv.currency,
         "CurrencyRate": 1.0,
-        "IsDiscounted": False,
+        "IsDiscounted": v["IsDiscounted"],
         "HasAttachments": False,
         "HasErrors": False,
         "UpdatedDateUTC": ms_date(inv.updated),
     }
+    if inv.contact_tax_id:
+        body["Contact"]["TaxNumber"] = inv.contact_tax_id
     if lines:
-        body["LineItems"] = [
-            {
-                "LineItemID": str(uuid.uuid5(uuid.NAMESPACE_URL, f"xero-line:{inv.id}")),
-                "Description": f"Services as agreed ({v['Reference']})",
-                "Quantity": 1.0,
-                "UnitAmount": float(inv.subtotal),
-                "AccountCode": "200" if sales else "400",
-                "TaxType": "OUTPUT2" if sales else "INPUT2",
-                "TaxAmount": float(inv.tax),
-                "LineAmount": float(inv.subtotal),
-                "Tracking": [],
-            }
-        ]
-        body.update(Payments=[], CreditNotes=[], Prepayments=[], Overpayments=[])
+        body["LineItems"] = [_line(inv, n, line, sales) for n, line in enumerate(inv.lines)]
+        paid = v["Status"] == "PAID"
+        body.update(Payments=[_payment(inv)] if paid else [], CreditNotes=[], Prepayments=[])
+        body["Overpayments"] = []
     return body
+
+
+def _line(inv: SourceInvoice, n: int, line: SourceLine, sales: bool) -> dict[str, Any]:
+    """A line as Xero has it: ``LineAmount`` = ``Quantity`` x ``UnitAmount`` less
+    ``DiscountRate`` percent, with tax when the invoice's ``LineAmountTypes`` is Inclusive.
+    Bills take no discounts in Xero: a discounted line of a bill is priced net instead."""
+    unit = line.unit_price
+    if not sales and line.discount_rate:
+        unit = line.net / line.quantity
+    amount = line.net
+    if inv.inclusive:  # (one unit each, undiscounted: see the dataset)
+        unit = amount = line.gross
+    body: dict[str, Any] = {
+        "LineItemID": str(uuid.uuid5(uuid.NAMESPACE_URL, f"xero-line:{inv.id}:{n}")),
+        "Description": line.description,
+        "Quantity": float(line.quantity),
+        "UnitAmount": float(unit),
+        "ItemCode": line.item_code,
+        "AccountCode": "200" if sales else "400",
+        "TaxType": "OUTPUT2" if sales else "INPUT2",
+        "TaxAmount": float(line.tax),
+        "LineAmount": float(amount),
+        "Tracking": [],
+    }
+    if sales and line.discount_rate:
+        body["DiscountRate"] = float(line.discount_rate)
+    return body
+
+
+def _payment(inv: SourceInvoice) -> dict[str, Any]:
+    return {
+        "PaymentID": str(uuid.uuid5(uuid.NAMESPACE_URL, f"xero-payment:{inv.id}")),
+        "Date": ms_date(_midnight(inv.due_date)),
+        "Amount": float(inv.total),
+        "Reference": "",
+        "CurrencyRate": 1.0,
+        "HasAccount": False,
+        "HasValidationErrors": False,
+    }
 
 
 @dataclass(frozen=True)
