@@ -4,9 +4,12 @@ certificate from a .pfx, the PAC header, JSON invoices."""
 from __future__ import annotations
 
 import base64
+import os
 import re
 import ssl
 import struct
+import subprocess
+import sys
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -480,3 +483,39 @@ def test_faults_over_the_control_routes(vsdc_emulator: VsdcServer) -> None:
         key["algorithm"] == "Ed25519"
         and key["publicKey"] == vsdc_emulator.emulator.signer.public_key
     )
+
+
+# -- intdash sandbox -------------------------------------------------------------------------------
+
+
+def test_the_sandbox_command_prints_a_vsdc_a_taxpayer_can_sign_with() -> None:
+    script = Path(sys.executable).with_name("intdash")
+    proc = subprocess.Popen(
+        [str(script), "sandbox", "--port", "0", "--size", "5"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("INTDASH_")},
+    )
+    try:
+        assert proc.stdout is not None
+        said: dict[str, str] = {}
+        while "V-SDC PAC" not in said:
+            line = proc.stdout.readline()
+            assert line, proc.stderr.read() if proc.stderr else ""
+            name, _, value = line.removeprefix("export ").removeprefix("# ").strip().partition("=")
+            said[name] = value
+            name, _, value = line.removeprefix("# ").strip().partition(": ")
+            said.setdefault(name, value)
+        url, ca = said["INTDASH_FISCAL__VSDC_URL"], Path(said["INTDASH_FISCAL__VSDC_CA"])
+        pfx = Path(said["V-SDC certificate (.pfx)"]).read_bytes()
+        context = client_context(pfx, said["V-SDC certificate password"], ca)
+        with httpx.Client(base_url=url, verify=context) as client:
+            answer = client.post(
+                "/api/v3/invoices", json=sale(), headers={"PAC": said["V-SDC PAC"]}
+            )
+        assert answer.status_code == 200 and answer.json()["totalCounter"] == 1
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert not ca.exists()  # its temporary certificates went with it

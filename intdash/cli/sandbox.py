@@ -1,8 +1,11 @@
-"""``intdash sandbox``: the local emulators of Xero, MYOB and Zoho Books."""
+"""``intdash sandbox``: the local emulators of Xero, MYOB and Zoho Books, and TaxCore's V-SDC."""
 
 from __future__ import annotations
 
+import signal
+import sys
 import time
+from pathlib import Path
 
 import click
 
@@ -17,13 +20,28 @@ from intdash.core.config import DEFAULT_REDIRECT_URI, DEFAULT_SERVER_PORT
 @click.option("--xero-webhook", metavar="URL",
               help="Post signed Xero events of invoice changes to URL, an intdash serve's "
                    "/v1/webhooks/xero (the webhook key to set is printed).")  # fmt: skip
-def sandbox(port: int, size: int, xero_webhook: str | None) -> None:
+@click.option("--vsdc-port", type=click.IntRange(0, 65535), default=None,
+              help="Port of the V-SDC emulator (HTTPS) [default: --port + 1, or any free one "
+                   "with --port 0].")  # fmt: skip
+@click.option("--vsdc-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Keep the V-SDC emulator's CA and taxpayer certificate in DIR between runs "
+                   "(default: a temporary folder removed on exit).")  # fmt: skip
+def sandbox(
+    port: int, size: int, xero_webhook: str | None, vsdc_port: int | None, vsdc_dir: Path | None
+) -> None:
     """Run the emulators and print the settings that point intdash at them."""
     from intdash.sandbox.server import Sandbox
 
     if xero_webhook is not None and not xero_webhook.startswith(("http://", "https://")):
         raise click.BadParameter("give an http:// or https:// URL", param_hint="--xero-webhook")
-    box = Sandbox(size=size, port=port).start()
+    if vsdc_port is None:
+        vsdc_port = port + 1 if 0 < port < 65535 else 0
+    try:
+        box = Sandbox(
+            size=size, port=port, vsdc=True, vsdc_port=vsdc_port, vsdc_directory=vsdc_dir
+        ).start()
+    except (OSError, RuntimeError) as exc:
+        raise click.ClickException(f"the sandbox could not start: {exc}") from exc
     click.echo(
         f"# intdash sandbox on {box.url}: Xero, MYOB and Zoho Books with {size:,} invoices each"
     )
@@ -41,7 +59,20 @@ def sandbox(port: int, size: int, xero_webhook: str | None) -> None:
         click.echo(f"# to an intdash serve (such as {serve}); or at any time")
         click.echo(f'#   curl -X POST {box.url}/_sandbox/xero/webhook -d \'{{"url": "{serve}"}}\'')
         click.echo("# and run that serve with INTDASH_XERO__WEBHOOK_KEY set to the key answered.")
+    if box.vsdc is not None:
+        vsdc = box.vsdc
+        click.echo(
+            f"# TaxCore V-SDC on {vsdc.url} (mutual TLS): taxpayer {vsdc.taxpayer.name}, "
+            f"TIN {vsdc.taxpayer.tin}"
+        )
+        click.echo(f"# V-SDC certificate (.pfx): {vsdc.pfx_path}")
+        click.echo(f"# V-SDC certificate password: {vsdc.password}")
+        click.echo(f"# V-SDC PAC: {vsdc.pac}")
+        click.echo("# with INTDASH_FISCAL__REGISTER=vsdc, give intdash that .pfx, its password and")
+        click.echo(f"# the PAC: intdash fiscal configure --pfx {vsdc.pfx_path} --pac -")
     click.echo("# Ctrl-C stops it.", err=True)
+    # a plain kill stops it as Ctrl-C does (the V-SDC's temporary certificates are removed)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         while True:
             time.sleep(3600)

@@ -20,6 +20,11 @@ and ``POST /_sandbox/xero/webhook/intent`` runs Xero's "intent to receive" check
 The emulators match redirect URIs exactly, as the platforms do, against the URIs registered for
 their clients: intdash's default (``http://localhost:8471/callback``), any given at construction,
 any registered since, and the one :meth:`Sandbox.settings` hands out.
+
+With ``vsdc=True`` the sandbox also starts TaxCore's V-SDC emulator
+(:class:`~intdash.sandbox.vsdc_server.VsdcServer`) beside them, on a port of its own over mutual
+TLS (``vsdc_port``, 0 for any free one; ``vsdc_directory`` keeps its CA and taxpayer between
+runs); :meth:`Sandbox.settings` then names it too.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import fields
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -39,6 +45,7 @@ from starlette.routing import Mount, Route
 
 from intdash.sandbox.common import RateWindow
 from intdash.sandbox.myob import MyobEmulator
+from intdash.sandbox.vsdc_server import VsdcServer
 from intdash.sandbox.xero import XeroEmulator
 from intdash.sandbox.zoho import ZohoEmulator
 
@@ -56,6 +63,9 @@ class Sandbox:
         myob: MyobEmulator | None = None,
         zoho: ZohoEmulator | None = None,
         redirect_uris: Iterable[str] = (),
+        vsdc: bool = False,
+        vsdc_port: int = 0,
+        vsdc_directory: Path | None = None,
     ) -> None:
         self.xero = xero or XeroEmulator(size=size)
         self.myob = myob or MyobEmulator(size=size)
@@ -66,6 +76,9 @@ class Sandbox:
         self.port = port
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
+        self.vsdc = (
+            VsdcServer(host=host, port=vsdc_port, directory=vsdc_directory) if vsdc else None
+        )
         self.app = Starlette(
             routes=[
                 Mount("/xero", app=self.xero.app),
@@ -132,6 +145,8 @@ class Sandbox:
         if redirect_uri:
             for platform in ("XERO", "MYOB", "ZOHO"):
                 values[f"INTDASH_{platform}__REDIRECT_URI"] = redirect_uri
+        if self.vsdc is not None:
+            values |= self.vsdc.settings()
         return values
 
     # -- running -----------------------------------------------------------------------------
@@ -151,9 +166,13 @@ class Sandbox:
             time.sleep(0.01)
         self.port = self._server.servers[0].sockets[0].getsockname()[1]
         self.xero.api_base = f"{self.url}/xero/api"  # where its webhook's events point
+        if self.vsdc is not None:
+            self.vsdc.start()
         return self
 
     def stop(self) -> None:
+        if self.vsdc is not None:
+            self.vsdc.stop()
         self.xero.webhook.close()
         if self._server is not None:
             self._server.should_exit = True

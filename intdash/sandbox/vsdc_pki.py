@@ -183,7 +183,7 @@ class CertificateAuthority:
         pac = pac or code(6)
         if len(pac) != 6 or any(c not in ALPHANUMERIC for c in pac):
             raise ValueError("a PAC is 6 uppercase letters or digits")
-        password = password or secrets.token_urlsafe(12)
+        password = password or code(16)
         tin = tin or "".join(secrets.choice(string.digits) for _ in range(9))
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.now(UTC)
