@@ -18,12 +18,21 @@ import re
 import string
 import tomllib
 import unicodedata
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -204,6 +213,64 @@ class SyncSettings(_Section):
     )
 
 
+# `register` is also ABCMeta.register on the class (never on a settings object): pydantic
+# warns of the shadowing, which is harmless here and keeps the setting's agreed name
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", r"Field name \"register\"", UserWarning)
+
+    class FiscalSettings(_Section):
+        """Which fiscal register signs the invoices, and where TaxCore's V-SDC is."""
+
+        model_config = ConfigDict(extra="forbid", validate_default=True)
+
+        register: Literal["local", "vsdc"] = Field(
+            "local",
+            description="`local`: the local SHA-256 chain (the demo, tests); `vsdc`: TaxCore's "
+            "V-SDC signs every invoice (the taxpayer's certificate and PAC set with "
+            "`intdash fiscal configure`).",
+        )
+        vsdc_url: str = Field(
+            "",
+            description="The V-SDC's base URL (https://…; /api/v3/... is appended), e.g. Fiji's "
+            "sandbox https://vsdc.sandbox.vms.frcs.org.fj.",
+        )
+        vsdc_ca: Path | None = Field(
+            None,
+            description="A CA file (PEM) to trust for the V-SDC instead of the system's, e.g. the "
+            "sandbox emulator's own CA.",
+        )
+        timeout: float = Field(
+            30.0,
+            gt=0,
+            le=600,
+            description="Seconds an invoice's signing may take before it is "
+            "reconciled as a time-out.",
+        )
+
+        @field_validator("vsdc_url", mode="after")
+        @classmethod
+        def _check_url(cls, value: str, info: ValidationInfo) -> str:
+            url = value.strip().rstrip("/")
+            if not url and info.data.get("register") == "vsdc":
+                raise ValueError(
+                    "INTDASH_FISCAL__VSDC_URL (the V-SDC's https:// URL) is needed when the "
+                    "register is vsdc"
+                )
+            if url and not re.fullmatch(r"https://[^\s/?#]+(/[^\s?#]*)?", url):
+                raise ValueError(f"{value!r} is not an https:// URL (the V-SDC speaks TLS only)")
+            return url
+
+        @field_validator("vsdc_ca", mode="after")
+        @classmethod
+        def _check_ca(cls, value: Path | None) -> Path | None:
+            if value is None or str(value) == "":
+                return None
+            path = value.expanduser()
+            if not path.is_file():
+                raise ValueError(f"{path} is not a file (a CA certificate in PEM)")
+            return path
+
+
 class LimitSettings(_Section):
     """Default monthly invoice limit of each plan, per integration."""
 
@@ -329,6 +396,7 @@ class Settings(BaseSettings):
     server: ServerSettings = Field(default_factory=ServerSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     sync: SyncSettings = Field(default_factory=SyncSettings)
+    fiscal: FiscalSettings = Field(default_factory=FiscalSettings)
     keymap: dict[str, str] = Field(
         default_factory=dict,
         description='The dashboard\'s keys by binding id (the [keymap] table): `filter = "f"`, '

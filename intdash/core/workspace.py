@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from intdash.core import fiscal_models  # noqa: F401 - its tables, on the one metadata
 from intdash.core.clock import Clock, system_clock
 from intdash.core.config import Settings, load_settings
 from intdash.core.db import Database
@@ -15,10 +16,12 @@ from intdash.core.tokens import TokenSource, system_tokens
 from intdash.core.vault import Vault
 
 if TYPE_CHECKING:
+    from intdash.core.fiscal import FiscalRegister
     from intdash.core.services.apikeys import ApiKeyService
     from intdash.core.services.audit import AuditService
     from intdash.core.services.credentials import CredentialStore
     from intdash.core.services.deliveries import DeliveryService
+    from intdash.core.services.fiscal_outbox import FiscalService
     from intdash.core.services.ingest import IngestService
     from intdash.core.services.integrations import IntegrationService
     from intdash.core.services.invoices import InvoiceService
@@ -107,9 +110,11 @@ class Workspace:
 
     @cached_property
     def credentials(self) -> CredentialStore:
-        from intdash.core.services.credentials import CredentialStore
+        # the credential store, also over the taxpayer's fiscal secrets (rotated and checked
+        # with every other secret)
+        from intdash.core.services.fiscal_setup import SecretStore
 
-        return CredentialStore(self)
+        return SecretStore(self)
 
     @cached_property
     def plans(self) -> PlanService:
@@ -127,7 +132,25 @@ class Workspace:
     def invoices(self) -> InvoiceService:
         from intdash.core.services.invoices import InvoiceService
 
-        return InvoiceService(self)
+        return InvoiceService(self, register=self.register)
+
+    @cached_property
+    def register(self) -> FiscalRegister:
+        """The fiscal register the settings choose (INTDASH_FISCAL__REGISTER): the local hash
+        chain, or TaxCore's V-SDC fed from the outbox."""
+        if self.settings.fiscal.register == "vsdc":
+            from intdash.core.fiscal_vsdc import VsdcRegister
+
+            return VsdcRegister(self.tokens)
+        from intdash.core.fiscal import HashChainRegister
+
+        return HashChainRegister()
+
+    @cached_property
+    def fiscal(self) -> FiscalService:
+        from intdash.core.services.fiscal_outbox import FiscalService
+
+        return FiscalService(self)
 
     @cached_property
     def keys(self) -> ApiKeyService:
