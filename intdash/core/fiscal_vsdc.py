@@ -37,8 +37,9 @@ _SIGNED = OutboxStatus.SIGNED.value
 
 
 def new_request_id(tokens: TokenSource) -> str:
-    """A RequestId: a UUID (version 4) from the workspace's token source."""
-    return str(uuid.UUID(bytes=tokens.token_bytes(16), version=4))
+    """A RequestId: a UUID (version 4) from the workspace's token source, as 32 hex digits
+    (a RequestId is at most 32 characters)."""
+    return uuid.UUID(bytes=tokens.token_bytes(16), version=4).hex
 
 
 class VsdcRegister:

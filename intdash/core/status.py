@@ -23,6 +23,8 @@ class Reason(StrEnum):
     LIMIT_REACHED = "monthly limit reached"
     LAST_SYNC_FAILED = "last sync failed"
     DELIVERIES_FAILING = "deliveries failing"  # a Custom/Webhook's endpoint keeps refusing
+    SDC_REFUSED = "refused by the SDC"  # invoices the V-SDC refused: the operator acts
+    WAITING_FOR_SDC = "waiting for the SDC"  # invoices not signed yet: the SDC unavailable
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,10 @@ class StatusFacts:
     delivers: bool = False  # a Custom/Webhook: its last error is of deliveries, not syncs
     daily_budget: DailyBudget | None = None  # the platform's last word on today's calls
     daily_reserve: int = 0
+    # the fiscal outbox (V-SDC): invoices refused, or waiting (FiscalService.waiting), in words
+    # (FiscalService.describe_waiting); only while the SDC is unavailable do waiting ones count
+    sdc_refused: str | None = None
+    sdc_waiting: str | None = None
 
 
 @dataclass(frozen=True)
@@ -98,4 +104,8 @@ def derive_status(facts: StatusFacts) -> Status:
     if facts.last_sync_error:
         reason = Reason.DELIVERIES_FAILING if facts.delivers else Reason.LAST_SYNC_FAILED
         return Status(False, reason, facts.last_sync_error)
+    if facts.sdc_refused:
+        return Status(False, Reason.SDC_REFUSED, facts.sdc_refused)
+    if facts.sdc_waiting:
+        return Status(False, Reason.WAITING_FOR_SDC, facts.sdc_waiting)
     return ACTIVE

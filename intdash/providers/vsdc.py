@@ -52,6 +52,11 @@ class SdcRefused(SdcError):
         self.status = status
 
 
+class CredentialsRefused(SdcRefused):
+    """The SDC refused the taxpayer's credentials (401/403: the PAC, the certificate): nothing
+    can be signed until the operator sets them right."""
+
+
 class SdcUnavailable(SdcError):
     """No usable answer: down, 5xx, unreachable or too slow. ``after_sending``: the request may
     have reached the SDC (a time-out or a broken connection while waiting for the answer)."""
@@ -244,10 +249,21 @@ class VsdcClient:
             raise SdcUnavailable(f"SDC unavailable: {_reason(exc)}") from None
         except ssl.SSLError as exc:
             raise SdcUnavailable(f"SDC unavailable: TLS failed: {exc.reason or exc}") from None
+        except httpx.RemoteProtocolError as exc:
+            if body is None or not _sent(exc):
+                raise SdcUnavailable(f"SDC unavailable: {_reason(exc)}") from None
+            raise SdcUnavailable(
+                f"SDC unavailable: {_reason(exc)} (after sending)", after_sending=True
+            ) from None
         except httpx.HTTPError as exc:  # the connection broke with the request on its way
             raise SdcUnavailable(
                 f"SDC unavailable: {_reason(exc)} (after sending)", after_sending=True
             ) from None
+        if response.status_code in (401, 403):
+            raise CredentialsRefused(
+                response.status_code,
+                f"the SDC refused the taxpayer's credentials: {_refusal(response)}",
+            )
         if 400 <= response.status_code < 500:
             raise SdcRefused(response.status_code, _refusal(response))
         if response.status_code >= 500 or not 200 <= response.status_code < 300:
@@ -259,6 +275,13 @@ class VsdcClient:
         if not isinstance(data, dict):
             raise SdcUnavailable("SDC unavailable: its answer is not a JSON object")
         return data
+
+
+def _sent(exc: Exception) -> bool:
+    """Whether a broken connection may have carried the request: a TLS handshake refused (the
+    server's alert of a certificate it will not take) carried nothing."""
+    text = str(exc).lower()
+    return not any(m in text for m in ("handshake", "certificate", "alert", "ssl"))
 
 
 def _reason(exc: Exception) -> str:

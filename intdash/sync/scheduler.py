@@ -9,7 +9,8 @@ once. APScheduler is the process's clock: it wakes the dispatcher every tick, an
 a webhook event or a finished sync makes more work due.
 
 What must stay single keeps its lease: one process (the leader, named in the status line)
-sends the webhook deliveries that are due.
+sends the webhook deliveries that are due, and (with the V-SDC as the register) the fiscal
+outbox: every few seconds, and at once after a transaction that queued something commits.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from intdash.sync.engine import (
     SyncRefused,
     Trigger,
 )
+from intdash.sync.fiscalize import FiscalSender
 
 if TYPE_CHECKING:
     from intdash.core.workspace import Workspace
@@ -48,6 +50,7 @@ log = logging.getLogger(__name__)
 LEASE = "scheduler"  # the leader's: webhook deliveries, and who the status line names
 WORKER_PREFIX = "worker:"
 WAKE_JOB = "intdash:wake"
+FISCALIZE_JOB = "intdash:fiscalize"
 
 
 class Role(StrEnum):
@@ -77,6 +80,7 @@ class SyncScheduler:
         self.tick_every = tick
         self.deliver_every = deliver
         self.deliveries = DeliveryWorker(workspace)
+        self.fiscal = FiscalSender(workspace)
         self.leading = False  # holds the leader's lease
         self.dispatching = False  # claims due syncs (a dashboard defers to a serve)
         self._renewed: datetime | None = None  # when its leases were last renewed
@@ -119,6 +123,16 @@ class SyncScheduler:
             IntervalTrigger(seconds=self.deliver_every.total_seconds()),
             id="intdash:deliver",
         )
+        if self.fiscal.enabled:
+            self._scheduler.add_job(
+                self.fiscalize,
+                IntervalTrigger(seconds=self.tick_every.total_seconds()),
+                id=FISCALIZE_JOB,
+            )
+            register = self._ws.register
+            if hasattr(register, "on_queued"):  # the V-SDC's: woken once its rows commit
+                loop = asyncio.get_running_loop()
+                register.on_queued = lambda: loop.call_soon_threadsafe(self.wake_fiscal)
 
     async def stop(self, grace: float = 30.0) -> None:
         """Stop claiming; running syncs finish their page and stop; the leases are released."""
@@ -249,6 +263,28 @@ class SyncScheduler:
             await self.deliveries.drain()
         except Exception:
             log.exception("delivering webhooks failed; trying again shortly")
+
+    async def fiscalize(self) -> None:
+        """The fiscal outbox, sent to the V-SDC by the leader (its claims keep two processes
+        from sending one row in any case)."""
+        if not self.leading:
+            return
+        try:
+            await self.fiscal.drain()
+        except Exception as exc:
+            log.warning("fiscalizing failed (%s); trying again shortly", exc)
+
+    def wake_fiscal(self) -> None:
+        """Send the outbox now (a transaction queued rows): the next round, not the next tick."""
+        scheduler = self._scheduler
+        if scheduler is None or not self.leading:
+            return
+        scheduler.add_job(
+            self.fiscalize,
+            DateTrigger(datetime.now(UTC) + timedelta(seconds=0.05)),
+            id=f"{FISCALIZE_JOB}:now",
+            replace_existing=True,
+        )
 
     def holder_info(self) -> LeaseInfo | None:
         """Which process leads (sends deliveries) now, if any."""

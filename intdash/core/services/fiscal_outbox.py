@@ -382,22 +382,30 @@ class FiscalService:
             )
         return found
 
-    def describe_waiting(self, waiting: Waiting) -> str | None:
-        """An integration's reason while its invoices wait for the SDC, in words."""
-        if waiting.failed:
-            n = waiting.failed
-            return (
-                f"{n} invoice{'' if n == 1 else 's'} refused by the SDC: {waiting.first_error} "
-                "(fix it, then intdash fiscal retry)"
-            )
-        if waiting.waiting:
-            n = waiting.waiting
-            down = self.setup.unavailable()
-            said = f"{n} invoice{'' if n == 1 else 's'} waiting for the SDC"
-            if down is not None:
-                said += f": unavailable since {down[0].astimezone():%H:%M} ({down[1]})"
-            return said
-        return None
+    def reasons(self, session: Session) -> dict[int, tuple[str | None, str | None]]:
+        """Each integration's fiscal reasons, in words, for its status (StatusFacts'
+        ``sdc_refused`` and ``sdc_waiting``): invoices the SDC refused, and invoices waiting
+        while the SDC is unavailable (``3 invoices waiting for the SDC: unavailable since
+        14:02 (why)``). Invoices on their way to an SDC that answers are no reason."""
+        down = self.setup.unavailable()
+        found = {}
+        for integration_id, waiting in self.waiting(session).items():
+            refused = waiting_text = None
+            if waiting.failed:
+                n = waiting.failed
+                refused = (
+                    f"{n} invoice{'' if n == 1 else 's'} refused by the SDC: "
+                    f"{waiting.first_error} (then intdash fiscal retry)"
+                )
+            if waiting.waiting and down is not None:
+                n = waiting.waiting
+                waiting_text = (
+                    f"{n} invoice{'' if n == 1 else 's'} waiting for the SDC: unavailable "
+                    f"since {down[0].astimezone():%H:%M} ({down[1]})"
+                )
+            if refused or waiting_text:
+                found[integration_id] = (refused, waiting_text)
+        return found
 
     def group_changed(self, revision: int | None) -> bool:
         known = self.setup.group()

@@ -159,23 +159,30 @@ def label_for(code: str | None, rate: Decimal | None, mapping: Mapping_, where: 
     raise UnmappedTaxCode(f"{shown} of {mapping.integration} has no TaxCore label ({where}): {how}")
 
 
-def _item_amounts(item: Mapping[str, Any]) -> tuple[Decimal, Decimal, Decimal, Decimal | None]:
-    """A line's quantity, discount, tax-inclusive total and tax, from the platform's fields."""
+def _item_amounts(
+    item: Mapping[str, Any],
+) -> tuple[Decimal, Decimal, Decimal, Decimal, Decimal | None]:
+    """A line's quantity, unit price, discount and total with tax included (TaxCore's prices
+    include it), and its tax, from the line as its platform has it (see
+    :class:`intdash.core.invoices.LineItem`: amounts on the platform's own basis, the discount
+    an amount)."""
     quantity = _amount(item.get("quantity") if item.get("quantity") is not None else 1)
+    price = _amount(item.get("unit_price") or 0)
     discount = _amount(item.get("discount") or 0)
+    total = _amount(item["total"]) if item.get("total") is not None else quantity * price - discount
     tax = None if item.get("tax_amount") is None else _amount(item["tax_amount"])
-    if item.get("total") is not None:  # tax-inclusive, as the platform says
-        gross = _amount(item["total"])
+    rate = None if item.get("tax_rate") is None else _amount(item["tax_rate"])
+    if item.get("tax_inclusive") is True:
+        gross = total
+    elif tax is not None:
+        gross = total + tax
+    elif rate is not None:
+        gross = total * (HUNDRED + rate) / HUNDRED
     else:
-        amount = item.get("amount")
-        if amount is None:
-            price = _amount(item.get("unit_price") or 0)
-            net = quantity * price - discount
-        else:
-            net = _amount(amount)
-        inclusive = bool(item.get("tax_inclusive"))
-        gross = net if inclusive else net + (tax or Decimal(0))
-    return quantity, discount, gross, tax
+        gross = total  # no tax stated on the line
+    if total and gross != total:  # the platform's basis excluded tax: scale to include it
+        price, discount = price * gross / total, discount * gross / total
+    return quantity, price, discount, gross, tax
 
 
 def _items(content: Mapping[str, Any], mapping: Mapping_) -> list[dict[str, Any]]:
@@ -197,24 +204,25 @@ def _items(content: Mapping[str, Any], mapping: Mapping_) -> list[dict[str, Any]
         ]
     built = []
     for n, item in enumerate(items, start=1):
-        quantity, discount, gross, tax = _item_amounts(item)
+        quantity, unit, discount, gross, tax = _item_amounts(item)
         code = item.get("tax_code")
         rate = _rate_of(item, gross, tax)
         label = label_for(code, rate, mapping, f"invoice {number}, line {n}")
-        if quantity <= 0:
-            quantity = Decimal(1)
-        unit = _q((gross + discount) / quantity)
-        if abs(unit * quantity - discount - gross) > Decimal("0.005"):
-            quantity, unit, discount = Decimal(1), _q(gross), Decimal(0)  # keep the total exact
+        gross, unit, discount = _q(gross), _q(unit), _q(discount)
+        if quantity <= 0 or abs(quantity * unit - discount - gross) > Decimal("0.005"):
+            quantity, unit, discount = Decimal(1), gross, Decimal(0)  # the total kept exact
         entry: dict[str, Any] = {
             "Name": str(item.get("name") or item.get("description") or f"Line {n}")[:2048],
-            "Quantity": _number(quantity),
+            "Quantity": float(quantity),
             "UnitPrice": _number(unit),
             "TotalAmount": _number(gross),
             "Labels": [label],
         }
         if discount:
             entry["Discount"] = _number(discount)
+        gtin = str(item.get("item_code") or "")
+        if gtin.isdigit() and 8 <= len(gtin) <= 14:
+            entry["GTIN"] = gtin
         built.append(entry)
     _balance(built, total)
     return built
