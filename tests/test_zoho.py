@@ -25,10 +25,10 @@ from intdash.core.services.invoices import InvoiceRow
 from intdash.core.workspace import Workspace
 from intdash.providers.base import TokenSet
 from intdash.providers.connect import ConnectService
-from intdash.providers.connector import Connector, RateProblem
+from intdash.providers.connector import Connector, RateProblem, parse_json
 from intdash.providers.http import httpx
 from intdash.providers.ratelimit import Pacer, RateLimits
-from intdash.providers.zoho import ZohoConnector, source_state
+from intdash.providers.zoho import ZohoConnector, parse_invoice, source_state
 from intdash.providers.zoho_tax import TaxState
 from intdash.sandbox import zoho as emulator
 from intdash.sandbox.common import RateWindow
@@ -150,13 +150,61 @@ async def test_the_list_has_no_tax_and_the_invoice_has(pws: Workspace, sandbox: 
     assert Decimal(str(invoice["tax_total"])) == source.tax
     assert Decimal(str(invoice["total"])) == source.total == source.subtotal + source.tax
     assert invoice["taxes"][0]["tax_amount"] == invoice["tax_total"]
-    assert invoice["line_items"][0]["item_total"] == invoice["sub_total"]
+    amounts = sum(Decimal(str(line["item_total"])) for line in invoice["line_items"])
+    assert amounts == (source.total if source.inclusive else source.subtotal)
     assert missing.status_code == 404
     remaining = [int(r.headers["X-Rate-Limit-Remaining"]) for r in (listing, detail, missing)]
     assert remaining == sorted(remaining, reverse=True) and remaining[0] < 100
     for answer in (listing, detail, missing):
         assert answer.headers["X-Rate-Limit-Limit"] == "100"
         assert 0 < int(answer.headers["X-Rate-Limit-Reset"]) <= 60
+
+
+async def test_the_invoice_itself_has_its_lines_payments_and_tax_number(
+    pws: Workspace, sandbox: Sandbox
+) -> None:
+    """What fiscalization needs, as the connector parses the invoice itself (the list has
+    none of it)."""
+    uid = pws.integrations.create("zoho").integration.uid
+    await connect(pws, uid)
+    token = _token(pws, uid)
+    base = f"{token.extra['api_domain']}/books/v3"
+    auth = {"Authorization": f"Zoho-oauthtoken {token.access_token}"}
+    org = {"organization_id": emulator.ORGANIZATION_ID}
+    books = [sandbox.zoho.dataset.invoice(n) for n in range(40)]
+    async with httpx.AsyncClient() as client:
+        listing = await client.get(f"{base}/invoices", params=org, headers=auth)
+        answers = [
+            await client.get(f"{base}/invoices/{_id(one)}", params=org, headers=auth)
+            for one in books
+        ]
+    listed = parse_invoice(parse_json(listing, "Zoho")["invoices"][0])
+    assert (listed.items, listed.payments, listed.buyer_tax_id) == ((), (), None)
+    seen: set[str] = set()
+    for wanted, answer in zip(books, answers, strict=True):
+        read = parse_invoice(parse_json(answer, "Zoho")["invoice"])
+        assert read.buyer_tax_id == wanted.contact_tax_id
+        paid = answer.json()["invoice"]["status"] == "paid"
+        assert [p.amount for p in read.payments] == ([wanted.total] if paid else [])
+        assert all(p.method for p in read.payments)
+        assert len(read.items) == len(wanted.lines)
+        for item, line in zip(read.items, wanted.lines, strict=True):
+            assert (item.name, item.item_code, item.quantity) == (
+                line.description,
+                line.item_code,
+                line.quantity,
+            )
+            assert (item.tax_code, item.tax_rate) == (emulator.TAX_ID, Decimal(15))
+            assert item.tax_inclusive is wanted.inclusive and item.tax_amount is None
+            net = (line.unit_price, line.net)
+            assert (item.unit_price, item.total) == ((line.gross,) * 2 if wanted.inclusive else net)
+            assert item.total == item.quantity * item.unit_price - item.discount
+            if item.discount:
+                seen.add("discount")
+        found = {"inclusive": wanted.inclusive, "tax id": bool(read.buyer_tax_id)}
+        found |= {"paid": paid, "several": len(read.items) > 1}
+        seen.update(name for name, there in found.items() if there)
+    assert seen == {"inclusive", "tax id", "paid", "several", "discount"}
 
 
 # -- rate limits ------------------------------------------------------------------------------

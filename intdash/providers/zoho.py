@@ -22,6 +22,7 @@ from intdash.providers.headers import seconds_from_now
 from intdash.providers.http import httpx
 from intdash.providers.paging import Listing, start_cursor, walk
 from intdash.providers.ratelimit import RateLimits
+from intdash.providers.zoho_lines import buyer_tax_id, parse_line_items, parse_payments
 from intdash.providers.zoho_tax import (
     MINUTE_WAIT,
     Allowance,
@@ -87,9 +88,10 @@ def _amount(raw: Mapping[str, Any], field: str, invoice_id: str) -> Decimal:
 
 
 def parse_invoice(raw: Any) -> InvoiceData:
-    """An invoice as Zoho's list has it (no tax: ``tax`` and ``subtotal`` are None, unknown) or
-    as the invoice itself has it (``tax_total``; the subtotal is the total before tax, which is
-    Zoho's ``sub_total`` when the invoice has no discount, shipping or adjustment)."""
+    """An invoice as Zoho's list has it (no tax: ``tax`` and ``subtotal`` are None, unknown; no
+    lines, no payments) or as the invoice itself has it (``tax_total``; the subtotal is the
+    total before tax, which is Zoho's ``sub_total`` when the invoice has no discount, shipping or
+    adjustment; its ``line_items`` and ``payments``)."""
     if not isinstance(raw, dict) or not raw.get("invoice_id"):
         raise MalformedResponse("Zoho: an invoice has no invoice_id")
     invoice_id = str(raw["invoice_id"])
@@ -111,6 +113,9 @@ def parse_invoice(raw: Any) -> InvoiceData:
             raw.get("last_modified_time"), "last_modified_time", invoice_id
         ),
         state=source_state(raw.get("status")),
+        items=parse_line_items(raw, invoice_id),
+        buyer_tax_id=buyer_tax_id(raw),
+        payments=parse_payments(raw, invoice_id),
     )
 
 

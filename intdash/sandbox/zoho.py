@@ -6,8 +6,8 @@ answered with HTTP 200 and "Access Denied"; ``last_modified_time`` returns recor
 after the time.
 
 The invoice list carries totals but no tax; the invoice itself
-(``GET /books/v3/invoices/{invoice_id}``) has its ``sub_total``, ``tax_total``, ``taxes`` and
-``line_items``.
+(``GET /books/v3/invoices/{invoice_id}``) has its ``sub_total``, ``tax_total``, ``taxes``,
+``line_items``, ``payments`` and the customer's ``tax_reg_no``.
 
 Limits: 100 calls a minute per organisation and a daily allowance that depends on the plan
 (1,000 on Free up to 10,000 on Premium; the sandbox company is on Premium). Every API answer
@@ -41,7 +41,7 @@ from intdash.sandbox.common import (
     json_response,
     maybe_slow,
 )
-from intdash.sandbox.dataset import SourceInvoice
+from intdash.sandbox.dataset import SourceInvoice, SourceLine
 from intdash.sandbox.oauth import OAuthPolicy, OAuthServer
 
 ORGANIZATION_ID = "10234695"
@@ -92,26 +92,58 @@ def render_invoice(inv: SourceInvoice) -> dict[str, Any]:
     }
 
 
+TAX_ID = "460000000057001"  # the organisation's one tax: GST at 15 %
+PAYMENT_MODES = ("Bank Transfer", "Cash", "Credit Card", "Check")
+
+
 def render_invoice_detail(inv: SourceInvoice) -> dict[str, Any]:
     """The invoice as ``GET /invoices/{invoice_id}`` answers: the list's fields, its amounts
-    before and after tax, its taxes and its lines."""
+    before and after tax, its taxes, its lines (``rate`` and ``item_total`` with tax when
+    ``is_inclusive_tax``; a discount as both a percentage and an amount), the payments of a
+    paid invoice, and the customer's tax number where it has one. The list has none of these."""
     subtotal, tax = float(inv.subtotal), float(inv.tax)
-    return {
-        **render_invoice(inv),
-        "sub_total": subtotal,
-        "tax_total": tax,
-        "taxes": [{"tax_name": "GST (15%)", "tax_amount": tax}],
-        "line_items": [
+    body = render_invoice(inv)
+    body.update(
+        sub_total=subtotal,
+        tax_total=tax,
+        is_inclusive_tax=inv.inclusive,
+        taxes=[{"tax_name": "GST (15%)", "tax_amount": tax}],
+        line_items=[_line(inv, n, line) for n, line in enumerate(inv.lines)],
+    )
+    if inv.contact_tax_id:
+        body["tax_reg_no"] = inv.contact_tax_id
+    body["payments"] = (
+        [
             {
-                "line_item_id": str(INVOICE_ID_BASE + 5_000_000 + inv.index),
-                "name": "Services",
-                "quantity": 1.0,
-                "rate": subtotal,
-                "tax_name": "GST (15%)",
-                "tax_percentage": 15,
-                "item_total": subtotal,
+                "payment_id": str(INVOICE_ID_BASE + 7_000_000 + inv.index),
+                "payment_mode": PAYMENT_MODES[inv.index % len(PAYMENT_MODES)],
+                "amount": float(inv.total),
+                "date": inv.due_date.isoformat(),
             }
-        ],
+        ]
+        if body["status"] == "paid"
+        else []
+    )
+    return body
+
+
+def _line(inv: SourceInvoice, n: int, line: SourceLine) -> dict[str, Any]:
+    rate, total = (line.gross, line.gross) if inv.inclusive else (line.unit_price, line.net)
+    discount = line.quantity * line.unit_price - line.net
+    return {
+        "line_item_id": str(INVOICE_ID_BASE + 5_000_000 + inv.index * 10 + n),
+        "name": line.description,
+        "sku": line.item_code,
+        "item_order": n + 1,
+        "quantity": float(line.quantity),
+        "rate": float(rate),
+        "discount": f"{line.discount_rate:.2f}%" if line.discount_rate else 0.0,
+        "discount_amount": float(discount),
+        "tax_id": TAX_ID,
+        "tax_name": "GST (15%)",
+        "tax_type": "tax",
+        "tax_percentage": 15,
+        "item_total": float(total),
     }
 
 
