@@ -39,6 +39,7 @@ from intdash.core.services.leases import SessionLock, advisory_keys
 from intdash.core.workspace import Workspace
 from intdash.sandbox.server import Sandbox
 from intdash.sync.engine import SYNC_LOCKS, AlreadyRunning, SyncEngine, claim_name
+from intdash.sync.steps import Begun
 from intdash.tui.app import IntdashApp
 from intdash.tui.screens.details import DetailsScreen
 from intdash.tui.screens.details_history import RunHistory
@@ -316,7 +317,7 @@ async def test_a_run_cancelled_while_it_claims_gives_the_claim_back(
     claimed, go_on = threading.Event(), threading.Event()
     begin = engine._begin
 
-    def held_up(*args: Any) -> tuple[Integration, int]:  # claimed, and not yet returned
+    def held_up(*args: Any) -> Begun:  # claimed, and not yet returned
         begun = begin(*args)
         claimed.set()
         go_on.wait(30)

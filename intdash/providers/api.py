@@ -19,7 +19,7 @@ from intdash.providers.errors import (
     RateLimited,
     ReconnectNeeded,
 )
-from intdash.providers.http import httpx, shared_tls
+from intdash.providers.http import httpx, shared_client
 from intdash.providers.ratelimit import Pacer
 from intdash.providers.tokens import TokenManager
 
@@ -50,6 +50,7 @@ class ApiClient:
         tenant: Tenant | None,
         *,
         token: TokenSet | None = None,
+        stored: TokenSet | None = None,
         sleep: Sleep = asyncio.sleep,
         jitter: Callable[[], float] = random.random,
         now: Clock = system_clock,
@@ -59,11 +60,10 @@ class ApiClient:
         self.integration_id = integration_id
         self.tenant = tenant
         self._token = token  # during a connect flow, before anything is stored
+        self._stored = stored  # as read with the integration: used while it is fresh
         self._sleep = sleep
         self._jitter = jitter
-        self._http = httpx.AsyncClient(
-            timeout=connector.timeout, transport=connector.transport, verify=shared_tls()
-        )
+        self._http = shared_client(connector.type.value, connector.timeout, connector.transport)
         self.pacer = pacer_for(connector, tenant.id if tenant else f"integration-{integration_id}")
         self.calls = 0
         self._now = now  # when answers were had: the workspace's clock
@@ -73,7 +73,7 @@ class ApiClient:
         return self
 
     async def __aexit__(self, *_exc: object) -> None:
-        await self._http.aclose()
+        pass  # the platform's client is the process's, kept for the next sync
 
     async def token(self) -> TokenSet:
         """The token set calls are made with now (refreshed first if it is expiring)."""
@@ -82,6 +82,9 @@ class ApiClient:
     async def _token_now(self) -> TokenSet:
         if self._token is not None:
             return self._token
+        stored, self._stored = self._stored, None
+        if stored is not None and self.tokens.usable(stored):
+            return stored
         return await self.tokens.valid(self.connector, self.integration_id)
 
     async def _refreshed(self, stale: TokenSet) -> TokenSet:

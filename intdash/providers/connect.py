@@ -33,6 +33,8 @@ from intdash.providers.registry import connector_for
 from intdash.providers.tokens import TokenManager
 
 if TYPE_CHECKING:
+    from sqlmodel import Session
+
     from intdash.core.workspace import Workspace
 
 FLOW_LIFETIME = 15 * 60.0
@@ -55,6 +57,17 @@ class AuthorisationFlow:
 class ConnectResult:
     uid: str
     tenant: Tenant
+
+
+@dataclass(frozen=True)
+class ApiParts:
+    """What a platform client needs from the vault: the tenant, the type's secret fields, and
+    the token set (None when there is none, or the integration needs reconnecting: the client
+    then reads it, and says so, as it calls)."""
+
+    tenant: Tenant | None
+    secrets: dict[str, str | None]
+    token: TokenSet | None
 
 
 @dataclass(frozen=True)
@@ -219,30 +232,44 @@ class ConnectService:
 
     # -- using -------------------------------------------------------------------------------
 
-    def _api_parts(self, uid: str) -> tuple[Integration, Tenant | None, dict[str, str | None]]:
-        """The integration, its tenant, and its type's secret fields (for the tenant's extras)."""
+    def parts_in(self, session: Session, row: Integration) -> ApiParts:
+        """What a client for ``row``'s platform needs from the vault, read in ``session`` in one
+        look-up: its tenant, its type's secret fields, and its token set."""
+        assert row.id is not None
+        secret_fields = [f.name for f in type_spec(row.type).fields if f.secret]
+        stored = self._ws.credentials.get_many(
+            session, row.id, [TENANT_ID, OAUTH_TOKEN, *secret_fields]
+        )
+        tenant = stored.get(TENANT_ID)
+        token = stored.get(OAUTH_TOKEN)
+        return ApiParts(
+            Tenant.from_json(tenant.value) if tenant else None,
+            {name: kept.value if (kept := stored.get(name)) else None for name in secret_fields},
+            TokenSet.from_json(token.value) if token and not row.auth_error else None,
+        )
+
+    def client_for(self, row: Integration, parts: ApiParts) -> ApiClient:
+        """A client for the integration's platform API (use it with ``async with``)."""
+        assert row.id is not None
+        connector = self.connector(row.type)
+        tenant = parts.tenant
+        extra = connector.tenant_extra(row.settings, parts.secrets)
+        if tenant is not None and extra:
+            tenant = Tenant(tenant.id, tenant.name, {**tenant.extra, **extra})
+        return ApiClient(
+            connector, self.tokens, row.id, tenant, stored=parts.token, now=self._ws.clock
+        )
+
+    def _api_parts(self, uid: str) -> tuple[Integration, ApiParts]:
         ws = self._ws
         with ws.db.read() as session:
             row = ws.integrations.find_live(session, uid)
-            assert row.id is not None
-            stored = ws.credentials.get(session, row.id, TENANT_ID)
-            secrets_: dict[str, str | None] = {}
-            for setting in type_spec(row.type).fields:
-                if setting.secret:
-                    kept = ws.credentials.get(session, row.id, setting.name)
-                    secrets_[setting.name] = kept.value if kept else None
-        tenant = Tenant.from_json(stored.value) if stored else None
-        return row, tenant, secrets_
+            return row, self.parts_in(session, row)
 
     async def api(self, uid: str) -> ApiClient:
         """A client for the integration's platform API (use it with ``async with``)."""
-        row, tenant, secrets_ = await asyncio.to_thread(self._api_parts, uid)
-        assert row.id is not None
-        connector = self.connector(row.type)
-        extra = connector.tenant_extra(row.settings, secrets_)
-        if tenant is not None and extra:
-            tenant = Tenant(tenant.id, tenant.name, {**tenant.extra, **extra})
-        return ApiClient(connector, self.tokens, row.id, tenant, now=self._ws.clock)
+        row, parts = await asyncio.to_thread(self._api_parts, uid)
+        return self.client_for(row, parts)
 
     async def test(self, uid: str) -> TestResult:
         """The cheapest call that proves the connection works, and what it said."""

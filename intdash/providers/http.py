@@ -7,12 +7,14 @@ OAuth client's.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import ssl
+import weakref
 
 import httpx2 as httpx
 
-__all__ = ["httpx", "shared_tls"]
+__all__ = ["close_clients", "httpx", "shared_client", "shared_tls"]
 
 
 @functools.cache
@@ -20,3 +22,33 @@ def shared_tls() -> ssl.SSLContext:
     """The process's one TLS context for platform APIs: building one (and loading the CA
     bundle) costs more CPU than a whole sync that changes nothing, so clients share it."""
     return httpx.create_ssl_context()
+
+
+# each event loop's clients, by platform: a client's connections belong to the loop that made
+# them, and a loop that ends takes its clients with it
+_clients: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[tuple[str, int], httpx.AsyncClient]
+] = weakref.WeakKeyDictionary()
+
+
+def shared_client(
+    platform: str, timeout: httpx.Timeout, transport: httpx.AsyncBaseTransport | None = None
+) -> httpx.AsyncClient:
+    """The process's one client (its connection pool kept alive between calls) for a platform,
+    on the running loop: a sync that changes nothing costs one request, not a new client, a
+    TLS handshake and a connection. ``transport`` (a test's) gets a client of its own."""
+    per_loop = _clients.setdefault(asyncio.get_running_loop(), {})
+    key = (platform, id(transport) if transport is not None else 0)
+    client = per_loop.get(key)
+    if client is None or client.is_closed:
+        client = per_loop[key] = httpx.AsyncClient(
+            timeout=timeout, transport=transport, verify=shared_tls()
+        )
+    return client
+
+
+async def close_clients() -> None:
+    """Close the running loop's shared clients (at the end of a process's work on it)."""
+    clients = _clients.pop(asyncio.get_running_loop(), {})
+    for client in clients.values():
+        await client.aclose()

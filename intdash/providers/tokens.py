@@ -98,6 +98,10 @@ class TokenManager:
             raise NotAuthorised(f"{uid} has not been connected yet: connect it first")
         return token
 
+    def usable(self, token: TokenSet) -> bool:
+        """Whether ``token``'s access token is good for at least the leeway."""
+        return not token.expiring(self._clock())
+
     async def valid(self, connector: Connector, integration_id: int) -> TokenSet:
         """A token set whose access token is good for at least the leeway."""
         token = await self.current(integration_id)

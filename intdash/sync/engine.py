@@ -28,26 +28,29 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
 from intdash.core.budget import DailyBudget, daily_reserve
 from intdash.core.catalog import type_spec
 from intdash.core.errors import ConflictError, IntdashError
 from intdash.core.liveness import holder_dead
-from intdash.core.models import Integration, RunOutcome, SyncRun
+from intdash.core.models import Integration, RunOutcome
 from intdash.core.plans import LicenceState
 from intdash.core.services.invoices import BatchResult
 from intdash.core.services.leases import (
-    Claim,
     LeaseInfo,
     LeaseLost,
     SessionLock,
     process_identity,
 )
+from intdash.core.services.plans import PlanView
 from intdash.providers.api import ApiClient
 from intdash.providers.base import InvoicePage
 from intdash.providers.connect import ConnectService
 from intdash.providers.errors import ProviderError, RateLimited
+from intdash.sync import steps
+from intdash.sync.steps import Begun
 
 if TYPE_CHECKING:
     from intdash.core.workspace import Workspace
@@ -134,6 +137,14 @@ class RunResult:
         }
 
 
+@dataclass(frozen=True)
+class Pending:
+    """The cursor of an empty page, stored with the run's end (there is nothing to store
+    with it before)."""
+
+    value: str | None
+
+
 def claim_name(integration_id: int) -> str:
     return f"sync:{integration_id}"
 
@@ -214,15 +225,18 @@ class SyncEngine:
 
     # -- blocking steps (run in a thread) ----------------------------------------------------
 
-    def _begin(self, uid: str, trigger: Trigger) -> tuple[Integration, int]:
+    def _begin(self, uid: str, trigger: Trigger) -> Begun:
+        """Check the integration may sync, and claim it: one read, then one write that takes
+        the claim and records the run's start."""
         ws = self._ws
         with ws.db.read() as session:
             row = ws.integrations.find_live(session, uid)
-        assert row.id is not None
-        spec = type_spec(row.type)
-        if not spec.oauth:
-            raise SyncRefused(f"{row.uid} is a {spec.label}: it does not sync from a platform")
-        plan = ws.plans.current()
+            assert row.id is not None
+            spec = type_spec(row.type)
+            if not spec.oauth:
+                raise SyncRefused(f"{row.uid} is a {spec.label}: it does not sync from a platform")
+            plan = ws.plans.current(session)
+            parts = self.connect.parts_in(session, row)
         if plan.licence is LicenceState.LAPSED:
             raise SyncRefused(f"the licence lapsed on {plan.licence_expires}: syncing has stopped")
         if not row.sync_enabled:
@@ -234,16 +248,15 @@ class SyncEngine:
                 f"{row.uid} waits for its platform's day to end (daily API limit: "
                 f"{budget.explanation})"
             )
-        claim = self._claim(row.uid, row.id)
-        try:
-            return self._record_start(row, trigger, _interrupted(claim.other, claim.over_dead))
-        except BaseException:
-            self._let_go(row.id)
-            raise
+        run_id = self._claim(row, trigger, plan)
+        return Begun(row, run_id, plan, parts)
 
-    def _claim(self, uid: str, integration_id: int) -> Claim:
-        """Take the claim on the integration, or AlreadyRunning naming its live holder."""
-        ws, name = self._ws, claim_name(integration_id)
+    def _claim(self, row: Integration, trigger: Trigger, plan: PlanView) -> int:
+        """Take the claim on the integration and record the run's start, in one transaction;
+        AlreadyRunning naming the claim's live holder."""
+        ws, uid, integration_id = self._ws, row.uid, row.id
+        assert integration_id is not None
+        name = claim_name(integration_id)
         with self._holding:
             if integration_id in self._held:
                 raise AlreadyRunning.held(uid, ws.leases.stored(name))
@@ -254,15 +267,30 @@ class SyncEngine:
                 if not self._lock(lock, name):  # its holder's session is alive
                     raise AlreadyRunning.held(uid, ws.leases.current(name))
                 self._held[integration_id] = lock
-            # holding the lock, any other holder is dead: its lease is taken over
-            claim = ws.leases.claim(name, self.holder, self.claim_ttl, others_dead=lock is not None)
-            if not claim.granted:
-                raise AlreadyRunning.held(uid, claim.other)
-            ws.leases.drop(cancel_name(integration_id))  # an old request
+            now = ws.clock()
+            try:
+                with ws.db.write() as session:
+                    conn = session.connection()
+                    # holding the lock, any other holder is dead: its lease is taken over
+                    claim = ws.leases.claim_in(
+                        conn, name, self.holder, self.claim_ttl, lock is not None
+                    )
+                    if not claim.granted:
+                        raise AlreadyRunning.held(uid, claim.other)
+                    steps.drop(conn, cancel_name(integration_id))  # an old request
+                    why = _interrupted(claim.other, claim.over_dead)
+                    next_at = ws.schedule.after(uid, row.type, now, plan)
+                    run_id = steps.start(conn, integration_id, trigger.value, now, next_at, why)
+                    # held invoices get room when the month turns (a plan change releases them)
+                    released = ws.invoices.release_due(conn, integration_id, now)
+            except IntegrityError:  # another process inserted the claim first
+                raise AlreadyRunning.held(uid, ws.leases.current(name)) from None
         except BaseException:
             self._let_go(integration_id)
             raise
-        return claim
+        if released:
+            log.info("%s: %d held invoices released", uid, released)
+        return run_id
 
     def _lock(self, lock: SessionLock, name: str) -> bool:
         """Take the advisory lock of a claim. When the lease names a process of this host that
@@ -275,46 +303,17 @@ class SyncEngine:
             time.sleep(0.05)
         return True
 
-    def _let_go(self, integration_id: int, *, cancel_request: bool = False) -> None:
-        """Release the claim (the lease, then the advisory lock), and the cancel request."""
-        ws = self._ws
+    def _let_go(self, integration_id: int, *, lease: bool = True) -> None:
+        """Release the claim: its lease (unless the caller's transaction has), then the
+        advisory lock."""
         try:
-            ws.leases.release(claim_name(integration_id), self.holder)
-            if cancel_request:
-                ws.leases.drop(cancel_name(integration_id))
+            if lease:
+                self._ws.leases.release(claim_name(integration_id), self.holder)
         finally:
             with self._holding:
                 lock = self._held.pop(integration_id, None)
             if lock is not None:
                 lock.release()
-
-    def _record_start(
-        self, row: Integration, trigger: Trigger, interrupted: str
-    ) -> tuple[Integration, int]:
-        ws = self._ws
-        assert row.id is not None
-        now = ws.clock()
-        with ws.db.write() as session:
-            # a run left 'running' holds no claim any more: its process stopped
-            session.execute(
-                update(SyncRun)
-                .where(col(SyncRun.integration_id) == row.id)
-                .where(col(SyncRun.outcome) == RunOutcome.RUNNING.value)
-                .values(outcome=RunOutcome.INTERRUPTED.value, ended_at=now, error=interrupted)
-            )
-            run = SyncRun(integration_id=row.id, trigger=trigger.value, started_at=now)
-            session.add(run)
-            fresh = session.get(Integration, row.id)
-            assert fresh is not None
-            fresh.last_attempted_sync = now
-            fresh.next_sync_at = ws.schedule.after(fresh.uid, fresh.type, now)
-            session.add(fresh)
-            session.flush()
-            released = ws.invoices.release_held(session.connection(), row.id, now)
-            assert run.id is not None
-            if released:
-                log.info("%s: %d held invoices released", row.uid, released)
-            return fresh, run.id
 
     def _commit_page(
         self,
@@ -323,31 +322,36 @@ class SyncEngine:
         page: InvoicePage,
         totals: BatchResult,
         daily: DailyBudget | None = None,
-    ) -> None:
+    ) -> str | None:
+        """Store a page, its cursor and the run's totals in one transaction, extending the
+        claim (taken over, this run stores no more); who asked the run to stop, if anyone."""
         ws = self._ws
         now = ws.clock()
         with ws.db.write() as session:
-            # the claim lives as long as pages keep coming; taken over, this run stores no more
-            ws.leases.renew(session, claim_name(integration_id), self.holder, self.claim_ttl)
             conn = session.connection()
-            room = totals.room
-            if room is None:  # counted once a run: nothing else fiscalizes for it meanwhile
-                room = ws.invoices.room(conn, integration_id, now)
-            result = ws.invoices.upsert(conn, integration_id, page.invoices, now, room)
+            ws.leases.renew_in(conn, claim_name(integration_id), self.holder, self.claim_ttl)
+            # the room is counted once a run (when first needed): nothing else fiscalizes for
+            # the integration meanwhile
+            result = ws.invoices.upsert(conn, integration_id, page.invoices, now, totals.room)
             # the run's totals take this page only once it is committed (a full disk may refuse)
-            counted = replace(totals, room=room)
+            counted = replace(totals)
             counted.add(result)
-            row = session.get(Integration, integration_id)
-            run = session.get(SyncRun, run_id)
-            assert row is not None and run is not None
-            row.cursor = page.cursor
-            if daily is not None:
-                daily.store(row)
-            run.fetched, run.created = counted.fetched, counted.created
-            run.updated, run.held = counted.updated, counted.held
-            session.add_all([row, run])
-        totals.room = room
+            conn.execute(steps.CURSOR, {"b_id": integration_id, "b_cursor": page.cursor})
+            steps.store_daily(conn, integration_id, daily)
+            conn.execute(
+                steps.PROGRESS,
+                {
+                    "b_id": run_id,
+                    "b_fetched": counted.fetched,
+                    "b_created": counted.created,
+                    "b_updated": counted.updated,
+                    "b_held": counted.held,
+                },
+            )
+            request = ws.leases.current(cancel_name(integration_id), session)
         totals.add(result)
+        totals.room = result.room
+        return request.holder.removeprefix(CANCEL_BY) if request is not None else None
 
     def _remember_remote(self, integration_id: int, remote_id: str) -> None:
         with self._ws.db.write() as session:
@@ -356,11 +360,6 @@ class SyncEngine:
                 .where(col(Integration.id) == integration_id)
                 .values(remote_id=remote_id)
             )
-
-    def _cancel_requested(self, integration_id: int) -> str | None:
-        """Who asked, from any process, for the run to stop (None: nobody)."""
-        request = self._ws.leases.current(cancel_name(integration_id))
-        return request.holder.removeprefix(CANCEL_BY) if request is not None else None
 
     def _finish(
         self,
@@ -371,26 +370,34 @@ class SyncEngine:
         show: bool,
         daily: DailyBudget | None = None,
         lost: bool = False,
+        cursor: Pending | None = None,
     ) -> None:
-        """Record the run's end and release its claim (``lost``: another run has the claim
-        now, and any cancel request is that run's)."""
+        """Record the run's end and release its claim, in one transaction (``lost``: another
+        run has the claim now, and any cancel request is that run's). ``cursor``: that of an
+        empty last page, kept while the claim is still this run's."""
         ws = self._ws
         now = ws.clock()
+        lease_given = False
         try:
             with ws.db.write() as session:
-                run = session.get(SyncRun, run_id)
-                row = session.get(Integration, integration_id)
-                assert run is not None and row is not None
-                run.outcome, run.ended_at, run.error = outcome.value, now, error
+                conn = session.connection()
+                ours = steps.give_back(conn, claim_name(integration_id), self.holder)
+                if not lost:
+                    steps.drop(conn, cancel_name(integration_id))
+                if ours and cursor is not None:
+                    conn.execute(steps.CURSOR, {"b_id": integration_id, "b_cursor": cursor.value})
+                conn.execute(
+                    steps.END,
+                    {"b_id": run_id, "b_outcome": outcome.value, "b_now": now, "b_error": error},
+                )
                 if outcome is RunOutcome.OK:
-                    row.last_successful_sync, row.last_sync_error = now, None
+                    conn.execute(steps.SUCCEEDED, {"b_id": integration_id, "b_now": now})
                 elif show:
-                    row.last_sync_error = error
-                if daily is not None:
-                    daily.store(row)
-                session.add_all([run, row])
+                    conn.execute(steps.FAILED, {"b_id": integration_id, "b_error": error})
+                steps.store_daily(conn, integration_id, daily)
+            lease_given = True
         finally:
-            self._let_go(integration_id, cancel_request=not lost)
+            self._let_go(integration_id, lease=not lease_given)
 
     # -- running -----------------------------------------------------------------------------
 
@@ -407,12 +414,14 @@ class SyncEngine:
         ``progress`` is told the run's totals so far after each page is committed."""
         begin = asyncio.ensure_future(asyncio.to_thread(self._begin, uid, trigger))
         try:
-            row, run_id = await asyncio.shield(begin)
+            begun = await asyncio.shield(begin)
         except asyncio.CancelledError:
             begin.add_done_callback(self._abandoned)  # the claim may be taken all the same
             raise
+        row, run_id = begun.row, begun.run_id
         assert row.id is not None
         integration_id = row.id
+        pending: Pending | None = None  # the cursor of an empty last page, kept at the end
         lost = quiet = False  # its claim taken over; stopped as asked (neither is a failure)
         totals = BatchResult()
         deadline = asyncio.get_running_loop().time() + self.time_limit.total_seconds()
@@ -421,15 +430,20 @@ class SyncEngine:
         api: ApiClient | None = None
         stopped_for_the_day = False
         try:
-            async with await self.connect.api(uid) as api:
+            async with self.connect.client_for(row, begun.parts) as api:
                 if api.tenant is not None and api.tenant.id != row.remote_id:
                     # connected before intdash kept it in the clear (webhook events name it)
                     await asyncio.to_thread(self._remember_remote, integration_id, api.tenant.id)
                 since: date | None = row.sync_from
                 async for page in _prefetched(api.connector.pages(api, row.cursor, since)):
-                    await asyncio.to_thread(
-                        self._commit_page, integration_id, run_id, page, totals, api.daily
-                    )
+                    asked: str | None = None
+                    if page.invoices:
+                        asked = await asyncio.to_thread(
+                            self._commit_page, integration_id, run_id, page, totals, api.daily
+                        )
+                        pending = None
+                    else:  # nothing to store: its cursor is kept with the run's end
+                        pending = Pending(page.cursor)
                     if progress is not None:
                         progress(replace(totals))
                     # a sync nobody asked for leaves the day's last calls to Sync Now
@@ -437,7 +451,6 @@ class SyncEngine:
                         raise DailyLimitMet(api.daily)
                     if cancel is not None and cancel.is_set():
                         raise Cancelled(f"stopped by {getattr(cancel, 'by', 'this process')}")
-                    asked = await asyncio.to_thread(self._cancel_requested, integration_id)
                     if asked is not None:
                         raise Cancelled(f"stopped by {asked}")
                     if asyncio.get_running_loop().time() > deadline:
@@ -450,8 +463,12 @@ class SyncEngine:
             error = f"stopped: another run{who} took its claim over"
         except asyncio.CancelledError:
             daily = api.daily if api is not None else None
-            stopped = (integration_id, run_id, RunOutcome.CANCELLED, "stopped", False, daily)
-            await asyncio.shield(asyncio.to_thread(self._finish, *stopped))
+            await asyncio.shield(
+                asyncio.to_thread(
+                    self._finish, integration_id, run_id, RunOutcome.CANCELLED, "stopped",
+                    False, daily, False, pending,
+                )
+            )  # fmt: skip
             raise
         except ProviderError as exc:
             outcome = RunOutcome.PARTIAL if totals.fetched else RunOutcome.FAILED
@@ -471,7 +488,7 @@ class SyncEngine:
         # a stop for the day is shown by the status (daily API limit), not as a failure
         show = show_failure and resumes_at is None and not lost and not quiet
         await asyncio.to_thread(
-            self._finish, integration_id, run_id, outcome, error, show, daily, lost
+            self._finish, integration_id, run_id, outcome, error, show, daily, lost, pending
         )
         log.info(
             "sync %s (%s): %s, fetched %d, created %d, updated %d, held %d%s",
@@ -483,14 +500,14 @@ class SyncEngine:
             totals.held, error, retryable, resumes_at,
         )  # fmt: skip
 
-    def _abandoned(self, begin: asyncio.Future[tuple[Integration, int]]) -> None:
+    def _abandoned(self, begin: asyncio.Future[Begun]) -> None:
         """A run cancelled while it claimed: once the claim is taken, record the run stopped
         and give the claim back (in a thread of its own: the loop may be closing)."""
         if begin.cancelled() or begin.exception() is not None:
             return
-        row, run_id = begin.result()
-        assert row.id is not None
-        stopped = (row.id, run_id, RunOutcome.CANCELLED, "stopped", False)
+        begun = begin.result()
+        assert begun.row.id is not None
+        stopped = (begun.row.id, begun.run_id, RunOutcome.CANCELLED, "stopped", False)
         threading.Thread(target=self._finish, args=stopped, name="sync-abandoned").start()
 
     async def run_with_retries(

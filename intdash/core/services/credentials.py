@@ -6,6 +6,7 @@ decrypt. Every write bumps the row's version.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -70,6 +71,26 @@ class CredentialStore:
         return StoredSecret(
             self._ws.vault.decrypt(row.ciphertext, _context(integration_id, name)), row.version
         )
+
+    def get_many(
+        self, session: Session, integration_id: int, names: Iterable[str]
+    ) -> dict[str, StoredSecret]:
+        """Those of ``names`` the integration has, in one read."""
+        wanted = sorted(set(names))
+        if not wanted:
+            return {}
+        rows = session.exec(
+            select(Credential).where(
+                Credential.integration_id == integration_id, col(Credential.name).in_(wanted)
+            )
+        )
+        vault = self._ws.vault
+        return {
+            row.name: StoredSecret(
+                vault.decrypt(row.ciphertext, _context(integration_id, row.name)), row.version
+            )
+            for row in rows
+        }
 
     def put(self, session: Session, integration_id: int, name: str, value: str) -> int:
         """Store ``value`` (replacing any earlier one); returns the new version."""

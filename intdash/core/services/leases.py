@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, Engine, bindparam, delete, select, text
+from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
@@ -29,7 +29,31 @@ if TYPE_CHECKING:
 __all__ = ["LeaseInfo", "LeaseLost", "LeaseService", "SessionLock", "process_identity"]
 
 _LEASES = Lease.__table__  # type: ignore[attr-defined]
-BY_NAME = select(_LEASES).where(_LEASES.c.name == bindparam("name"))  # built once
+# built once: a sync takes, extends and gives back its claim in every run
+BY_NAME = select(_LEASES).where(_LEASES.c.name == bindparam("b_name"))
+BY_NAME_LOCKED = BY_NAME.with_for_update()
+INSERT = insert(_LEASES).values(
+    name=bindparam("b_name"),
+    holder=bindparam("b_holder"),
+    acquired_at=bindparam("b_at"),
+    expires_at=bindparam("b_until"),
+)
+EXTEND = (
+    update(_LEASES)
+    .where(_LEASES.c.name == bindparam("b_name"), _LEASES.c.holder == bindparam("b_holder"))
+    .values(expires_at=bindparam("b_until"))
+)
+TAKE = (
+    update(_LEASES)
+    .where(_LEASES.c.name == bindparam("b_name"))
+    .values(
+        holder=bindparam("b_holder"), acquired_at=bindparam("b_at"), expires_at=bindparam("b_until")
+    )
+)
+GIVE_BACK = delete(_LEASES).where(
+    _LEASES.c.name == bindparam("b_name"), _LEASES.c.holder == bindparam("b_holder")
+)
+DROP = delete(_LEASES).where(_LEASES.c.name == bindparam("b_name"))
 
 
 @dataclass(frozen=True)
@@ -88,28 +112,45 @@ class LeaseService:
         from another holder whose lease lapsed, or who is a dead process of this host, or
         whatever the lease says when the caller knows every other holder is dead
         (``others_dead``: it holds the :class:`SessionLock` that goes with the lease)."""
-        now = self._ws.clock()
         try:
             with self._ws.db.write() as session:
-                row = session.get(Lease, name, with_for_update=not self._ws.db.is_sqlite)
-                if row is None:
-                    session.add(
-                        Lease(name=name, holder=holder, acquired_at=now, expires_at=now + ttl)
-                    )
-                    return Claim(True, None)
-                other = None
-                dead = False
-                if row.holder != holder:
-                    other = _info(row)
-                    dead = others_dead or holder_dead(row.holder)
-                    if row.expires_at > now and not dead:
-                        return Claim(False, other)
-                    row.holder, row.acquired_at = holder, now
-                row.expires_at = now + ttl
-                session.add(row)
-                return Claim(True, other, dead)
+                return self.claim_in(session.connection(), name, holder, ttl, others_dead)
         except IntegrityError:  # another process inserted it first
             return Claim(False, self.current(name))
+
+    def claim_in(
+        self, conn: Connection, name: str, holder: str, ttl: timedelta, others_dead: bool = False
+    ) -> Claim:
+        """:meth:`claim` in the caller's write transaction (which a concurrent insert of the
+        same lease fails with IntegrityError, on PostgreSQL)."""
+        now = self._ws.clock()
+        query = BY_NAME if self._ws.db.is_sqlite else BY_NAME_LOCKED
+        row = conn.execute(query, {"b_name": name}).first()
+        if row is None:
+            conn.execute(
+                INSERT, {"b_name": name, "b_holder": holder, "b_at": now, "b_until": now + ttl}
+            )
+            return Claim(True, None)
+        if row.holder == holder:
+            conn.execute(EXTEND, {"b_name": name, "b_holder": holder, "b_until": now + ttl})
+            return Claim(True, None)
+        other = LeaseInfo(row.name, row.holder, row.acquired_at, row.expires_at)
+        dead = others_dead or holder_dead(row.holder)
+        if row.expires_at > now and not dead:
+            return Claim(False, other)
+        conn.execute(TAKE, {"b_name": name, "b_holder": holder, "b_at": now, "b_until": now + ttl})
+        return Claim(True, other, dead)
+
+    def renew_in(self, conn: Connection, name: str, holder: str, ttl: timedelta) -> None:
+        """:meth:`renew` in the caller's transaction, on its connection."""
+        until = self._ws.clock() + ttl
+        if (
+            conn.execute(EXTEND, {"b_name": name, "b_holder": holder, "b_until": until}).rowcount
+            != 1
+        ):
+            row = conn.execute(BY_NAME, {"b_name": name}).first()
+            now = LeaseInfo(row.name, row.holder, row.acquired_at, row.expires_at) if row else None
+            raise LeaseLost(name, now)
 
     def renew(self, session: Session, name: str, holder: str, ttl: timedelta) -> None:
         """Extend ``holder``'s lease in the caller's write transaction; :class:`LeaseLost`
@@ -144,7 +185,7 @@ class LeaseService:
         if session is None:
             with self._ws.db.read() as own:
                 return self.stored(name, own)
-        row = session.connection().execute(BY_NAME, {"name": name}).first()
+        row = session.connection().execute(BY_NAME, {"b_name": name}).first()
         if row is None:
             return None
         return LeaseInfo(row.name, row.holder, row.acquired_at, row.expires_at)

@@ -28,6 +28,7 @@ from intdash.core.schedule import (
 from intdash.core.services.credentials import OAUTH_TOKEN
 
 if TYPE_CHECKING:
+    from intdash.core.services.plans import PlanView
     from intdash.core.workspace import Workspace
 
 RECEIPTS_KEPT = timedelta(days=1)
@@ -78,17 +79,19 @@ class ScheduleService:
 
     # -- the rule ----------------------------------------------------------------------------
 
-    def interval(self, type_key: str) -> timedelta:
-        """How often integrations of this type are polled on the current plan."""
+    def interval(self, type_key: str, plan: PlanView | None = None) -> timedelta:
+        """How often integrations of this type are polled on the current plan (``plan``, when
+        the caller has read it)."""
         ws = self._ws
         spec = type_spec(type_key)
-        return poll_interval(
-            ws.plans.current().spec, spec, events=events_received(ws.settings, spec)
-        )
+        tier = (plan or ws.plans.current()).spec
+        return poll_interval(tier, spec, events=events_received(ws.settings, spec))
 
-    def after(self, uid: str, type_key: str, moment: datetime) -> datetime:
+    def after(
+        self, uid: str, type_key: str, moment: datetime, plan: PlanView | None = None
+    ) -> datetime:
         """The integration's first slot after ``moment``: its next sync after an attempt."""
-        return slot_after(uid, self.interval(type_key), moment)
+        return slot_after(uid, self.interval(type_key, plan), moment)
 
     def events_sync_at_once(self, type_key: str) -> bool:
         """Whether the platform's events bring a sync forward (Scale), or wait for the slot."""

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import Connection, bindparam, select, update
 
+from intdash.core.clock import month_start
 from intdash.core.dbtypes import canonical_amount
 from intdash.core.fiscal import (
     FiscalRegister,
@@ -154,6 +155,10 @@ class InvoiceService:
     def __init__(self, workspace: Workspace, register: FiscalRegister | None = None) -> None:
         self._ws = workspace
         self.register: FiscalRegister = register or HashChainRegister()
+        # the month in which each integration's held invoices were last released by this
+        # process: room comes back only when the month turns or the plan changes (which
+        # releases for every integration at once), so a sync or a push looks once a month
+        self._released: dict[int, date] = {}
 
     # -- the monthly limit -------------------------------------------------------------------
 
@@ -302,6 +307,16 @@ class InvoiceService:
             .where(INTEGRATIONS.c.id == integration_id)
             .values(invoices_changed_at=now)
         )
+
+    def release_due(self, conn: Connection, integration_id: int, now: datetime) -> int:
+        """:meth:`release_held`, when this process has not yet for the month of ``now``."""
+        month = month_start(now).date()
+        if self._released.get(integration_id) == month:
+            return 0
+        released = self.release_held(conn, integration_id, now)
+        if not released:  # nothing (more) to release: a release whose commit fails is retried
+            self._released[integration_id] = month
+        return released
 
     def release_held(self, conn: Connection, integration_id: int, now: datetime) -> int:
         """Fiscalize held invoices, oldest first, as far as this month's room allows."""

@@ -1,0 +1,136 @@
+"""The database side of a sync's run, each step one transaction, its statements built once.
+
+A sync that finds nothing new is what the scheduler does thousands of times an hour, so it
+costs one read (the integration, the plan and its credentials) and two writes: the start (its
+claim, the run, its next slot) and the end (the run's outcome, the cursor of an empty last page,
+the claim given back). A page with invoices is one more write: the page, its cursor, the run's
+totals, the claim extended, and whether someone asked the run to stop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import BindParameter, Connection, bindparam, insert, or_, update
+
+from intdash.core.budget import DailyBudget
+from intdash.core.models import Integration, RunOutcome, SyncRun
+from intdash.core.services.leases import DROP, GIVE_BACK
+from intdash.core.services.plans import PlanView
+from intdash.providers.connect import ApiParts
+
+_RUNS = SyncRun.__table__  # type: ignore[attr-defined]
+_INTEGRATIONS = Integration.__table__  # type: ignore[attr-defined]
+_ID: BindParameter[int] = bindparam("b_id")
+
+# a run left 'running' holds no claim any more: its process stopped
+INTERRUPT = (
+    update(_RUNS)
+    .where(_RUNS.c.integration_id == _ID, _RUNS.c.outcome == RunOutcome.RUNNING.value)
+    .values(
+        outcome=RunOutcome.INTERRUPTED.value, ended_at=bindparam("b_now"), error=bindparam("b_why")
+    )
+)
+START = insert(_RUNS).values(
+    integration_id=_ID,
+    trigger=bindparam("b_trigger"),
+    started_at=bindparam("b_now"),
+    outcome=RunOutcome.RUNNING.value,
+    fetched=0,
+    created=0,
+    updated=0,
+    held=0,
+)
+ATTEMPTED = (
+    update(_INTEGRATIONS)
+    .where(_INTEGRATIONS.c.id == _ID)
+    .values(last_attempted_sync=bindparam("b_now"), next_sync_at=bindparam("b_next"))
+)
+PROGRESS = (
+    update(_RUNS)
+    .where(_RUNS.c.id == _ID)
+    .values(
+        fetched=bindparam("b_fetched"),
+        created=bindparam("b_created"),
+        updated=bindparam("b_updated"),
+        held=bindparam("b_held"),
+    )
+)
+END = (
+    update(_RUNS)
+    .where(_RUNS.c.id == _ID)
+    .values(outcome=bindparam("b_outcome"), ended_at=bindparam("b_now"), error=bindparam("b_error"))
+)
+CURSOR = update(_INTEGRATIONS).where(_INTEGRATIONS.c.id == _ID).values(cursor=bindparam("b_cursor"))
+SUCCEEDED = (
+    update(_INTEGRATIONS)
+    .where(_INTEGRATIONS.c.id == _ID)
+    .values(last_successful_sync=bindparam("b_now"), last_sync_error=None)
+)
+FAILED = (
+    update(_INTEGRATIONS)
+    .where(_INTEGRATIONS.c.id == _ID)
+    .values(last_sync_error=bindparam("b_error"))
+)
+# what the platform said is left of today's calls, unless a later figure is there already
+DAILY = (
+    update(_INTEGRATIONS)
+    .where(
+        _INTEGRATIONS.c.id == _ID,
+        or_(
+            _INTEGRATIONS.c.daily_observed_at.is_(None),
+            _INTEGRATIONS.c.daily_observed_at <= bindparam("b_observed"),
+        ),
+    )
+    .values(
+        daily_remaining=bindparam("b_remaining"),
+        daily_observed_at=bindparam("b_observed"),
+        daily_resets_at=bindparam("b_resets"),
+    )
+)
+
+
+@dataclass(frozen=True)
+class Begun:
+    """A run that has its claim: the integration as read, the run's id, and what it read."""
+
+    row: Integration
+    run_id: int
+    plan: PlanView
+    parts: ApiParts
+
+
+def store_daily(conn: Connection, integration_id: int, daily: DailyBudget | None) -> None:
+    if daily is not None:
+        conn.execute(
+            DAILY,
+            {
+                "b_id": integration_id,
+                "b_remaining": daily.remaining,
+                "b_observed": daily.observed_at,
+                "b_resets": daily.resets_at,
+            },
+        )
+
+
+def give_back(conn: Connection, name: str, holder: str) -> bool:
+    """Release ``holder``'s lease ``name``; False when it is not (any longer) its."""
+    return bool(conn.execute(GIVE_BACK, {"b_name": name, "b_holder": holder}).rowcount)
+
+
+def drop(conn: Connection, name: str) -> None:
+    conn.execute(DROP, {"b_name": name})
+
+
+def start(
+    conn: Connection, integration_id: int, trigger: str, now: datetime, next_at: datetime, why: str
+) -> int:
+    """Record the run's start (and any earlier run of it left running as interrupted)."""
+    conn.execute(INTERRUPT, {"b_id": integration_id, "b_now": now, "b_why": why})
+    run_id = conn.execute(
+        START, {"b_id": integration_id, "b_trigger": trigger, "b_now": now}
+    ).inserted_primary_key
+    conn.execute(ATTEMPTED, {"b_id": integration_id, "b_now": now, "b_next": next_at})
+    assert run_id is not None
+    return int(run_id[0])
