@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from intdash.core.errors import IntdashError
 from intdash.core.services.fiscal_outbox import ToSign
+from intdash.core.services.fiscal_setup import CertificateInfo, TaxpayerSecrets
 from intdash.providers.vsdc import (
     CertificateError,
     Credentials,
@@ -23,6 +25,7 @@ from intdash.providers.vsdc import (
     SdcRefused,
     SdcUnavailable,
     VsdcClient,
+    certificate_of,
     shared_vsdc,
 )
 
@@ -161,3 +164,50 @@ class FiscalSender:
                 break
             total += done
         return total
+
+
+@dataclass(frozen=True)
+class Configured:
+    certificate: CertificateInfo
+    warning: str | None  # the certificate expires soon, or the SDC could not be asked
+
+
+async def configure(ws: Workspace, pfx: bytes, password: str, pac: str) -> Configured:
+    """Check and keep the taxpayer's secrets: the password must open the .pfx, its certificate
+    must not have expired, and (the V-SDC's URL being set) the SDC must take them; an SDC that
+    cannot be reached is said, and the secrets kept. :class:`CertificateError` or
+    :class:`CredentialsRefused` in words otherwise; nothing is kept then."""
+    pac = pac.strip()
+    if not pac:
+        raise CertificateError("the PAC is empty")
+    found = certificate_of(pfx, password)
+    certificate = CertificateInfo(found.subject, found.not_after, found.fingerprint)
+    now = ws.clock()
+    if certificate.not_after <= now:
+        raise CertificateError(
+            f"the certificate ({certificate.subject}) expired on "
+            f"{certificate.not_after:%Y-%m-%d}: the SDC refuses it; use its renewal"
+        )
+    warning = certificate.warning(now)
+    settings = ws.settings.fiscal
+    status = None
+    if settings.vsdc_url:
+        client = VsdcClient(
+            settings.vsdc_url,
+            Credentials(pfx, password, pac),
+            ca_file=settings.vsdc_ca,
+            timeout=min(settings.timeout, 15.0),
+        )
+        try:
+            status = await client.status()
+        except SdcRefused as exc:
+            raise CredentialsRefused(exc.status, str(exc)) from None
+        except SdcUnavailable as exc:
+            warning = f"{exc}: the certificate and PAC are kept, untried"
+        finally:
+            await client.aclose()
+    secrets = TaxpayerSecrets(pfx, password, pac)
+    await asyncio.to_thread(ws.fiscal.setup.store_secrets, secrets, certificate)
+    if status is not None:
+        await asyncio.to_thread(ws.fiscal.store_status, status)
+    return Configured(certificate, warning)
