@@ -26,7 +26,7 @@ from intdash.providers.connect import ConnectService
 from intdash.providers.connector import RateProblem
 from intdash.providers.errors import AuthorisationFailed, ProviderUnavailable, RateLimited
 from intdash.providers.http import httpx
-from intdash.providers.myob import MyobConnector
+from intdash.providers.myob import MyobConnector, parse_invoice
 from intdash.providers.ratelimit import RateLimits
 from intdash.sandbox.common import RateWindow
 from intdash.sandbox.myob import COMPANY_FILE_ID, DAILY_MESSAGE, SECOND_MESSAGE, MyobEmulator
@@ -339,3 +339,45 @@ async def test_the_per_second_limit_is_waited_out(pws: Workspace, sandbox: Sandb
     invoices = await _fetch(unpaced, uid)
     assert len(invoices) == SIZE
     assert _myob(sandbox).rate_limited > 0  # refused now and then, a second waited each time
+
+
+# -- what fiscalization needs ---------------------------------------------------------------------
+
+
+async def test_an_invoice_read_by_its_layout_has_its_lines(
+    pws: Workspace, sandbox: Sandbox
+) -> None:
+    """``Sale/Invoice/Service`` lists each invoice with its ``Lines`` (the all-layouts
+    ``Sale/Invoice`` has none): the connector's parsing keeps them as MYOB has them."""
+    uid = pws.integrations.create("myob").integration.uid
+    service = ConnectService(pws)
+    flow, location = await _redirected(service, uid)
+    await service.complete(flow, location)
+    base = f"{pws.settings.myob.api_url}/accountright/{COMPANY_FILE_ID}/Sale/Invoice"
+    async with await service.api(uid) as api:
+        every = await api.get_json(base, params={"$top": "40"}, what="MYOB invoices")
+        by_layout = await api.get_json(f"{base}/Service", params={"$top": "40"}, what="MYOB")
+        items = await api.get_json(f"{base}/Item", what="MYOB item invoices")
+    assert items["Items"] == [] and len(by_layout["Items"]) == 40
+    assert all(parse_invoice(raw, "NZD").items == () for raw in every["Items"])
+    seen: set[str] = set()
+    dataset = sandbox.myob.dataset
+    for raw in by_layout["Items"]:
+        read = parse_invoice(raw, "NZD")
+        wanted = dataset.invoice(dataset.index_of(read.external_id) or 0)
+        assert read.external_id == wanted.id and len(read.items) == len(wanted.lines)
+        for item, line in zip(read.items, wanted.lines, strict=True):
+            assert (item.name, item.quantity, item.tax_code) == (
+                line.description,
+                line.quantity,
+                "GST",
+            )
+            assert item.tax_inclusive is wanted.inclusive
+            net = (line.unit_price, line.net)
+            assert (item.unit_price, item.total) == ((line.gross,) * 2 if wanted.inclusive else net)
+            assert item.total == item.quantity * item.unit_price - item.discount
+            if item.discount:
+                seen.add("discount")
+        if wanted.inclusive:
+            seen.add("inclusive")
+    assert seen == {"discount", "inclusive"}

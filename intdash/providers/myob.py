@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from intdash.core.catalog import IntegrationType
 from intdash.core.config import MyobSettings
-from intdash.core.invoices import InvoiceData, InvoiceKind, SourceState
+from intdash.core.invoices import InvoiceData, InvoiceKind, LineItem, SourceState
 from intdash.providers.base import InvoicePage, Tenant, TokenSet
 from intdash.providers.connector import Connector, RateProblem, member, parse_json
 from intdash.providers.errors import AuthorisationFailed, MalformedResponse
@@ -47,6 +47,55 @@ def _money(raw: Mapping[str, Any], field: str, uid: str) -> Decimal:
     return Decimal(value)
 
 
+def _line_number(raw: Mapping[str, Any], field: str, uid: str) -> Decimal | None:
+    value = raw.get(field)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | Decimal):
+        raise MalformedResponse(f"MYOB: invoice {uid}: a line's {field} is not a number")
+    return Decimal(value)
+
+
+def parse_lines(raw: Mapping[str, Any], uid: str) -> tuple[LineItem, ...]:
+    """The ``Lines`` of an invoice read by its layout (``Sale/Invoice/Item``, ``…/Service``;
+    the all-layouts ``Sale/Invoice`` has none): an item line's ``ShipQuantity``, a service
+    line's ``UnitCount`` (one when it has none), ``UnitPrice``, ``DiscountPercent`` (an
+    amount here), ``Total`` (with tax when ``IsTaxInclusive``), its ``TaxCode.Code`` and the
+    item's ``Number``. Header lines, subtotals and blank lines sell nothing and are left out."""
+    lines = raw.get("Lines")
+    if lines is None:
+        return ()
+    if not isinstance(lines, list) or not all(isinstance(line, dict) for line in lines):
+        raise MalformedResponse(f"MYOB: invoice {uid}: Lines is not a list of lines")
+    inclusive = raw.get("IsTaxInclusive")
+    items: list[LineItem] = []
+    for line in lines:
+        total = _line_number(line, "Total", uid)
+        if line.get("Type", "Transaction") != "Transaction" or total is None:
+            continue
+        quantity = _line_number(line, "ShipQuantity", uid)
+        if quantity is None:
+            quantity = _line_number(line, "UnitCount", uid)
+        unit = _line_number(line, "UnitPrice", uid)
+        if quantity is None or unit is None:  # a service line of its total alone
+            quantity, unit = Decimal(1), total
+        rate = _line_number(line, "DiscountPercent", uid) or Decimal(0)
+        tax, item = member(line, "TaxCode"), member(line, "Item")
+        items.append(
+            LineItem(
+                name=str(line.get("Description") or item.get("Name") or ""),
+                quantity=quantity,
+                unit_price=unit,
+                total=total,
+                discount=quantity * unit * rate / 100,
+                tax_code=str(tax["Code"]) if tax.get("Code") else None,
+                item_code=str(item["Number"]) if item.get("Number") else None,
+                tax_inclusive=inclusive if isinstance(inclusive, bool) else None,
+            )
+        )
+    return tuple(items)
+
+
 def parse_invoice(raw: Any, base_currency: str) -> InvoiceData:
     """A MYOB sale invoice. ``Sale/Invoice`` lists issued invoices only (quotes and orders live
     under ``Sale/Quote`` and ``Sale/Order``), Open, Closed or in Credit alike: all approved."""
@@ -69,6 +118,7 @@ def parse_invoice(raw: Any, base_currency: str) -> InvoiceData:
         source_status=raw.get("Status"),
         source_updated_at=_time(raw.get("LastModified"), "LastModified", uid),
         state=SourceState.APPROVED,
+        items=parse_lines(raw, uid),
     )
 
 

@@ -13,7 +13,9 @@ tokens reach every file of the user and ``GET /accountright/`` lists them.
 ``GET /accountright/{cf}/`` describes the file (``{"CompanyFile": {...}}``).
 
 Invoices: ``Sale/Invoice`` pages with OData ``$top``/``$skip`` and a ``NextPageLink``, for a token
-with an invoice scope (``sme-sales``; ``CompanyFile`` for an old key), else 403.
+with an invoice scope (``sme-sales``; ``CompanyFile`` for an old key), else 403. It lists every
+layout without lines; each layout's own endpoint (``Sale/Invoice/Service``, ``…/Item``, ...)
+lists its invoices with their ``Lines`` (every sandbox invoice is of the Service layout).
 
 Limits are per API key, whichever company file a call reads: 8 calls a second and 1,000,000 a
 day, each answered over the limit with 403 ``RateLimitError`` (the daily one says "exceeded the
@@ -52,6 +54,7 @@ from intdash.sandbox.oauth import Grant, OAuthPolicy, OAuthServer
 COMPANY_FILE_ID = "0f5e4d8c-1234-4abc-9def-0123456789ab"
 COMPANY_NAME = "Bay Traders Ltd"
 STATUSES = ("Open", "Open", "Closed", "Closed", "Closed", "Credit")
+LAYOUTS = ("Item", "Service", "Professional", "TimeBilling", "Miscellaneous")
 DEFAULT_TOP = 400
 MAX_TOP = 1000
 _FILTER = re.compile(r"^LastModified gt datetime'([0-9T:\-.]+)'$")
@@ -98,6 +101,39 @@ def render_invoice(inv: SourceInvoice, base: str) -> dict[str, Any]:
         "RowVersion": str(1000 + inv.revision),
         "URI": f"{base}/Sale/Invoice/Service/{inv.id}",
     }
+
+
+def render_layout(inv: SourceInvoice, base: str) -> dict[str, Any]:
+    """The invoice as its layout's endpoint (``Sale/Invoice/Service``) has it: the list's fields
+    and its ``Lines``, ``IsTaxInclusive``; each line's ``Total`` = ``UnitCount`` x ``UnitPrice``
+    less ``DiscountPercent``, with tax when the invoice is tax-inclusive, and its tax code."""
+    body = render_invoice(inv, base)
+    body["IsTaxInclusive"] = inv.inclusive
+    body["Lines"] = [
+        {
+            "RowID": n + 1,
+            "Type": "Transaction",
+            "Description": line.description,
+            "UnitCount": float(line.quantity),
+            "UnitPrice": float(line.gross if inv.inclusive else line.unit_price),
+            "DiscountPercent": float(line.discount_rate),
+            "Total": float(line.gross if inv.inclusive else line.net),
+            "Account": {"UID": INCOME_ACCOUNT, "Name": "Sales", "DisplayID": "4-1000"},
+            "Job": None,
+            "TaxCode": {
+                "UID": GST_UID,
+                "Code": "GST",
+                "URI": f"{base}/GeneralLedger/TaxCode/{GST_UID}",
+            },
+            "RowVersion": str(1000 + inv.revision),
+        }
+        for n, line in enumerate(inv.lines)
+    ]
+    return body
+
+
+INCOME_ACCOUNT = "5b1c6a2e-8f0d-4e7a-9c3b-2d4f6a8b0c1e"
+GST_UID = "a1f3c5e7-2b4d-4f6a-8c0e-1d3f5b7a9c2e"
 
 
 @dataclass
@@ -166,6 +202,7 @@ class MyobEmulator(PlatformEmulator):
                 Route("/api/accountright/", self.company_files),
                 Route("/api/accountright/{cf}/", self.company_file),
                 Route("/api/accountright/{cf}/Sale/Invoice", self.invoices),
+                Route("/api/accountright/{cf}/Sale/Invoice/{layout}", self.invoices),
                 Route("/api/accountright/{cf}/CurrentUser", self.current_user),
             ]
         )
@@ -292,18 +329,25 @@ class MyobEmulator(PlatformEmulator):
             since = datetime.fromisoformat(found.group(1)).replace(tzinfo=UTC)
         if self.faults.take("malformed"):
             return Response(MALFORMED, media_type="application/json")
+        layout = request.path_params.get("layout")
+        if layout not in (None, *LAYOUTS):
+            return self._error(404, "ResourceNotFound", f"No such resource Sale/Invoice/{layout}")
         dataset = self.dataset_of(file)
+        if layout not in (None, "Service"):  # every sandbox invoice is of the Service layout
+            return json_response({"Items": [], "NextPageLink": None, "Count": 0})
         total = dataset.count_after(since)
         items = dataset.list_after(since, skip, top)
         base = f"{base_of(request)}/api/accountright/{file.id}"
+        render = render_invoice if layout is None else render_layout
         next_link = None
         if skip + len(items) < total:
             params = {k: v for k, v in query.items() if k not in ("$skip", "$top")}
             params.update({"$top": str(top), "$skip": str(skip + len(items))})
-            next_link = f"{base}/Sale/Invoice?{urlencode(params)}"
+            path = "Sale/Invoice" if layout is None else f"Sale/Invoice/{layout}"
+            next_link = f"{base}/{path}?{urlencode(params)}"
         return json_response(
             {
-                "Items": [render_invoice(inv, base) for inv in items],
+                "Items": [render(inv, base) for inv in items],
                 "NextPageLink": next_link,
                 "Count": total,
             }
