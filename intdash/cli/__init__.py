@@ -17,6 +17,7 @@ from intdash.cli.common import (
 from intdash.cli.connect import connect, test_connection
 from intdash.cli.deliveries import deliveries
 from intdash.cli.demo import demo
+from intdash.cli.fiscal import fiscal
 from intdash.cli.integrations import integrations
 from intdash.cli.invoices import invoices
 from intdash.cli.keys import keys
@@ -117,6 +118,7 @@ cli.add_command(demo)
 cli.add_command(sync)
 cli.add_command(invoices)
 cli.add_command(deliveries)
+cli.add_command(fiscal)
 
 
 def main() -> None:
