@@ -236,3 +236,40 @@ def test_wrong_pac_and_expired_certificate_are_refused_in_words(
         assert ws.fiscal.setup.secrets() is None  # nothing kept
     finally:
         ws.close()
+
+
+def test_a_serving_process_sends_what_an_upsert_queued_at_once(
+    env: dict[str, str], vsdc_emulator: VsdcServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import timedelta as span
+
+    from intdash.sync.scheduler import SyncScheduler
+    from tests.waiting import wait_for_async
+
+    monkeypatch.setenv("INTDASH_FISCAL__REGISTER", "vsdc")
+    for name, value in vsdc_emulator.settings().items():
+        monkeypatch.setenv(name, value)
+    ws = Workspace.open(load_settings(), actor="tester")  # the real clock: the scheduler's
+    emulator = vsdc_emulator
+
+    async def run() -> None:
+        await configure(ws, emulator.pfx, emulator.password, emulator.pac)
+        uid = source(ws)
+        # ticks far apart: only the wake after the upsert's commit can send it in time
+        scheduler = SyncScheduler(ws, tick=span(hours=1), deliver=span(hours=1))
+        await scheduler.start()
+        try:
+            await wait_for_async(lambda: scheduler.leading, 10, "never led")
+            await asyncio.to_thread(upsert, ws, uid, sale(1))
+
+            def signed() -> bool:
+                return [r.status for r in rows(ws)] == ["signed"]
+
+            await wait_for_async(signed, 10, lambda: f"not signed: {rows(ws)}")
+        finally:
+            await scheduler.stop()
+
+    try:
+        asyncio.run(run())
+    finally:
+        ws.close()

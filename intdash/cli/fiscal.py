@@ -163,6 +163,31 @@ def retry(state: CliState, uid: str | None, as_json: bool) -> None:
         click.echo(f"{count} invoice{'' if count == 1 else 's'} to be sent to the SDC again.")
 
 
+@fiscal.command()
+@json_option
+@pass_state
+def run(state: CliState, as_json: bool) -> None:
+    """Send the fiscal outbox to the SDC now, in the foreground (serve and the dashboard do it
+    every few seconds; a script may after 'intdash sync'). Exits 1 when the SDC could not be
+    reached or the secrets are not kept."""
+    from intdash.sync.fiscalize import FiscalSender
+
+    sender = FiscalSender(state.workspace)
+    if not sender.enabled:
+        fail("the register is the local hash chain (INTDASH_FISCAL__REGISTER=vsdc for the V-SDC)")
+    answered = asyncio.run(sender.drain())
+    counts = state.workspace.fiscal.counts()
+    if as_json:
+        emit_json({"answered": answered, "problem": sender.last_problem, **counts.to_json()})
+    else:
+        click.echo(
+            f"{answered} answered by the SDC; {counts.pending + counts.sent} waiting, "
+            f"{counts.failed} refused."
+        )
+    if sender.last_problem:
+        fail(sender.last_problem)
+
+
 @fiscal.command("map")
 @click.argument("uid")
 @click.argument("code")

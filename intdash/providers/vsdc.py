@@ -316,7 +316,8 @@ def shared_vsdc(
     client = per_loop.get(key)
     if client is None or client.closed:
         for stale in [k for k in per_loop if k[0] == base_url]:
-            per_loop.pop(stale)  # replaced (closed with the loop's end)
+            old = per_loop.pop(stale)  # another certificate or PAC now: its connections go
+            asyncio.get_running_loop().create_task(old.aclose())
         client = per_loop[key] = VsdcClient(base_url, credentials, ca_file=ca_file, timeout=timeout)
     return client
 

@@ -99,7 +99,13 @@ class FiscalSender:
                 ws.clock(),
             )
             return 0
-        client = await self.client()
+        try:
+            client = await self.client()
+        except NotConfigured as exc:  # said by intdash fiscal status; nothing is lost meanwhile
+            if self.last_problem != str(exc):
+                log.warning("the fiscal outbox waits: %s", exc)
+            self.last_problem = str(exc)
+            return 0
         if await asyncio.to_thread(ws.fiscal.setup.status) is None:
             try:
                 await self.refresh_labels(client)
