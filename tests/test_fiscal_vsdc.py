@@ -273,3 +273,14 @@ def test_a_serving_process_sends_what_an_upsert_queued_at_once(
         asyncio.run(run())
     finally:
         ws.close()
+
+
+def test_the_taxpayers_secrets_rotate_and_are_checked_with_the_others(vws: Workspace) -> None:
+    before = vws.fiscal.setup.secrets()
+    assert before is not None
+    rotated = vws.vault_ops.rotate()
+    assert rotated.reencrypted >= 3  # the .pfx, its password and the PAC
+    assert rotated.retired  # the old key is gone: they are readable under the new one only
+    assert vws.fiscal.setup.secrets() == before
+    checked = vws.vault_ops.check()
+    assert checked.ok and checked.secrets >= 3
