@@ -12,6 +12,7 @@ import logging
 import math
 import re
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -32,8 +33,14 @@ from starlette.responses import JSONResponse
 
 from intdash.core.errors import ConflictError, FieldErrors, NotFoundError
 from intdash.core.invoices import InvoiceData, InvoiceKind, SourceState
-from intdash.core.services.apikeys import KeyProblem
-from intdash.core.services.ingest import IntegrationRefused, repeated
+from intdash.core.services.apikeys import KeyCheck, KeyProblem
+from intdash.core.services.ingest import (
+    IntegrationRefused,
+    KeyRefused,
+    Push,
+    Pushed,
+    repeated,
+)
 from intdash.server.body import BodyError, read_json
 from intdash.server.formats import (
     AMOUNT_SCHEMA,
@@ -256,15 +263,57 @@ class RateLimiter:
 # -- the endpoints ---------------------------------------------------------------------------
 
 
+class GroupWriter:
+    """Writes concurrent pushes together: while one group is being written (in a thread),
+    the pushes that arrive wait, and go as the next group, in one transaction and one commit.
+    Each is answered once its group is committed, so an acknowledged invoice is durable."""
+
+    MAX_GROUP = 256
+
+    def __init__(self, write: Callable[[Sequence[Push]], list[Pushed]]) -> None:
+        self._write = write
+        self._waiting: list[tuple[Push, asyncio.Future[Pushed]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def submit(self, push: Push) -> Pushed:
+        future: asyncio.Future[Pushed] = asyncio.get_running_loop().create_future()
+        self._waiting.append((push, future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._drain())
+        return await asyncio.shield(future)  # a client gone meanwhile changes nothing
+
+    async def _drain(self) -> None:
+        while self._waiting:
+            group = self._waiting[: self.MAX_GROUP]
+            del self._waiting[: self.MAX_GROUP]
+            try:
+                outcomes = await asyncio.to_thread(self._write, [push for push, _ in group])
+            except BaseException as exc:  # the whole transaction failed: every push with it
+                for _, future in group:
+                    if not future.done():
+                        future.set_exception(exc)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                continue
+            for (_, future), outcome in zip(group, outcomes, strict=True):
+                if not future.done():
+                    future.set_result(outcome)
+
+
 class IngestApi:
     def __init__(self, workspace: Workspace) -> None:
         self.ws = workspace
         server = workspace.settings.server
         self.limit = server.max_body_bytes
         self.rates = RateLimiter(server.rate_per_second, server.rate_burst)
+        self.writer = GroupWriter(workspace.ingest.accept_group)
 
-    async def _authorise(self, request: Request) -> str | JSONResponse:
-        """The UID of the key's integration, or the answer refusing the request."""
+    async def _authorise(
+        self, request: Request, *, writing: bool = False
+    ) -> KeyCheck | JSONResponse:
+        """The key's check (its id and integration), or the answer refusing the request.
+        ``writing``: whether the key is revoked, and its integration may take invoices, is
+        checked as the push is written (in its transaction), not here."""
         header = request.headers.get("authorization", "")
         scheme, _, presented = header.partition(" ")
         challenge = {"WWW-Authenticate": 'Bearer realm="intdash"'}
@@ -275,7 +324,10 @@ class IngestApi:
                 "send your API key as 'Authorization: Bearer idk_…'",
                 headers=challenge,
             )
-        check = await asyncio.to_thread(self.ws.keys.verify, presented)
+        keys = self.ws.keys
+        check = keys.check_secret(presented) if writing else None
+        if check is None or not check.ok:  # unknown here: read (and checked in full) anew
+            check = await asyncio.to_thread(keys.verify, presented)
         if not check.ok:
             message = {
                 KeyProblem.MALFORMED: "that is not an intdash API key (idk_…)",
@@ -292,16 +344,19 @@ class IngestApi:
                 f"too many requests for this key: retry in {math.ceil(wait)} s",
                 headers={"Retry-After": str(math.ceil(wait))},
             )
+        if writing:
+            return check
         try:
             await asyncio.to_thread(self.ws.ingest.check, check.integration_uid)
         except IntegrationRefused as exc:
             return problem(403, "forbidden", str(exc))
-        return check.integration_uid
+        return check
 
     async def post_invoices(self, request: Request) -> JSONResponse:
-        uid = await self._authorise(request)
-        if isinstance(uid, JSONResponse):
-            return uid
+        check = await self._authorise(request, writing=True)
+        if isinstance(check, JSONResponse):
+            return check
+        assert check.key_id is not None and check.integration_uid is not None
         try:
             body = await read_json(request, self.limit)
         except BodyError as exc:
@@ -316,16 +371,22 @@ class IngestApi:
             return invalid(exc)
         if repeats := repeated([invoice.external_id for invoice in invoices]):
             return _repeated(invoices, repeats)
-        try:
-            stored = await asyncio.to_thread(
-                self.ws.ingest.accept, uid, [invoice.to_data() for invoice in invoices]
-            )
-        except IntegrationRefused as exc:
-            return problem(403, "forbidden", str(exc))
-        except ConflictError as exc:
-            return problem(409, "conflict", str(exc))
-        except FieldErrors as exc:
-            return problem(422, "invalid", str(exc), problems=_problems(exc.errors))
+        push = Push(check.key_id, check.integration_uid, [i.to_data() for i in invoices])
+        pushed = await self.writer.submit(push)
+        refused = pushed.error
+        if isinstance(refused, KeyRefused):
+            challenge = {"WWW-Authenticate": 'Bearer realm="intdash"'}
+            return problem(401, "unauthorized", str(refused), headers=challenge)
+        if isinstance(refused, IntegrationRefused):
+            return problem(403, "forbidden", str(refused))
+        if isinstance(refused, ConflictError):
+            return problem(409, "conflict", str(refused))
+        if isinstance(refused, FieldErrors):
+            return problem(422, "invalid", str(refused), problems=_problems(refused.errors))
+        if refused is not None:
+            raise refused
+        stored = pushed.stored
+        assert stored is not None
         created = any(s.outcome == "created" for s in stored)
         status = 201 if created else 200
         if single:
@@ -338,9 +399,11 @@ class IngestApi:
         return JSONResponse({**counts, "invoices": [s.to_json() for s in stored]}, status)
 
     async def get_invoice(self, request: Request) -> JSONResponse:
-        uid = await self._authorise(request)
-        if isinstance(uid, JSONResponse):
-            return uid
+        check = await self._authorise(request)
+        if isinstance(check, JSONResponse):
+            return check
+        uid = check.integration_uid
+        assert uid is not None
         external_id = str(request.path_params["external_id"])
         wrong = external_id_problem(external_id)
         if wrong is not None:

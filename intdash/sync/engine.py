@@ -50,7 +50,7 @@ from intdash.providers.base import InvoicePage
 from intdash.providers.connect import ConnectService
 from intdash.providers.errors import ProviderError, RateLimited
 from intdash.sync import steps
-from intdash.sync.steps import Begun
+from intdash.sync.steps import Begun, Pending
 
 if TYPE_CHECKING:
     from intdash.core.workspace import Workspace
@@ -135,14 +135,6 @@ class RunResult:
             "error": self.error,
             "resumes_at": self.resumes_at.isoformat() if self.resumes_at else None,
         }
-
-
-@dataclass(frozen=True)
-class Pending:
-    """The cursor of an empty page, stored with the run's end (there is nothing to store
-    with it before)."""
-
-    value: str | None
 
 
 def claim_name(integration_id: int) -> str:
@@ -384,17 +376,19 @@ class SyncEngine:
                 ours = steps.give_back(conn, claim_name(integration_id), self.holder)
                 if not lost:
                     steps.drop(conn, cancel_name(integration_id))
-                if ours and cursor is not None:
-                    conn.execute(steps.CURSOR, {"b_id": integration_id, "b_cursor": cursor.value})
                 conn.execute(
                     steps.END,
                     {"b_id": run_id, "b_outcome": outcome.value, "b_now": now, "b_error": error},
                 )
-                if outcome is RunOutcome.OK:
-                    conn.execute(steps.SUCCEEDED, {"b_id": integration_id, "b_now": now})
-                elif show:
-                    conn.execute(steps.FAILED, {"b_id": integration_id, "b_error": error})
-                steps.store_daily(conn, integration_id, daily)
+                steps.ended(
+                    conn,
+                    integration_id,
+                    now,
+                    ok=outcome is RunOutcome.OK,
+                    error=error if show else None,
+                    cursor=cursor if ours else None,
+                    daily=daily,
+                )
             lease_given = True
         finally:
             self._let_go(integration_id, lease=not lease_given)

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import BindParameter, Connection, bindparam, insert, or_, update
+from sqlalchemy import BindParameter, Connection, bindparam, case, insert, or_, update
 
 from intdash.core.budget import DailyBudget
 from intdash.core.models import Integration, RunOutcome, SyncRun
@@ -63,32 +64,74 @@ END = (
     .values(outcome=bindparam("b_outcome"), ended_at=bindparam("b_now"), error=bindparam("b_error"))
 )
 CURSOR = update(_INTEGRATIONS).where(_INTEGRATIONS.c.id == _ID).values(cursor=bindparam("b_cursor"))
-SUCCEEDED = (
-    update(_INTEGRATIONS)
-    .where(_INTEGRATIONS.c.id == _ID)
-    .values(last_successful_sync=bindparam("b_now"), last_sync_error=None)
-)
-FAILED = (
-    update(_INTEGRATIONS)
-    .where(_INTEGRATIONS.c.id == _ID)
-    .values(last_sync_error=bindparam("b_error"))
-)
+_I = _INTEGRATIONS.c
 # what the platform said is left of today's calls, unless a later figure is there already
+_LATER_KEPT = or_(_I.daily_observed_at.is_(None), _I.daily_observed_at <= bindparam("b_observed"))
+
+
+def _daily(column: Any, value: BindParameter[Any]) -> Any:
+    return case((_LATER_KEPT, value), else_=column)
+
+
 DAILY = (
     update(_INTEGRATIONS)
-    .where(
-        _INTEGRATIONS.c.id == _ID,
-        or_(
-            _INTEGRATIONS.c.daily_observed_at.is_(None),
-            _INTEGRATIONS.c.daily_observed_at <= bindparam("b_observed"),
-        ),
-    )
+    .where(_I.id == _ID)
     .values(
-        daily_remaining=bindparam("b_remaining"),
-        daily_observed_at=bindparam("b_observed"),
-        daily_resets_at=bindparam("b_resets"),
+        daily_remaining=_daily(_I.daily_remaining, bindparam("b_remaining")),
+        daily_observed_at=_daily(_I.daily_observed_at, bindparam("b_observed")),
+        daily_resets_at=_daily(_I.daily_resets_at, bindparam("b_resets")),
     )
 )
+
+
+def ended(
+    conn: Connection,
+    integration_id: int,
+    now: datetime,
+    *,
+    ok: bool,
+    error: str | None,
+    cursor: Pending | None,
+    daily: DailyBudget | None,
+) -> None:
+    """The integration's side of a run's end, one statement: its last success (or, when
+    ``error`` is given, the error shown), an empty last page's cursor, today's calls."""
+    values: dict[str, Any] = {}
+    params: dict[str, Any] = {"b_id": integration_id}
+    if ok:
+        values.update(last_successful_sync=bindparam("b_now"), last_sync_error=None)
+        params["b_now"] = now
+    elif error is not None:
+        values["last_sync_error"] = bindparam("b_error")
+        params["b_error"] = error
+    if cursor is not None:
+        values["cursor"] = bindparam("b_cursor")
+        params["b_cursor"] = cursor.value
+    if daily is not None:
+        values.update(
+            daily_remaining=_daily(_I.daily_remaining, bindparam("b_remaining")),
+            daily_observed_at=_daily(_I.daily_observed_at, bindparam("b_observed")),
+            daily_resets_at=_daily(_I.daily_resets_at, bindparam("b_resets")),
+        )
+        params.update(_daily_params(daily))
+    if values:
+        conn.execute(update(_INTEGRATIONS).where(_I.id == _ID).values(values), params)
+
+
+def _daily_params(daily: DailyBudget) -> dict[str, Any]:
+    return {
+        "b_remaining": daily.remaining,
+        "b_observed": daily.observed_at,
+        "b_resets": daily.resets_at,
+    }
+
+
+@dataclass(frozen=True)
+class Pending:
+    """The cursor of an empty page, stored with the run's end (there is nothing to store
+    with it before)."""
+
+    value: str | None
 
 
 @dataclass(frozen=True)
@@ -103,15 +146,7 @@ class Begun:
 
 def store_daily(conn: Connection, integration_id: int, daily: DailyBudget | None) -> None:
     if daily is not None:
-        conn.execute(
-            DAILY,
-            {
-                "b_id": integration_id,
-                "b_remaining": daily.remaining,
-                "b_observed": daily.observed_at,
-                "b_resets": daily.resets_at,
-            },
-        )
+        conn.execute(DAILY, {"b_id": integration_id, **_daily_params(daily)})
 
 
 def give_back(conn: Connection, name: str, holder: str) -> bool:

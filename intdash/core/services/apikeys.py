@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import update
+from sqlalchemy import Connection, update
 from sqlmodel import Session, col, select
 
 from intdash.core.catalog import type_spec
@@ -112,6 +112,7 @@ def _view(row: ApiKey, uid: str) -> ApiKeyView:
 class ApiKeyService:
     def __init__(self, workspace: Workspace) -> None:
         self._ws = workspace
+        self._known: dict[str, tuple[str, str]] = {}  # key id: its secret's hash, its UID
 
     def _custom_integration(self, session: Session, uid: str) -> Integration:
         row = self._ws.integrations.find_live(session, uid)
@@ -200,6 +201,39 @@ class ApiKeyService:
             return KeyCheck(KeyProblem.REVOKED, row.key_id, uid)
         self._touch(row)
         return KeyCheck(None, row.key_id, uid)
+
+    def check_secret(self, presented: str) -> KeyCheck:
+        """The key id and integration of a presented key whose secret is right, without
+        looking at whether it is revoked: that is checked where the request is written
+        (:meth:`IngestService.accept_group`). A key's secret and integration never change,
+        so what was read is kept for the process's life; an unknown key is read every time."""
+        match = _KEY_SHAPE.match(presented.strip())
+        key_id, secret = (match.group(1), match.group(2)) if match else ("", "")
+        known = self._known.get(key_id)
+        if known is None:
+            with self._ws.db.read() as session:
+                found = session.exec(
+                    select(ApiKey.secret_hash, Integration.uid)
+                    .join(Integration, col(Integration.id) == ApiKey.integration_id)
+                    .where(ApiKey.key_id == key_id)
+                ).first()
+            if found is not None and match:
+                known = self._known[key_id] = (found[0], found[1])
+        stored = known[0] if known else _DUMMY_HASH
+        good = hmac.compare_digest(_hash(key_id, secret), stored)
+        if not match:
+            return KeyCheck(KeyProblem.MALFORMED)
+        if known is None or not good:
+            return KeyCheck(KeyProblem.UNKNOWN)
+        return KeyCheck(None, key_id, known[1])
+
+    def touch_in(
+        self, conn: Connection, key_row: int, last_used_at: datetime | None, now: datetime
+    ) -> None:
+        """Note, in the caller's transaction, that the key was used (at most once a minute)."""
+        if last_used_at is not None and now - last_used_at < LAST_USED_EVERY:
+            return
+        conn.execute(update(ApiKey).where(col(ApiKey.id) == key_row).values(last_used_at=now))
 
     def _touch(self, row: ApiKey) -> None:
         now = self._ws.clock()

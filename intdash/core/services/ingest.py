@@ -10,25 +10,82 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.exc import IntegrityError
 
 from intdash.core.catalog import type_spec
 from intdash.core.errors import ConflictError, FieldErrors, IntdashError, NotFoundError
 from intdash.core.invoices import InvoiceData
-from intdash.core.models import FiscalRecord, Integration, Invoice, RecordKind
+from intdash.core.models import ApiKey, FiscalRecord, Integration, Invoice, RecordKind
 from intdash.core.plans import LicenceState
 from intdash.core.status import Reason
 
 if TYPE_CHECKING:
+    from intdash.core.services.plans import PlanView
     from intdash.core.workspace import Workspace
 
 INVOICES = Invoice.__table__  # type: ignore[attr-defined]
 RECORDS = FiscalRecord.__table__  # type: ignore[attr-defined]
 
 
+# built once: every push answers with what it stored
+_STORED = (
+    select(INVOICES)
+    .where(INVOICES.c.integration_id == bindparam("b_integration"))
+    .where(INVOICES.c.external_id.in_(bindparam("b_ids", expanding=True)))
+)
+_RECORDS_OF = (
+    select(RECORDS)
+    .where(RECORDS.c.invoice_id.in_(bindparam("b_ids", expanding=True)))
+    .order_by(RECORDS.c.seq)
+)
+
+
 class IntegrationRefused(IntdashError):
     """The key is good but its integration may not take invoices now (answered with 403)."""
+
+
+class KeyRefused(IntdashError):
+    """The key was revoked or removed since it was checked (answered with 401)."""
+
+
+@dataclass(frozen=True)
+class Push:
+    """One request's invoices, for the integration of the key (``key_id``) that sent them."""
+
+    key_id: str
+    uid: str
+    invoices: Sequence[InvoiceData]
+
+
+@dataclass(frozen=True)
+class Pushed:
+    """What became of a push: its invoices as stored, or why it was refused."""
+
+    stored: list[StoredInvoice] | None = None
+    error: IntdashError | None = None
+
+
+_KEYS = ApiKey.__table__  # type: ignore[attr-defined]
+_INTEGRATIONS = Integration.__table__  # type: ignore[attr-defined]
+# the key's state and its integration's, as the push is written (revoked or disabled a moment
+# ago: refused); the integration's row is locked, one push of it at a time, so that the
+# month's room is counted right
+_KEY_AND_INTEGRATION = (
+    select(
+        _KEYS.c.id.label("key_row"),
+        _KEYS.c.revoked_at,
+        _KEYS.c.last_used_at,
+        _INTEGRATIONS.c.id,
+        _INTEGRATIONS.c.uid,
+        _INTEGRATIONS.c.type,
+        _INTEGRATIONS.c.removed_at,
+        _INTEGRATIONS.c.sync_enabled,
+    )
+    .join(_INTEGRATIONS, _INTEGRATIONS.c.id == _KEYS.c.integration_id)
+    .where(_KEYS.c.key_id == bindparam("b_key"))
+)
+_KEY_AND_INTEGRATION_LOCKED = _KEY_AND_INTEGRATION.with_for_update(of=_INTEGRATIONS)
 
 
 @dataclass(frozen=True)
@@ -101,20 +158,9 @@ class IngestService:
         with ws.db.read() as session:
             row = ws.integrations.find(session, uid)
             plan = ws.plans.current(session)
-        if not type_spec(row.type).pushes:
-            raise IntegrationRefused(f"{uid} is not a Custom Integration")
-        reason = (
-            Reason.REMOVED
-            if row.removed_at is not None
-            else Reason.LICENCE_LAPSED
-            if plan.licence is LicenceState.LAPSED
-            else Reason.SYNC_DISABLED
-            if not row.sync_enabled
-            else None
-        )
-        # (a reached monthly limit refuses nothing: the invoices are taken, and held)
-        if reason is not None:
-            raise IntegrationRefused(f"{uid} takes no invoices: {reason.value}")
+        refused = _refusal(row, plan)
+        if refused is not None:
+            raise IntegrationRefused(refused)
 
     def accept(self, uid: str, invoices: Sequence[InvoiceData]) -> list[StoredInvoice]:
         """Upsert ``invoices`` for ``uid`` in one transaction; returns each as stored, in the
@@ -162,6 +208,57 @@ class IngestService:
             for data in invoices
         ]
 
+    def accept_group(self, pushes: Sequence[Push]) -> list[Pushed]:
+        """Write concurrent pushes in one transaction, each in a savepoint of its own (one
+        refused leaves the others as they are), committed once: one wait for the disk for all
+        of them, and none answered before it is durable. Each key and integration is checked
+        again in the transaction, so a key revoked a moment ago writes nothing."""
+        ws = self._ws
+        now = ws.clock()
+        outcomes: list[Pushed] = []
+        with ws.db.write() as session:
+            conn = session.connection()
+            plan = ws.plans.current(session)
+            query = _KEY_AND_INTEGRATION if ws.db.is_sqlite else _KEY_AND_INTEGRATION_LOCKED
+            for push in pushes:
+                outcomes.append(self._one_of_group(conn, query, plan, push, now))
+        return outcomes
+
+    def _one_of_group(
+        self, conn: Connection, query: Any, plan: PlanView, push: Push, now: datetime
+    ) -> Pushed:
+        ws = self._ws
+        for attempt in range(3):
+            try:
+                with conn.begin_nested():
+                    row = conn.execute(query, {"b_key": push.key_id}).first()
+                    if row is None or row.uid != push.uid:
+                        raise KeyRefused("unknown API key")
+                    if row.revoked_at is not None:
+                        raise KeyRefused("this API key has been revoked")
+                    refused = _refusal(row, plan)
+                    if refused is not None:
+                        raise IntegrationRefused(refused)
+                    ws.keys.touch_in(conn, row.key_row, row.last_used_at, now)
+                    ws.invoices.release_due(conn, row.id, now)
+                    result = ws.invoices.upsert(conn, row.id, push.invoices, now, track=True)
+                    outcomes = result.outcomes or {}
+                    ids = [data.external_id for data in push.invoices]
+                    stored = self.read(conn, row.id, ids)
+                return Pushed([_with_outcome(stored[i], outcomes.get(i)) for i in ids])
+            except IntegrityError:
+                # the same new invoice pushed at once through another process: its insert won;
+                # again, it is now an update or nothing
+                if attempt == 2:
+                    return Pushed(
+                        error=ConflictError(
+                            "the same invoices are being pushed concurrently; retry"
+                        )
+                    )
+            except IntdashError as exc:
+                return Pushed(error=exc)
+        raise AssertionError("unreachable")
+
     def get(self, uid: str, external_id: str) -> StoredInvoice:
         with self._ws.db.read() as session:
             row = self._ws.integrations.find(session, uid)
@@ -174,9 +271,7 @@ class IngestService:
     @staticmethod
     def read(conn: Any, integration_id: int, external_ids: list[str]) -> dict[str, StoredInvoice]:
         rows = conn.execute(
-            select(INVOICES)
-            .where(INVOICES.c.integration_id == integration_id)
-            .where(INVOICES.c.external_id.in_(sorted(set(external_ids))))
+            _STORED, {"b_integration": integration_id, "b_ids": sorted(set(external_ids))}
         ).all()
         records = _records(conn, [r.id for r in rows])
         found: dict[str, StoredInvoice] = {}
@@ -190,15 +285,31 @@ class IngestService:
         return found
 
 
+def _refusal(row: Any, plan: PlanView) -> str | None:
+    """Why the integration (a row with uid, type, removed_at and sync_enabled) takes no
+    invoices now, or None. A reached monthly limit refuses nothing: the invoices are taken,
+    and held."""
+    if not type_spec(row.type).pushes:
+        return f"{row.uid} is not a Custom Integration"
+    reason = (
+        Reason.REMOVED
+        if row.removed_at is not None
+        else Reason.LICENCE_LAPSED
+        if plan.licence is LicenceState.LAPSED
+        else Reason.SYNC_DISABLED
+        if not row.sync_enabled
+        else None
+    )
+    return None if reason is None else f"{row.uid} takes no invoices: {reason.value}"
+
+
 def _records(conn: Any, invoice_ids: list[int]) -> dict[int, tuple[Any, Any]]:
     """Each invoice's latest sale record, and the refund of that sale if it has one."""
     if not invoice_ids:
         return {}
     sales: dict[int, dict[str, Any]] = {}
     refunds: dict[int, dict[str, Any]] = {}  # by the sale they refund
-    for r in conn.execute(
-        select(RECORDS).where(RECORDS.c.invoice_id.in_(invoice_ids)).order_by(RECORDS.c.seq)
-    ):
+    for r in conn.execute(_RECORDS_OF, {"b_ids": invoice_ids}):
         record = {
             "seq": r.seq,
             "kind": r.kind,

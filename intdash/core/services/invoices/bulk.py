@@ -118,6 +118,11 @@ def insert_new(
         ]  # fmt: skip
         return list(conn.execute(insert(INVOICES).returning(INVOICES.c.id), rows).scalars())
     stamp = sqlite_time(now)  # one batch, one moment
+    if len(new) == 1:  # a single push: the driver tells the id
+        one = _sqlite_row(integration_id, new[0], statuses[0], stamp)
+        inserted = conn.exec_driver_sql(_SQLITE_INSERT, one).lastrowid
+        assert inserted is not None
+        return [int(inserted)]
     before = conn.exec_driver_sql("SELECT COALESCE(MAX(id), 0) FROM invoices").scalar_one()
     conn.exec_driver_sql(
         _SQLITE_INSERT,

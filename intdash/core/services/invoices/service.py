@@ -37,6 +37,7 @@ from intdash.core.models import (
 from intdash.core.services.invoices.bulk import FIELDS, insert_new, values_of
 from intdash.core.services.invoices.listing import InvoiceRow, page
 from intdash.core.services.invoices.usage import count_fiscalized, fiscalized_in_month
+from intdash.core.services.plans import CURRENT
 
 if TYPE_CHECKING:
     from intdash.core.workspace import Workspace
@@ -151,6 +152,19 @@ def _without_tax(found: Any, status: str, step: Step) -> tuple[str, Step]:
     return _AWAITING_TAX, Step.NOTHING
 
 
+# built once: every push and every page reads the stored copies of what it brings
+_EXISTING = (
+    select(
+        INVOICES.c.id,
+        INVOICES.c.external_id,
+        INVOICES.c.fiscal_status,
+        *(INVOICES.c[f] for f in FIELDS),
+    )
+    .where(INVOICES.c.integration_id == bindparam("b_integration"))
+    .where(INVOICES.c.external_id.in_(bindparam("b_ids", expanding=True)))
+)
+
+
 class InvoiceService:
     def __init__(self, workspace: Workspace, register: FiscalRegister | None = None) -> None:
         self._ws = workspace
@@ -172,8 +186,10 @@ class InvoiceService:
         count_fiscalized(conn, integration_id, at, n)
 
     def room(self, conn: Connection, integration_id: int, now: datetime) -> int:
-        """How many more invoices this integration may fiscalize this month."""
-        limit = self._ws.plans.current().monthly_limit
+        """How many more invoices this integration may fiscalize this month (the plan read in
+        the caller's transaction)."""
+        plans = self._ws.plans
+        limit = plans.view_of(conn.execute(CURRENT).first()).monthly_limit
         return max(0, limit - self.fiscalized_this_month(conn, integration_id, now))
 
     # -- writing -----------------------------------------------------------------------------
@@ -207,14 +223,7 @@ class InvoiceService:
         existing = {
             row.external_id: row
             for row in conn.execute(
-                select(
-                    INVOICES.c.id,
-                    INVOICES.c.external_id,
-                    INVOICES.c.fiscal_status,
-                    *(INVOICES.c[f] for f in FIELDS),
-                )
-                .where(INVOICES.c.integration_id == integration_id)
-                .where(INVOICES.c.external_id.in_(list(latest)))
+                _EXISTING, {"b_integration": integration_id, "b_ids": list(latest)}
             )
         }
         changes: list[dict[str, Any]] = []

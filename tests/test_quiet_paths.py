@@ -1,0 +1,175 @@
+"""What the paths that run most often cost the database: a sync that finds nothing new (the
+scheduler runs thousands an hour) and a single pushed invoice. Counted in statements and
+transactions, not timed: the benchmarks under bench/ time them."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import event
+
+from intdash.core.models import RunOutcome
+from intdash.core.services.ingest import Push, Pushed
+from intdash.core.workspace import Workspace
+from intdash.providers.http import httpx
+from intdash.sandbox.server import Sandbox
+from intdash.server.ingest import GroupWriter
+from intdash.sync.engine import SyncEngine
+from tests.conftest import FakeClock
+from tests.providers import connect, pws, redirect_uri, sandbox, sandbox_env
+from tests.test_ingest import LiveServer, bearer, custom, invoice, open_ws
+from tests.waiting import wait_for
+
+__all__ = ["pws", "redirect_uri", "sandbox", "sandbox_env"]  # fixtures
+
+
+@dataclass
+class Counted:
+    statements: list[str] = field(default_factory=list)
+    commits: int = 0
+
+    @property
+    def writes(self) -> list[str]:
+        return [s for s in self.statements if s.split()[0] in ("INSERT", "UPDATE", "DELETE")]
+
+
+@contextmanager
+def counting(ws: Workspace) -> Iterator[Counted]:
+    counted = Counted()
+
+    def statement(_conn: Any, _cursor: Any, sql: str, *_args: Any) -> None:
+        counted.statements.append(sql)
+
+    def commit(_conn: Any) -> None:
+        counted.commits += 1
+
+    engine = ws.db.engine
+    event.listen(engine, "before_cursor_execute", statement)
+    event.listen(engine, "commit", commit)
+    try:
+        yield counted
+    finally:
+        event.remove(engine, "before_cursor_execute", statement)
+        event.remove(engine, "commit", commit)
+
+
+async def test_a_sync_that_finds_nothing_is_one_read_and_two_writes(
+    pws: Workspace, sandbox: Sandbox
+) -> None:
+    pws.plans.set("scale")
+    uid = pws.integrations.create("xero").integration.uid
+    await connect(pws, uid)
+    engine = SyncEngine(pws)
+    assert (await engine.run(uid)).outcome is RunOutcome.OK
+    with counting(pws) as counted:
+        second = await engine.run(uid)
+    assert (second.outcome, second.fetched) == (RunOutcome.OK, 0)
+    # the start (claim, run, next slot) and the end (outcome, claim given back)
+    assert counted.commits == 2, counted.statements
+    assert len(counted.statements) <= 16, "\n".join(
+        s.split("\n")[0][:90] for s in counted.statements
+    )
+    assert not [s for s in counted.writes if "invoices" in s.split("SET")[0]], counted.writes
+
+
+async def test_syncs_share_the_platforms_client_and_its_connection(
+    pws: Workspace, sandbox: Sandbox, monkeypatch: Any
+) -> None:
+    pws.plans.set("scale")
+    uid = pws.integrations.create("xero").integration.uid
+    await connect(pws, uid)
+    made: list[httpx.AsyncClient] = []
+    real = httpx.AsyncClient.__init__
+
+    def counting_init(self: httpx.AsyncClient, *args: Any, **kwargs: Any) -> None:
+        made.append(self)
+        real(self, *args, **kwargs)
+
+    monkeypatch.setattr(httpx.AsyncClient, "__init__", counting_init)
+    engine = SyncEngine(pws)
+    for _ in range(3):
+        assert (await engine.run(uid)).outcome is RunOutcome.OK
+    assert len(made) <= 1  # made once for the process (and loop), not once a sync
+
+
+def test_a_single_push_is_one_transaction_and_no_read_before_it(
+    env: dict[str, str], clock: FakeClock
+) -> None:
+    ws = open_ws(env, clock)
+    _uid, key = custom(ws)
+    try:
+        with LiveServer(ws) as live, httpx.Client(timeout=30) as client:
+            first = client.post(f"{live.url}/v1/invoices", json=invoice(1), headers=bearer(key))
+            assert first.status_code == 201, first.text
+            with counting(ws) as counted:
+                pushed = client.post(
+                    f"{live.url}/v1/invoices", json=invoice(2), headers=bearer(key)
+                )
+            assert pushed.status_code == 201, pushed.text
+            assert pushed.json()["fiscal_record"] is not None
+    finally:
+        ws.close()
+    begins = [s for s in counted.statements if s.startswith("BEGIN")]
+    # the key, its integration, the invoice, its fiscal record and the answer: one transaction
+    assert begins == ["BEGIN IMMEDIATE"], counted.statements
+    assert counted.commits == 1
+    assert len(counted.statements) <= 17, "\n".join(s[:80] for s in counted.statements)
+
+
+def test_concurrent_pushes_are_committed_together_and_each_answered_after_it(
+    env: dict[str, str], clock: FakeClock, monkeypatch: Any
+) -> None:
+    ws = open_ws(env, clock)
+    _uid, key = custom(ws)
+    groups: list[int] = []
+    first_held, go_on = threading.Event(), threading.Event()
+    real = ws.ingest.accept_group
+
+    def gated(pushes: Sequence[Push]) -> list[Pushed]:
+        groups.append(len(pushes))
+        if len(groups) == 1:  # the first group waits while the others arrive
+            first_held.set()
+            assert go_on.wait(30)
+        return real(pushes)
+
+    monkeypatch.setattr(ws.ingest, "accept_group", gated)
+    arrived: list[Push] = []
+    submit = GroupWriter.submit
+
+    async def counted_submit(self: GroupWriter, push: Push) -> Pushed:
+        arrived.append(push)
+        return await submit(self, push)
+
+    monkeypatch.setattr(GroupWriter, "submit", counted_submit)
+    answers: dict[int, httpx.Response] = {}
+
+    def push(n: int) -> None:
+        with httpx.Client(timeout=30) as client:
+            answers[n] = client.post(
+                f"{live.url}/v1/invoices", json=invoice(n), headers=bearer(key)
+            )
+
+    try:
+        with LiveServer(ws) as live, counting(ws) as counted:
+            threads = [threading.Thread(target=push, args=(1,))]
+            threads[0].start()
+            assert first_held.wait(30)
+            threads += [threading.Thread(target=push, args=(n,)) for n in range(2, 9)]
+            for thread in threads[1:]:
+                thread.start()
+            wait_for(lambda: len(arrived) == 8)
+            assert not answers  # nothing answered before its group is committed
+            go_on.set()
+            for thread in threads:
+                thread.join(30)
+    finally:
+        ws.close()
+    assert sorted(answers) == list(range(1, 9))
+    assert {r.status_code for r in answers.values()} == {201}
+    assert groups == [1, 7]  # the seven that came while the first was written, together
+    assert counted.commits == 2
+    assert ws.invoices.verify().records == 8
