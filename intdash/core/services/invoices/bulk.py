@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, select
 
 from intdash.core.dbtypes import MONEY_PLACES, Money
-from intdash.core.invoices import InvoiceData
+from intdash.core.invoices import InvoiceData, line_columns
 from intdash.core.models import Invoice
 
 INVOICES = Invoice.__table__  # type: ignore[attr-defined]
@@ -28,6 +28,9 @@ FIELDS = (
     "total",
     "source_status",
     "source_updated_at",
+    "items",
+    "buyer_tax_id",
+    "payments",
 )
 
 
@@ -78,6 +81,7 @@ def _sqlite_row(
         _sqlite_money(data.total),
         data.source_status,
         sqlite_time(data.source_updated_at),
+        *line_columns(data).values(),
     )
 
 
@@ -94,6 +98,7 @@ def values_of(data: InvoiceData) -> dict[str, Any]:
         "total": data.total,
         "source_status": data.source_status,
         "source_updated_at": data.source_updated_at,
+        **line_columns(data),
     }
 
 

@@ -25,7 +25,7 @@ from intdash.core.fiscal import (
     Verification,
     next_step,
 )
-from intdash.core.invoices import InvoiceData
+from intdash.core.invoices import InvoiceData, items_from_json, payments_from_json
 from intdash.core.models import (
     FiscalRecord,
     FiscalStatus,
@@ -125,14 +125,22 @@ def _amounts_changed(found: Any, data: InvoiceData) -> bool:
 
 def _as_read_before(found: Any, data: InvoiceData) -> InvoiceData:
     """An invoice whose source did not tell its tax this time (``data.tax`` is None: Zoho's list
-    has none; its connector reads the invoice itself as its budgets allow), with the subtotal and
-    tax read before kept when its total and currency are unchanged, rather than forgotten."""
+    has none; its connector reads the invoice itself as its budgets allow), with the subtotal,
+    tax, lines, buyer and payments read before kept when its total and currency are unchanged,
+    rather than forgotten."""
     if (
         found is not None
         and found.tax is not None
         and (found.total, found.currency) == (data.total, data.currency)
     ):
-        return replace(data, subtotal=found.subtotal, tax=found.tax)
+        return replace(
+            data,
+            subtotal=found.subtotal,
+            tax=found.tax,
+            items=items_from_json(found.items) if found.items else (),
+            buyer_tax_id=found.buyer_tax_id,
+            payments=payments_from_json(found.payments) if found.payments else (),
+        )
     return data
 
 
