@@ -347,8 +347,9 @@ async def test_the_per_second_limit_is_waited_out(pws: Workspace, sandbox: Sandb
 async def test_an_invoice_read_by_its_layout_has_its_lines(
     pws: Workspace, sandbox: Sandbox
 ) -> None:
-    """``Sale/Invoice/Service`` lists each invoice with its ``Lines`` (the all-layouts
-    ``Sale/Invoice`` has none): the connector's parsing keeps them as MYOB has them."""
+    """``Sale/Invoice/Service`` and ``…/Item`` list each invoice of their layout with its
+    ``Lines`` (the all-layouts ``Sale/Invoice`` has none, its ``InvoiceType`` naming the
+    layout): the connector's parsing keeps them as MYOB has them."""
     uid = pws.integrations.create("myob").integration.uid
     service = ConnectService(pws)
     flow, location = await _redirected(service, uid)
@@ -356,28 +357,36 @@ async def test_an_invoice_read_by_its_layout_has_its_lines(
     base = f"{pws.settings.myob.api_url}/accountright/{COMPANY_FILE_ID}/Sale/Invoice"
     async with await service.api(uid) as api:
         every = await api.get_json(base, params={"$top": "40"}, what="MYOB invoices")
-        by_layout = await api.get_json(f"{base}/Service", params={"$top": "40"}, what="MYOB")
-        items = await api.get_json(f"{base}/Item", what="MYOB item invoices")
-    assert items["Items"] == [] and len(by_layout["Items"]) == 40
+        by_layout = {
+            layout: await api.get_json(f"{base}/{layout}", params={"$top": "40"}, what="MYOB")
+            for layout in ("Service", "Item", "Professional")
+        }
+    assert by_layout["Professional"]["Items"] == []
+    assert {raw["InvoiceType"] for raw in every["Items"]} == {"Service", "Item"}
     assert all(parse_invoice(raw, "NZD").items == () for raw in every["Items"])
     seen: set[str] = set()
     dataset = sandbox.myob.dataset
-    for raw in by_layout["Items"]:
-        read = parse_invoice(raw, "NZD")
-        wanted = dataset.invoice(dataset.index_of(read.external_id) or 0)
-        assert read.external_id == wanted.id and len(read.items) == len(wanted.lines)
-        for item, line in zip(read.items, wanted.lines, strict=True):
-            assert (item.name, item.quantity, item.tax_code) == (
-                line.description,
-                line.quantity,
-                "GST",
-            )
-            assert item.tax_inclusive is wanted.inclusive
-            net = (line.unit_price, line.net)
-            assert (item.unit_price, item.total) == ((line.gross,) * 2 if wanted.inclusive else net)
-            assert item.total == item.quantity * item.unit_price - item.discount
-            if item.discount:
-                seen.add("discount")
-        if wanted.inclusive:
-            seen.add("inclusive")
-    assert seen == {"discount", "inclusive"}
+    for layout in ("Service", "Item"):
+        assert len(by_layout[layout]["Items"]) == 40
+        for raw in by_layout[layout]["Items"]:
+            assert raw["InvoiceType"] == layout
+            read = parse_invoice(raw, "NZD")
+            wanted = dataset.invoice(dataset.index_of(read.external_id) or 0)
+            assert read.external_id == wanted.id and len(read.items) == len(wanted.lines)
+            for item, line in zip(read.items, wanted.lines, strict=True):
+                assert (item.name, item.quantity, item.tax_code) == (
+                    line.description,
+                    line.quantity,
+                    "GST",
+                )
+                assert item.item_code == (line.item_code if layout == "Item" else None)
+                assert item.tax_inclusive is wanted.inclusive
+                net = (line.unit_price, line.net)
+                gross = (line.gross,) * 2
+                assert (item.unit_price, item.total) == (gross if wanted.inclusive else net)
+                assert item.total == item.quantity * item.unit_price - item.discount
+                if item.discount:
+                    seen.add(f"{layout} discount")
+            if wanted.inclusive:
+                seen.add(f"{layout} inclusive")
+    assert seen == {"Service discount", "Service inclusive", "Item discount", "Item inclusive"}

@@ -7,7 +7,8 @@ import asyncio
 import base64
 import uuid
 from collections.abc import AsyncIterator, Mapping
-from datetime import UTC, date, datetime
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -279,7 +280,8 @@ class MyobConnector(Connector):
     ) -> AsyncIterator[InvoicePage]:
         """Invoices modified since the cursor, oldest change first, by keyset pages (see
         :mod:`intdash.providers.paging`) rather than ``NextPageLink``, whose ``$skip`` loses
-        invoices edited during the sync."""
+        invoices edited during the sync; each with its lines, read by its layout (see
+        :func:`with_lines`)."""
         tenant = api.tenant
         if tenant is None:
             raise AuthorisationFailed("MYOB: no company file chosen yet: connect first")
@@ -294,16 +296,102 @@ class MyobConnector(Connector):
                 "$orderby": "LastModified asc",
             }
             if modified_since is not None:
-                stamp = modified_since.astimezone(UTC).replace(tzinfo=None)
-                params["$filter"] = f"LastModified gt datetime'{stamp.isoformat('T', 'seconds')}'"
-            data = await api.get_json(url, params=params, what="MYOB invoices")
-            items = data.get("Items") if isinstance(data, dict) else None
-            if not isinstance(items, list):
-                raise MalformedResponse("MYOB invoices: expected 'Items' (list) in the answer")
-            invoices = await asyncio.to_thread(
-                lambda: [parse_invoice(item, currency) for item in items]
-            )
+                params["$filter"] = f"LastModified gt {_literal(modified_since)}"
+            items = _items(await api.get_json(url, params=params, what="MYOB invoices"))
+            listed = await asyncio.to_thread(lambda: [_listed(item, currency) for item in items])
+            invoices = await with_lines(api, url, listed, currency)
             return Listing(invoices, more=len(items) >= size)
 
         async for found in walk(fetch, start_cursor(cursor, since), label="MYOB invoices"):
             yield found
+
+
+# -- lines, read by layout -----------------------------------------------------------------------
+
+LAYOUTS = ("Item", "Service", "Professional", "TimeBilling", "Miscellaneous")
+LAYOUT_TOP = 1000  # MYOB's largest $top
+
+
+def _literal(moment: datetime) -> str:
+    """An OData (version 3) datetime literal to the second, in UTC without an offset, as MYOB
+    takes it."""
+    stamp = moment.astimezone(UTC).replace(tzinfo=None, microsecond=0)
+    return f"datetime'{stamp.isoformat('T', 'seconds')}'"
+
+
+def _items(data: Any) -> list[Any]:
+    items = data.get("Items") if isinstance(data, dict) else None
+    if not isinstance(items, list):
+        raise MalformedResponse("MYOB invoices: expected 'Items' (list) in the answer")
+    return items
+
+
+Listed = tuple[InvoiceData, str, str]  # the invoice as listed, its layout, its version
+
+
+def _version(raw: Mapping[str, Any]) -> str:
+    return f"{raw.get('RowVersion')}@{raw.get('LastModified')}"
+
+
+def _listed(raw: Any, currency: str) -> Listed:
+    invoice = parse_invoice(raw, currency)
+    layout = raw.get("InvoiceType")
+    if layout not in LAYOUTS:
+        raise MalformedResponse(
+            f"MYOB: invoice {invoice.external_id}: InvoiceType {layout!r} is not a layout "
+            f"({', '.join(LAYOUTS)})"
+        )
+    return invoice, str(layout), _version(raw)
+
+
+async def with_lines(
+    api: ApiClient, url: str, listed: list[Listed], currency: str
+) -> list[InvoiceData]:
+    """The page's invoices with their lines, which ``Sale/Invoice`` does not carry and each
+    layout's own list (``Sale/Invoice/Item``, ``…/Service``, ...) does: one call per layout on
+    the page, for that layout's invoices modified within the page's seconds (from the first
+    one's second to the end of the last one's; more calls only when over 1,000 of the layout
+    share them). An invoice is taken with the lines of the same version (``RowVersion`` and
+    ``LastModified``). One edited or deleted between the two reads is not on the page: its
+    edit moved it past the page, where the paging meets it again (a deletion has nothing left
+    to read). A failed layout read fails the page: none of its invoices goes without lines."""
+    if not listed:
+        return []
+    times = [invoice.source_updated_at for invoice, _, _ in listed]
+    if any(moment is None for moment in times):
+        raise MalformedResponse("MYOB invoices: an invoice has no LastModified")
+    first, last = min(t for t in times if t), max(t for t in times if t)
+    window = (
+        f"LastModified ge {_literal(first)} and "
+        f"LastModified lt {_literal(last.replace(microsecond=0) + timedelta(seconds=1))}"
+    )
+    lines: dict[tuple[str, str], tuple[LineItem, ...]] = {}
+    for layout in sorted({layout for _, layout, _ in listed}):
+        wanted = {invoice.external_id for invoice, kind, _ in listed if kind == layout}
+        skip = 0
+        while wanted:
+            data = await api.get_json(
+                f"{url}/{layout}",
+                params={
+                    "$filter": window,
+                    "$orderby": "LastModified asc",
+                    "$top": str(LAYOUT_TOP),
+                    "$skip": str(skip),
+                },
+                what=f"MYOB {layout} invoices",
+            )
+            items = _items(data)
+            for raw in items:
+                if isinstance(raw, dict) and raw.get("UID") in wanted:
+                    uid = str(raw["UID"])
+                    lines[uid, _version(raw)] = await asyncio.to_thread(parse_lines, raw, uid)
+                    wanted.discard(uid)
+            if len(items) < LAYOUT_TOP:
+                break
+            skip += len(items)
+    kept: list[InvoiceData] = []
+    for invoice, _, version in listed:
+        found = lines.get((invoice.external_id, version))
+        if found is not None:
+            kept.append(replace(invoice, items=found))
+    return kept

@@ -14,8 +14,13 @@ tokens reach every file of the user and ``GET /accountright/`` lists them.
 
 Invoices: ``Sale/Invoice`` pages with OData ``$top``/``$skip`` and a ``NextPageLink``, for a token
 with an invoice scope (``sme-sales``; ``CompanyFile`` for an old key), else 403. It lists every
-layout without lines; each layout's own endpoint (``Sale/Invoice/Service``, ``…/Item``, ...)
-lists its invoices with their ``Lines`` (every sandbox invoice is of the Service layout).
+layout without lines, each invoice's ``InvoiceType`` naming its layout; each layout's own
+endpoint (``Sale/Invoice/Service``, ``…/Item``, ...) lists that layout's invoices with their
+``Lines`` (a sandbox invoice is of the Service layout, or of the Item layout for one in three;
+none of the others). ``$filter`` takes what MYOB's OData (version 3) takes on ``LastModified``:
+comparisons ``gt``, ``ge``, ``lt``, ``le``, ``eq`` with a ``datetime'yyyy-mm-ddThh:mm[:ss[.f]]'``
+literal (no offset, no ``Z``), joined by ``and``; anything else is refused with 400.
+:attr:`MyobEmulator.layout_failures` makes the next reads of a layout answer 500.
 
 Limits are per API key, whichever company file a call reads: 8 calls a second and 1,000,000 a
 day, each answered over the limit with 403 ``RateLimitError`` (the daily one says "exceeded the
@@ -30,7 +35,7 @@ import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import urlencode
 
@@ -48,7 +53,7 @@ from intdash.sandbox.common import (
     json_response,
     maybe_slow,
 )
-from intdash.sandbox.dataset import Dataset, SourceInvoice
+from intdash.sandbox.dataset import Dataset, SourceInvoice, SourceLine
 from intdash.sandbox.oauth import Grant, OAuthPolicy, OAuthServer
 
 COMPANY_FILE_ID = "0f5e4d8c-1234-4abc-9def-0123456789ab"
@@ -57,7 +62,11 @@ STATUSES = ("Open", "Open", "Closed", "Closed", "Closed", "Credit")
 LAYOUTS = ("Item", "Service", "Professional", "TimeBilling", "Miscellaneous")
 DEFAULT_TOP = 400
 MAX_TOP = 1000
-_FILTER = re.compile(r"^LastModified gt datetime'([0-9T:\-.]+)'$")
+_CLAUSE = re.compile(
+    r"LastModified (gt|ge|lt|le|eq) "
+    r"datetime'(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.(\d{1,7}))?)?)'"
+)
+_TICK = timedelta(microseconds=1)
 
 # MYOB's granular scopes as its scope pages list them, and the two that its support article on
 # keys made since March 2025 writes in its example (sme-customer, sme-invoice)
@@ -76,8 +85,50 @@ SECOND_MESSAGE = "API key has exceeded the per-second rate limit"
 KeyKind = Literal["new", "old"]
 
 
+def layout_of(inv: SourceInvoice) -> str:
+    """The invoice's layout, fixed for its life: Item for one in three, else Service."""
+    return "Item" if int(inv.id[-2:], 16) % 3 == 0 else "Service"
+
+
+@dataclass(frozen=True)
+class Window:
+    """What a ``$filter`` on ``LastModified`` lets through: later than ``after`` (None: from
+    the beginning) and at or before ``upto`` (None: to the end)."""
+
+    after: datetime | None = None
+    upto: datetime | None = None
+
+    def holds(self, moment: datetime) -> bool:
+        return (self.after is None or moment > self.after) and (
+            self.upto is None or moment <= self.upto
+        )
+
+
+def parse_filter(text: str) -> Window:
+    """A ``$filter`` as MYOB's OData takes it on ``LastModified``: comparisons with a
+    ``datetime'…'`` literal joined by ``and`` (ValueError for anything else)."""
+    after: datetime | None = None
+    upto: datetime | None = None
+    for clause in text.split(" and "):
+        found = _CLAUSE.fullmatch(clause)
+        if found is None:
+            raise ValueError(clause)
+        op, literal, fraction = found.groups()
+        if fraction:  # up to seven digits (ticks); Python reads six
+            literal = literal[: len(literal) - len(fraction)] + fraction[:6].ljust(6, "0")
+        moment = datetime.fromisoformat(literal).replace(tzinfo=UTC)
+        low = {"gt": moment, "ge": moment - _TICK, "eq": moment - _TICK}.get(op)
+        high = {"lt": moment - _TICK, "le": moment, "eq": moment}.get(op)
+        if low is not None:
+            after = low if after is None else max(after, low)
+        if high is not None:
+            upto = high if upto is None else min(upto, high)
+    return Window(after, upto)
+
+
 def render_invoice(inv: SourceInvoice, base: str) -> dict[str, Any]:
     status = STATUSES[inv.status % len(STATUSES)]
+    layout = layout_of(inv)
     total = float(inv.total)
     return {
         "UID": inv.id,
@@ -90,7 +141,7 @@ def render_invoice(inv: SourceInvoice, base: str) -> dict[str, Any]:
             "URI": f"{base}/Contact/Customer/{inv.contact_id}",
         },
         "Status": status,
-        "InvoiceType": "Service",
+        "InvoiceType": layout,
         "Terms": {"DueDate": f"{inv.due_date.isoformat()}T00:00:00"},
         "Subtotal": float(inv.subtotal),
         "TotalTax": float(inv.tax),
@@ -99,36 +150,50 @@ def render_invoice(inv: SourceInvoice, base: str) -> dict[str, Any]:
         "ForeignCurrency": None if inv.currency == "NZD" else {"Code": inv.currency},
         "LastModified": inv.updated.astimezone(UTC).replace(tzinfo=None).isoformat(),
         "RowVersion": str(1000 + inv.revision),
-        "URI": f"{base}/Sale/Invoice/Service/{inv.id}",
+        "URI": f"{base}/Sale/Invoice/{layout}/{inv.id}",
     }
 
 
+def _line(inv: SourceInvoice, n: int, line: SourceLine, base: str) -> dict[str, Any]:
+    """A line as the invoice's layout has it: a Service line's ``UnitCount`` and ``Account``, an
+    Item line's ``ShipQuantity`` and ``Item``; ``Total`` = quantity x ``UnitPrice`` less
+    ``DiscountPercent``, with tax when the invoice is tax-inclusive; its tax code."""
+    quantity = float(line.quantity)
+    body: dict[str, Any] = {"RowID": n + 1, "Type": "Transaction", "Description": line.description}
+    if layout_of(inv) == "Item":
+        item = str(uuid.uuid5(uuid.NAMESPACE_OID, f"myob-item:{line.item_code}"))
+        body["ShipQuantity"] = quantity
+    else:
+        body["UnitCount"] = quantity
+    body["UnitPrice"] = float(line.gross if inv.inclusive else line.unit_price)
+    body["DiscountPercent"] = float(line.discount_rate)
+    body["Total"] = float(line.gross if inv.inclusive else line.net)
+    if layout_of(inv) == "Item":
+        body["Item"] = {
+            "UID": item,
+            "Number": line.item_code,
+            "Name": line.description,
+            "URI": f"{base}/Inventory/Item/{item}",
+        }
+        body["Location"] = None
+    else:
+        body["Account"] = {"UID": INCOME_ACCOUNT, "Name": "Sales", "DisplayID": "4-1000"}
+    body["Job"] = None
+    body["TaxCode"] = {
+        "UID": GST_UID,
+        "Code": "GST",
+        "URI": f"{base}/GeneralLedger/TaxCode/{GST_UID}",
+    }
+    body["RowVersion"] = str(1000 + inv.revision)
+    return body
+
+
 def render_layout(inv: SourceInvoice, base: str) -> dict[str, Any]:
-    """The invoice as its layout's endpoint (``Sale/Invoice/Service``) has it: the list's fields
-    and its ``Lines``, ``IsTaxInclusive``; each line's ``Total`` = ``UnitCount`` x ``UnitPrice``
-    less ``DiscountPercent``, with tax when the invoice is tax-inclusive, and its tax code."""
+    """The invoice as its layout's endpoint (``Sale/Invoice/Service``, ``…/Item``) has it: the
+    list's fields and its ``Lines``, ``IsTaxInclusive``."""
     body = render_invoice(inv, base)
     body["IsTaxInclusive"] = inv.inclusive
-    body["Lines"] = [
-        {
-            "RowID": n + 1,
-            "Type": "Transaction",
-            "Description": line.description,
-            "UnitCount": float(line.quantity),
-            "UnitPrice": float(line.gross if inv.inclusive else line.unit_price),
-            "DiscountPercent": float(line.discount_rate),
-            "Total": float(line.gross if inv.inclusive else line.net),
-            "Account": {"UID": INCOME_ACCOUNT, "Name": "Sales", "DisplayID": "4-1000"},
-            "Job": None,
-            "TaxCode": {
-                "UID": GST_UID,
-                "Code": "GST",
-                "URI": f"{base}/GeneralLedger/TaxCode/{GST_UID}",
-            },
-            "RowVersion": str(1000 + inv.revision),
-        }
-        for n, line in enumerate(inv.lines)
-    ]
+    body["Lines"] = [_line(inv, n, line, base) for n, line in enumerate(inv.lines)]
     return body
 
 
@@ -190,6 +255,8 @@ class MyobEmulator(PlatformEmulator):
         self.second = RateWindow(per_second, 1.0)  # both per API key: every file's calls count
         self.day = RateWindow(day_limit, 86_400)
         self.arrivals: deque[tuple[float, str]] = deque(maxlen=100_000)  # (when, company file)
+        self.reads: deque[str] = deque(maxlen=100_000)  # each API call's path and query
+        self.layout_failures: dict[str, int] = {}  # layout -> how many next reads answer 500
         self.files: dict[str, CompanyFile] = {
             COMPANY_FILE_ID: CompanyFile(COMPANY_FILE_ID, COMPANY_NAME, "NZ")
         }
@@ -273,6 +340,7 @@ class MyobEmulator(PlatformEmulator):
                 return self._error(403, "AccessDenied", "The consent does not reach this file")
         self.api_calls += 1
         self.arrivals.append((self.second.clock(), file.id if file else ""))
+        self.reads.append(f"{request.url.path}?{request.url.query}")
         await maybe_slow(self.faults)
         if not self.day.hit()[0]:
             self.rate_limited += 1
@@ -321,22 +389,21 @@ class MyobEmulator(PlatformEmulator):
             skip = max(int(query.get("$skip", "0")), 0)
         except ValueError:
             return self._error(400, "ValidationError", "$top and $skip must be numbers")
-        since = None
+        window = Window()
         if query.get("$filter"):
-            found = _FILTER.match(query["$filter"].strip())
-            if not found:
+            try:
+                window = parse_filter(query["$filter"])
+            except ValueError:
                 return self._error(400, "ValidationError", f"Unsupported filter {query['$filter']}")
-            since = datetime.fromisoformat(found.group(1)).replace(tzinfo=UTC)
-        if self.faults.take("malformed"):
-            return Response(MALFORMED, media_type="application/json")
         layout = request.path_params.get("layout")
         if layout not in (None, *LAYOUTS):
             return self._error(404, "ResourceNotFound", f"No such resource Sale/Invoice/{layout}")
-        dataset = self.dataset_of(file)
-        if layout not in (None, "Service"):  # every sandbox invoice is of the Service layout
-            return json_response({"Items": [], "NextPageLink": None, "Count": 0})
-        total = dataset.count_after(since)
-        items = dataset.list_after(since, skip, top)
+        if layout is not None and self.layout_failures.get(layout, 0) > 0:
+            self.layout_failures[layout] -= 1
+            return Response("Internal Server Error", 500)
+        if self.faults.take("malformed"):
+            return Response(MALFORMED, media_type="application/json")
+        items, total = self._listing(self.dataset_of(file), window, layout, skip, top)
         base = f"{base_of(request)}/api/accountright/{file.id}"
         render = render_invoice if layout is None else render_layout
         next_link = None
@@ -352,3 +419,19 @@ class MyobEmulator(PlatformEmulator):
                 "Count": total,
             }
         )
+
+    @staticmethod
+    def _listing(
+        dataset: Dataset, window: Window, layout: str | None, skip: int, top: int
+    ) -> tuple[list[SourceInvoice], int]:
+        """The invoices the window holds (of the layout, when one is read), oldest change
+        first, from ``skip``, at most ``top``; and how many there are in all."""
+        total = dataset.count_after(window.after)
+        if window.upto is not None:
+            total = max(0, total - dataset.count_after(window.upto))
+        if layout is None:
+            return dataset.list_after(window.after, skip, min(top, max(0, total - skip))), total
+        of_layout = [
+            inv for inv in dataset.list_after(window.after, 0, total) if layout_of(inv) == layout
+        ]
+        return of_layout[skip : skip + top], len(of_layout)
