@@ -24,7 +24,7 @@ from intdash.core.workspace import Workspace
 from intdash.providers.http import httpx
 from intdash.server.body import BodyError, parse_json
 from intdash.server.formats import AMOUNT, DATE, TIME, TRIMMED
-from intdash.server.ingest import BatchIn, InvoiceIn
+from intdash.server.invoice_in import BatchIn, InvoiceIn
 from intdash.server.openapi import openapi_document
 from tests.test_ingest import (
     LiveServer,

@@ -22,6 +22,7 @@ import os
 import re
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +41,37 @@ WEBHOOK_KEY = "schemathesis-xero-webhook-key"
 SIGNATURE = "x-xero-signature"
 
 
+def _amount(value: Any) -> Decimal:
+    return Decimal(value if isinstance(value, str) else repr(value))
+
+
+def _lines_adding_up(invoice: dict[str, Any]) -> None:
+    """The document's words on lines: they all include tax or none do, and their totals add
+    up to the subtotal (the total when they include tax); payments come to no more than the
+    total. The last line takes what balances them (or the lines go, if it would be too big)."""
+    items = invoice.get("items")
+    total = _amount(invoice["total"])
+    if isinstance(items, list) and items:
+        inclusive = bool(items[0].get("tax_inclusive"))
+        for item in items:
+            item["tax_inclusive"] = inclusive
+        tax = _amount(invoice.get("tax", "0"))
+        subtotal = invoice.get("subtotal")
+        whole = total if inclusive else (_amount(subtotal) if subtotal is not None else total - tax)
+        last = whole - sum((_amount(i["total"]) for i in items[:-1]), Decimal(0))
+        if abs(last) < 10**12:
+            items[-1]["total"] = str(last)
+        else:
+            invoice["items"] = None
+    payments = invoice.get("payments")
+    if payments and sum((_amount(p["amount"]) for p in payments), Decimal(0)) > total:
+        invoice["payments"] = None
+
+
 def _unrepeated(invoice: Any, taken: set[str]) -> None:
     if not isinstance(invoice, dict):
         return
+    _lines_adding_up(invoice)
     issued, due = invoice.get("issue_date"), invoice.get("due_date")
     if isinstance(issued, str) and isinstance(due, str) and due < issued:
         invoice["issue_date"], invoice["due_date"] = due, issued

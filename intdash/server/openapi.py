@@ -7,10 +7,11 @@ document cannot drift from what the server accepts.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from intdash.server.formats import EXTERNAL_ID_SCHEMA
-from intdash.server.ingest import BATCH_MAX, BatchIn
+from intdash.server.invoice_in import BATCH_MAX, BatchIn
 
 REF = "#/components/schemas/{model}"
 SECONDS = {"type": "integer", "minimum": 0}
@@ -79,7 +80,18 @@ def _taken(description: str) -> dict[str, Any]:
 def _schemas() -> dict[str, Any]:
     batch = BatchIn.model_json_schema(ref_template=REF)
     schemas: dict[str, Any] = dict(batch.pop("$defs", {}))
-    schemas["Invoice"] = schemas.pop("InvoiceIn")  # named as the document names it
+    # named as the document names them (the request models' class names end in In)
+    for model, name in (
+        ("InvoiceIn", "Invoice"),
+        ("LineItemIn", "LineItem"),
+        ("PaymentIn", "Payment"),
+    ):
+        schemas[name] = schemas.pop(model)
+    schemas = json.loads(
+        json.dumps(schemas)
+        .replace(REF.format(model="LineItemIn"), REF.format(model="LineItem"))
+        .replace(REF.format(model="PaymentIn"), REF.format(model="Payment"))
+    )
     batch["properties"]["invoices"]["items"] = {"$ref": REF.format(model="Invoice")}
     schemas["Batch"] = batch
     fiscal = {
@@ -121,6 +133,13 @@ def _schemas() -> dict[str, Any]:
             "total": {"type": "string"},
             "status": text,
             "updated_at": {"type": ["string", "null"], "format": "date-time"},
+            "items": {
+                "type": "array",
+                "items": {"$ref": REF.format(model="LineItem")},
+                "description": "Its lines as stored (amounts as decimal strings).",
+            },
+            "buyer_tax_id": text,
+            "payments": {"type": "array", "items": {"$ref": REF.format(model="Payment")}},
             "fiscal_status": {
                 "type": "string",
                 "enum": [

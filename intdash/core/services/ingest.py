@@ -5,6 +5,7 @@ records to answer with.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -110,6 +111,9 @@ class StoredInvoice:
     fiscal: dict[str, Any] | None  # its latest sale record
     outcome: str | None = None  # created, updated or unchanged, when just accepted
     refund: dict[str, Any] | None = None  # the refund of that sale, when refunded
+    items: str | None = None  # as stored: JSON text, the ingest API's own shape
+    buyer_tax_id: str | None = None
+    payments: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -129,6 +133,9 @@ class StoredInvoice:
             "received_at": self.received_at.isoformat(),
             "fiscal_record": self.fiscal,
             "refund_record": self.refund,
+            "items": json.loads(self.items) if self.items else [],
+            "buyer_tax_id": self.buyer_tax_id,
+            "payments": json.loads(self.payments) if self.payments else [],
         }
         if self.outcome is not None:
             body = {"outcome": self.outcome, **body}
@@ -281,6 +288,7 @@ class IngestService:
                 r.external_id, r.number, r.kind, r.contact, r.issue_date, r.due_date,
                 r.currency, r.subtotal, r.tax, r.total, r.source_status, r.source_updated_at,
                 r.fiscal_status, r.received_at, r.updated_at, sale, refund=refund,
+                items=r.items, buyer_tax_id=r.buyer_tax_id, payments=r.payments,
             )  # fmt: skip
         return found
 
