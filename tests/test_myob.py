@@ -324,7 +324,7 @@ async def test_the_daily_limit_stops_the_sync_at_once(pws: Workspace, sandbox: S
     with pytest.raises(RateLimited, match="daily call limit") as caught:
         await _fetch(service, uid)
     assert caught.value.daily and 0 < caught.value.retry_after <= 86_400
-    assert myob.api_calls == calls + 4  # three pages, then the refusal: no retry loop
+    assert myob.api_calls == calls + 4  # a page and its two layouts, then the refusal: no loop
     result = await SyncEngine(pws, service).run(uid)
     assert result.outcome is RunOutcome.FAILED and not result.retryable
     assert result.error is not None and "daily call limit" in result.error
