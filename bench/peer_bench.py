@@ -41,6 +41,7 @@ import argparse
 import importlib
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -203,10 +204,14 @@ def refresh_token(box: Any) -> str:
 
 
 class Run:
-    """One full sync: invoices written, seconds, and (for the tap) its whole process's time."""
+    """One full sync: invoices written, seconds, CPU seconds, and (for the tap) its whole
+    process's time."""
 
-    def __init__(self, invoices: int, seconds: float, process: float | None = None) -> None:
-        self.invoices, self.seconds, self.process = invoices, seconds, process
+    def __init__(
+        self, invoices: int, seconds: float, cpu: float, process: float | None = None
+    ) -> None:
+        self.invoices, self.seconds, self.cpu, self.process = invoices, seconds, cpu, process
+        self.emulator_cpu = 0.0
 
     @property
     def rate(self) -> float:
@@ -234,6 +239,7 @@ def run_tap(python: Path, box: Any, catalog: Path) -> Run:
         command = [str(python), __file__, "--as-tap-xero", box.url, "--"]
         command += ["--config", str(config), "--catalog", str(catalog)]
         records = 0
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
         with log.open("wb") as errors:
             launched = time.perf_counter()
             proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors)
@@ -243,12 +249,14 @@ def run_tap(python: Path, box: Any, catalog: Path) -> Run:
                     records += 1
             ended = time.perf_counter()
             proc.wait()
+        reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = reaped.ru_utime + reaped.ru_stime - children.ru_utime - children.ru_stime
         text = log.read_text(errors="replace")
         if proc.returncode != 0:
             tail = [ln for ln in text.splitlines() if ln.strip()][-3:]
             raise Skipped(f"tap-xero exited {proc.returncode}: {' | '.join(tail)}")
         started = float(text.split(MARK, 1)[1].split()[0])
-        return Run(records, ended - started, ended - launched)
+        return Run(records, ended - started, cpu, ended - launched)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -268,19 +276,35 @@ async def run_intdash(box: Any, page_size: int | None, limits: Any | None) -> tu
         service = ConnectService(ws, limits=limits) if limits else ConnectService(ws)
         uid = await connected(ws, "xero", service)
         before = box.control("stats")["xero"]
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         result = await SyncEngine(ws, service).run(uid)
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
         after = box.control("stats")["xero"]
         if result.outcome.value != "ok":
             raise RuntimeError(f"the intdash sync ended {result.outcome.value}: {result.error}")
         answered = (after["api_calls"] - after["rate_limited"]) - (
             before["api_calls"] - before["rate_limited"]
         )
-        return Run(result.fetched, elapsed), answered
+        return Run(result.created + result.updated, elapsed, cpu), answered  # written
     finally:
         ws.close()
         shutil.rmtree(home, ignore_errors=True)
+
+
+def cpu_of(pid: int) -> float:
+    """A process's CPU seconds so far (user and system), from /proc; 0 where there is none."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def per_thousand(runs: list[Run], emulator: bool = False) -> float:
+    """Median CPU milliseconds per 1,000 invoices (the tool's, or the emulator's for it)."""
+    return statistics.median(
+        (r.emulator_cpu if emulator else r.cpu) / r.invoices * 1e6 for r in runs
+    )
 
 
 def summary(runs: list[Run]) -> str:
@@ -305,6 +329,7 @@ async def unthrottled(
         for n in range(rounds):
             order = ("tap", "intdash") if n % 2 == 0 else ("intdash", "tap")
             for tool in order:
+                served = cpu_of(box.proc.pid)
                 if tool == "tap":
                     run = run_tap(python, box, catalog)
                     tap.append(run)
@@ -313,11 +338,13 @@ async def unthrottled(
                     run, _ = await run_intdash(box, None, unlimited)
                     ours.append(run)
                     extra = ""
+                run.emulator_cpu = cpu_of(box.proc.pid) - served
                 if run.invoices != size:
                     raise RuntimeError(f"{tool} wrote {run.invoices:,} of {size:,} invoices")
                 print(
                     f"   round {n + 1} {tool:>8}: {run.invoices:,} in {run.seconds:.2f} s, "
-                    f"{run.rate:,.0f}/s{extra}",
+                    f"{run.rate:,.0f}/s{extra}; CPU {run.cpu:.2f} s, the emulator's "
+                    f"{run.emulator_cpu:.2f} s",
                     flush=True,
                 )
     finally:
@@ -325,7 +352,11 @@ async def unthrottled(
     ratio = statistics.median(r.rate for r in ours) / statistics.median(r.rate for r in tap)
     print(
         f"1. {size:,} invoices, unthrottled emulator: intdash {summary(ours)}, "
-        f"tap-xero {summary(tap)}; ratio {ratio:.2f} (target >= 3) ({load()})",
+        f"tap-xero {summary(tap)}; ratio {ratio:.2f} (target >= 3) ({load()})\n"
+        f"   CPU per 1,000 invoices: intdash {per_thousand(ours):.0f} ms (the emulator "
+        f"{per_thousand(ours, True):.0f} ms serving it), tap-xero {per_thousand(tap):.0f} ms, "
+        f"its interpreter's start included (the emulator {per_thousand(tap, True):.0f} ms); "
+        f"tap-xero's CPU over intdash's {per_thousand(tap) / per_thousand(ours):.2f}",
         flush=True,
     )
     return tap, ours
