@@ -4,7 +4,6 @@ fiscalization is a refund naming the original sale, and new amounts are a refund
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -307,7 +306,7 @@ def test_the_register_refunds_a_standing_sale_once(ws: Workspace) -> None:
         row = ws.integrations.find(session, uid)
         invoice_id = session.execute(text("SELECT id FROM invoices")).scalar_one()
         told = ToFiscalize(invoice_id, row.id or 0, "ext-1", "INV-1", None, "NZD", "1", "0")
-        refund = replace(told, kind=RecordKind.REFUND)
+        refund = told._replace(kind=RecordKind.REFUND)
         made = ws.invoices.register.fiscalize(
             session.connection(), [refund, told, refund, refund], ws.clock()
         )

@@ -78,6 +78,15 @@ class Money(TypeDecorator[Decimal]):
 _CENTS = Decimal("0.01")
 
 
+def canonical_text(amount: Decimal) -> str:
+    """:func:`canonical_amount` as text, at the cost of one ``str`` in the common case."""
+    text = str(amount)
+    point = text.find(".")
+    if point >= 0 and len(text) - point == 3 and "E" not in text:  # two places: canonical
+        return text
+    return str(canonical_amount(amount))
+
+
 def canonical_amount(amount: Decimal) -> Decimal:
     """One spelling per amount on every database: at least two places, at most four."""
     if amount.as_tuple().exponent == -2:  # the common case, already canonical

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy import Connection, insert, select, text
 
@@ -89,9 +89,9 @@ def next_step(before: str | None, data: InvoiceData, amounts_changed: bool) -> t
     return _FISCALIZED, _FIRST_SALE
 
 
-@dataclass(frozen=True)
-class ToFiscalize:
-    """What the register is told about an invoice."""
+class ToFiscalize(NamedTuple):
+    """What the register is told about an invoice (a tuple: one is made for every invoice
+    fiscalized, and a frozen dataclass costs twice as much to make)."""
 
     invoice_id: int
     integration_id: int

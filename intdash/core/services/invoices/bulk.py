@@ -47,12 +47,18 @@ def sqlite_time(moment: datetime | None) -> str | None:
     """As SQLAlchemy stores a UTC time in SQLite (the same text, so comparisons hold)."""
     if moment is None:
         return None
-    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return moment.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def _sqlite_money(amount: Decimal | None) -> int | None:
     if amount is None:
         return None
+    text = str(amount)
+    point = text.find(".")
+    if point >= 0 and len(text) - point == 3 and "E" not in text:  # cents: the common case
+        return int(text[:point] + text[point + 1 :]) * 100
     scaled = amount.scaleb(MONEY_PLACES)
     whole = int(scaled)
     if whole != scaled:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from sqlalchemy import Connection, bindparam, select, update
 
 from intdash.core.clock import month_start
-from intdash.core.dbtypes import canonical_amount
+from intdash.core.dbtypes import canonical_text
 from intdash.core.fiscal import (
     FiscalRegister,
     HashChainRegister,
@@ -109,8 +109,8 @@ def _to_fiscalize(
         number=data.number,
         issue_date=data.issue_date.isoformat() if data.issue_date else None,
         currency=data.currency,
-        total=str(canonical_amount(data.total)),
-        tax=str(canonical_amount(data.tax)),
+        total=canonical_text(data.total),
+        tax=canonical_text(data.tax),
         kind=kind,
     )
 
