@@ -179,6 +179,9 @@ _SQLITE_REFUNDS = (
 )
 
 
+_HEAD = select(_records.c.seq, _records.c.hash).order_by(_records.c.seq.desc()).limit(1)
+
+
 class HashChainRegister:
     """A local, tamper-evident register: a SHA-256 chain over the records."""
 
@@ -193,9 +196,7 @@ class HashChainRegister:
         if not invoices:
             return []
         self._lock(conn)
-        head = conn.execute(
-            select(_records.c.seq, _records.c.hash).order_by(_records.c.seq.desc()).limit(1)
-        ).first()
+        head = conn.execute(_HEAD).first()
         seq, prev = (head[0], head[1]) if head else (0, GENESIS)
         # each refunded invoice's sale not yet refunded: (its seq, its invoice digest)
         standing = self._standing_sales(conn, {i.invoice_id for i in invoices if i.kind == _REFUND})

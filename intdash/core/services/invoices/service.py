@@ -173,6 +173,13 @@ _EXISTING = (
 )
 
 
+_TOUCH = (
+    update(INTEGRATIONS)
+    .where(INTEGRATIONS.c.id == bindparam("b_id"))
+    .values(invoices_changed_at=bindparam("b_now"))
+)
+
+
 class InvoiceService:
     def __init__(self, workspace: Workspace, register: FiscalRegister | None = None) -> None:
         self._ws = workspace
@@ -319,11 +326,7 @@ class InvoiceService:
     @staticmethod
     def _touch(conn: Connection, integration_id: int, now: datetime) -> None:
         """Note that the integration's invoices changed: the dashboard's change check."""
-        conn.execute(
-            update(INTEGRATIONS)
-            .where(INTEGRATIONS.c.id == integration_id)
-            .values(invoices_changed_at=now)
-        )
+        conn.execute(_TOUCH, {"b_id": integration_id, "b_now": now})
 
     def release_due(self, conn: Connection, integration_id: int, now: datetime) -> int:
         """:meth:`release_held`, when this process has not yet for the month of ``now``."""
