@@ -113,6 +113,50 @@ def _schemas() -> dict[str, Any]:
     }
     text = {"type": ["string", "null"]}
     schemas["FiscalRecord"] = fiscal
+    signing = {
+        "status": {
+            "type": "string",
+            "enum": ["pending", "sent", "signed", "failed"],
+            "description": "pending: to be sent to the SDC (a push is answered before it is: "
+            "read the invoice again later); sent: sent, its answer awaited (a time-out is "
+            "reconciled, never signed twice); signed: the SDC signed it; failed: the SDC "
+            "refused it (see error), sent again once the operator has acted.",
+        },
+        "sdc_invoice_number": {
+            **text,
+            "description": "The SDC's invoice number (requestedBy-signedBy-counter), once signed.",
+        },
+        "sdc_time": {**text, "description": "The SDC's sdcDateTime, as it wrote it."},
+        "invoice_counter": {
+            **text,
+            "description": "The SDC's invoiceCounter (e.g. 12/34NS), once signed.",
+        },
+        "verification_url": {
+            **text,
+            "description": "Where anyone can verify the signed invoice (the QR code's URL).",
+        },
+        "error": {**text, "description": "Why it is not signed yet: the SDC's refusal, or why "
+                  "it could not be reached."},
+    }  # fmt: skip
+    required = ["status", "sdc_invoice_number", "sdc_time", "verification_url", "error"]
+    schemas["SdcSigning"] = {
+        "type": "object",
+        "description": "What TaxCore's V-SDC made of a sale or a refund.",
+        "properties": signing,
+        "required": required,
+    }
+    schemas["Sdc"] = {
+        "type": "object",
+        "description": "What TaxCore's V-SDC made of the invoice's latest sale, and of its refund.",
+        "properties": {
+            **signing,
+            "refund": {
+                "description": "The refund of that sale, when it was refunded.",
+                "oneOf": [{"$ref": REF.format(model="SdcSigning")}, {"type": "null"}],
+            },
+        },
+        "required": [*required, "refund"],
+    }
     schemas["StoredInvoice"] = {
         "type": "object",
         "properties": {
@@ -167,8 +211,23 @@ def _schemas() -> dict[str, Any]:
                 "description": "The refund of that sale, when it was refunded.",
                 "oneOf": [{"$ref": REF.format(model="FiscalRecord")}, {"type": "null"}],
             },
+            "sdc": {
+                "description": "Its fiscalization by TaxCore's V-SDC "
+                "(INTDASH_FISCAL__REGISTER=vsdc): null with the local register, or while "
+                "the SDC has nothing of it (held, a draft, a purchase, or recorded before "
+                "the V-SDC was the register).",
+                "oneOf": [{"$ref": REF.format(model="Sdc")}, {"type": "null"}],
+            },
         },
-        "required": ["external_id", "kind", "currency", "total", "fiscal_status", "fiscal_record"],
+        "required": [
+            "external_id",
+            "kind",
+            "currency",
+            "total",
+            "fiscal_status",
+            "fiscal_record",
+            "sdc",
+        ],
     }
     count = {"type": "integer", "minimum": 0}
     schemas["BatchResult"] = {

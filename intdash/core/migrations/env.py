@@ -8,7 +8,10 @@ from alembic import context
 from sqlalchemy import String, engine_from_config, pool
 from sqlmodel.sql.sqltypes import AutoString
 
-from intdash.core import models
+from intdash.core import (
+    fiscal_models,  # noqa: F401 - its tables, on the same metadata
+    models,
+)
 
 target_metadata = models.metadata
 config = context.config

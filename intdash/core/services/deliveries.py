@@ -1,10 +1,15 @@
 """The outbox of Custom/Webhook integrations.
 
 A delivery is written in the transaction that fiscalizes its invoice, so a crash or a restart
-delivers it late, never not at all. Attempts are claimed (the row is pushed forward in time
-before the POST), so two processes do not send the same delivery at once, and a claim whose
-holder dies lapses and is taken again: deliveries are at least once, with one ``webhook-id``
-for all the attempts of one delivery so that a receiver can drop repeats.
+delivers it late, never not at all: with the local register, the upsert's transaction that
+records it; with TaxCore's V-SDC, the transaction that stores what the SDC signed (a sale or a
+refund the SDC refused is delivered once it is signed, after the operator's retry, never
+before), so that the delivery carries the SDC's invoice number and verification URL.
+
+Attempts are claimed (the row is pushed forward in time before the POST), so two processes do
+not send the same delivery at once, and a claim whose holder dies lapses and is taken again:
+deliveries are at least once, with one ``webhook-id`` for all the attempts of one delivery so
+that a receiver can drop repeats.
 """
 
 from __future__ import annotations
@@ -154,8 +159,24 @@ class DeliveryService:
     def enqueue(
         self, conn: Connection, fiscalized: Sequence[tuple[int, int]], now: datetime
     ) -> int:
-        """Queue a delivery of each ``(invoice id, integration id)`` to every enabled webhook
-        that takes that integration's invoices."""
+        """Queue a delivery of each ``(invoice id, integration id)`` just recorded in the
+        register to every enabled webhook that takes that integration's invoices; with the
+        V-SDC as the register, nothing yet: :meth:`enqueue_signed` queues each once the SDC
+        has signed it."""
+        if self._ws.settings.fiscal.register == "vsdc":
+            return 0
+        return self._enqueue(conn, fiscalized, now)
+
+    def enqueue_signed(
+        self, conn: Connection, invoice_id: int, integration_id: int, now: datetime
+    ) -> int:
+        """Queue the deliveries of an invoice whose sale or refund the SDC has just signed, in
+        the transaction that stores its response."""
+        return self._enqueue(conn, [(invoice_id, integration_id)], now)
+
+    def _enqueue(
+        self, conn: Connection, fiscalized: Sequence[tuple[int, int]], now: datetime
+    ) -> int:
         if not fiscalized:
             return 0
         hooks = conn.execute(

@@ -254,6 +254,8 @@ class FiscalService:
                     response=json.dumps(response),
                 )
             )
+            # its webhook deliveries carry what the SDC signed: queued with it
+            ws.deliveries.enqueue_signed(conn, item.invoice_id, item.integration_id, now)
             # the SDC answers again: what waited for it is due now, not after its backoff
             conn.execute(
                 update(OUTBOX)

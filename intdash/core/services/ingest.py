@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from intdash.core.catalog import type_spec
 from intdash.core.errors import ConflictError, FieldErrors, IntdashError, NotFoundError
+from intdash.core.fiscal_models import FiscalOutbox
 from intdash.core.invoices import InvoiceData
 from intdash.core.models import ApiKey, FiscalRecord, Integration, Invoice, RecordKind
 from intdash.core.plans import LicenceState
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 
 INVOICES = Invoice.__table__  # type: ignore[attr-defined]
 RECORDS = FiscalRecord.__table__  # type: ignore[attr-defined]
+OUTBOX = FiscalOutbox.__table__  # type: ignore[attr-defined]
 
 
 # built once: every push answers with what it stored
@@ -40,6 +42,17 @@ _RECORDS_OF = (
     .where(RECORDS.c.invoice_id.in_(bindparam("b_ids", expanding=True)))
     .order_by(RECORDS.c.seq)
 )
+# with the V-SDC as the register: each record with its outbox row (what the SDC made of it), in
+# the same statement
+SDC_COLUMNS = ("status", "sdc_invoice_number", "sdc_time", "invoice_counter", "verification_url",
+               "error")  # fmt: skip
+_RECORDS_WITH_SDC = (
+    select(RECORDS, OUTBOX.c.id.label("sdc_row"),
+           *(OUTBOX.c[name].label(f"sdc_{name}") for name in SDC_COLUMNS))
+    .join(OUTBOX, OUTBOX.c.record_seq == RECORDS.c.seq, isouter=True)
+    .where(RECORDS.c.invoice_id.in_(bindparam("b_ids", expanding=True)))
+    .order_by(RECORDS.c.seq)
+)  # fmt: skip
 
 
 class IntegrationRefused(IntdashError):
@@ -114,6 +127,9 @@ class StoredInvoice:
     items: str | None = None  # as stored: JSON text, the ingest API's own shape
     buyer_tax_id: str | None = None
     payments: str | None = None
+    # what the V-SDC made of its sale (and of that sale's refund, as "refund"); None with the
+    # local register, or when the SDC has nothing of it
+    sdc: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -136,6 +152,7 @@ class StoredInvoice:
             "items": json.loads(self.items) if self.items else [],
             "buyer_tax_id": self.buyer_tax_id,
             "payments": json.loads(self.payments) if self.payments else [],
+            "sdc": self.sdc,
         }
         if self.outcome is not None:
             body = {"outcome": self.outcome, **body}
@@ -275,20 +292,25 @@ class IngestService:
             raise NotFoundError(f"{uid} has no invoice with external id {external_id!r}")
         return found[external_id]
 
-    @staticmethod
-    def read(conn: Any, integration_id: int, external_ids: list[str]) -> dict[str, StoredInvoice]:
+    def read(
+        self, conn: Any, integration_id: int, external_ids: list[str]
+    ) -> dict[str, StoredInvoice]:
+        """The invoices of ``external_ids`` as stored, each with its latest sale record and that
+        sale's refund, and (the V-SDC being the register) what the SDC made of them: two
+        statements, whatever the register."""
         rows = conn.execute(
             _STORED, {"b_integration": integration_id, "b_ids": sorted(set(external_ids))}
         ).all()
-        records = _records(conn, [r.id for r in rows])
+        vsdc = self._ws.settings.fiscal.register == "vsdc"
+        records = _records(conn, [r.id for r in rows], vsdc=vsdc)
         found: dict[str, StoredInvoice] = {}
         for r in rows:
-            sale, refund = records.get(r.id, (None, None))
+            sale, refund, sdc = records.get(r.id, (None, None, None))
             found[r.external_id] = StoredInvoice(
                 r.external_id, r.number, r.kind, r.contact, r.issue_date, r.due_date,
                 r.currency, r.subtotal, r.tax, r.total, r.source_status, r.source_updated_at,
                 r.fiscal_status, r.received_at, r.updated_at, sale, refund=refund,
-                items=r.items, buyer_tax_id=r.buyer_tax_id, payments=r.payments,
+                items=r.items, buyer_tax_id=r.buyer_tax_id, payments=r.payments, sdc=sdc,
             )  # fmt: skip
         return found
 
@@ -311,13 +333,19 @@ def _refusal(row: Any, plan: PlanView) -> str | None:
     return None if reason is None else f"{row.uid} takes no invoices: {reason.value}"
 
 
-def _records(conn: Any, invoice_ids: list[int]) -> dict[int, tuple[Any, Any]]:
-    """Each invoice's latest sale record, and the refund of that sale if it has one."""
+def _records(conn: Any, invoice_ids: list[int], *, vsdc: bool) -> dict[int, tuple[Any, Any, Any]]:
+    """Each invoice's latest sale record, the refund of that sale if it has one, and (``vsdc``)
+    what the SDC made of them: ``{status, sdc_invoice_number, ..., refund}`` of the sale's
+    outbox row (its refund's row, without ``refund``, under ``refund``), or None when the sale
+    has no row (recorded while the register was the local one alone)."""
     if not invoice_ids:
         return {}
     sales: dict[int, dict[str, Any]] = {}
     refunds: dict[int, dict[str, Any]] = {}  # by the sale they refund
-    for r in conn.execute(_RECORDS_OF, {"b_ids": invoice_ids}):
+    sdc: dict[int, dict[str, Any]] = {}  # by the record's seq
+    for r in conn.execute(_RECORDS_WITH_SDC if vsdc else _RECORDS_OF, {"b_ids": invoice_ids}):
+        if vsdc and r.sdc_row is not None:
+            sdc[r.seq] = {name: getattr(r, f"sdc_{name}") for name in SDC_COLUMNS}
         record = {
             "seq": r.seq,
             "kind": r.kind,
@@ -331,7 +359,14 @@ def _records(conn: Any, invoice_ids: list[int]) -> dict[int, tuple[Any, Any]]:
             refunds[r.refers_to] = record
         else:
             sales[r.invoice_id] = record
-    return {i: (sale, refunds.get(sale["seq"])) for i, sale in sales.items()}
+    found: dict[int, tuple[Any, Any, Any]] = {}
+    for i, sale in sales.items():
+        refund = refunds.get(sale["seq"])
+        signed = sdc.get(sale["seq"])
+        if signed is not None:
+            signed = {**signed, "refund": sdc.get(refund["seq"]) if refund else None}
+        found[i] = (sale, refund, signed)
+    return found
 
 
 def _with_outcome(invoice: StoredInvoice, outcome: str | None) -> StoredInvoice:
