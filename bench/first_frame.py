@@ -278,6 +278,21 @@ def peak_kb() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
 
 
+def resident() -> str:
+    """What is resident now: anonymous memory (the heaps) and mapped files (shared libraries)."""
+    try:
+        status = dict(
+            line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines()
+        )
+    except OSError:
+        return "(no /proc)"
+    return ", ".join(
+        f"{name} {megabytes(int(status[key].split()[0]))}"
+        for name, key in (("anonymous", "RssAnon"), ("files", "RssFile"))
+        if key in status
+    )
+
+
 def megabytes(kib: float) -> str:
     return f"{kib * 1024 / 1e6:.1f} MB"
 
@@ -290,14 +305,19 @@ class Peaks:
         self.points: dict[str, int] = {}
         self.tops: dict[str, list[str]] = {}
         self.profile = profile
+        self.resident = ""
 
     def note(self, what: str) -> None:
         self.points[what] = peak_kb()
+        self.resident = resident()
         if self.profile:
             gc.collect()
             snapshot = tracemalloc.take_snapshot()
             current, peak = tracemalloc.get_traced_memory()
-            top = [f"traced now {megabytes(current / 1024)}, at most {megabytes(peak / 1024)}"]
+            top = [
+                f"resident now: {self.resident}; traced by tracemalloc now "
+                f"{megabytes(current / 1024)}, at most {megabytes(peak / 1024)}"
+            ]
             for key in ("filename", "lineno"):
                 for stat in snapshot.statistics(key)[:12]:
                     frame = stat.traceback[0]
@@ -360,7 +380,7 @@ def memory_child(which: str, home: str, integrations: int, profile: bool) -> Non
         asyncio.run(bare_memory(peaks))
     else:
         asyncio.run(dashboard_memory(peaks, home, integrations))
-    print(json.dumps({"points": peaks.points, "tops": peaks.tops}))
+    print(json.dumps({"points": peaks.points, "tops": peaks.tops, "resident": peaks.resident}))
 
 
 def in_child(which: str, home: str = "", integrations: int = 0, profile: bool = False) -> Any:
@@ -389,9 +409,14 @@ def memory(args: argparse.Namespace, many: str, customs: list[str]) -> None:
 def measure_memory(args: argparse.Namespace, home: str) -> None:
     bare: list[int] = []
     dashboard: dict[str, list[int]] = {}
+    resident = {}
     for _ in range(args.memory_runs):  # interleaved, as the timings are
-        bare.append(in_child("bare")["points"]["first frame"])
-        points = in_child("dashboard", home, args.integrations)["points"]
+        found = in_child("bare")
+        bare.append(found["points"]["first frame"])
+        resident["bare"] = found["resident"]
+        found = in_child("dashboard", home, args.integrations)
+        points = found["points"]
+        resident["dashboard"] = found["resident"]
         for what, kib in points.items():
             dashboard.setdefault(what, []).append(kib)
     base = statistics.median(bare)
@@ -411,7 +436,9 @@ def measure_memory(args: argparse.Namespace, home: str) -> None:
         f"{args.invoices:,} invoices in its database: {megabytes(peak)}; bare app "
         f"{megabytes(base)}; ratio {peak / base:.2f} (target < 150 MB)\n"
         f"   the dashboard's peak so far at: {steps} (medians of {args.memory_runs} processes "
-        f"each; load average {load})",
+        f"each; load average {load})\n"
+        f"   resident at the end: the dashboard {resident['dashboard']}; the bare app "
+        f"{resident['bare']}",
         flush=True,
     )
     if args.profile or peak * 1024 >= 150e6:
