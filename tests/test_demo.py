@@ -14,10 +14,14 @@ import termios
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from intdash.core.config import load_settings
+from intdash.core.fiscal_models import FiscalOutbox
+from intdash.core.models import Integration
 from intdash.core.status import Reason
 from intdash.core.workspace import Workspace
 from intdash.providers.http import httpx
@@ -161,3 +165,69 @@ def test_demo_refuses_a_folder_of_another_workspace(env: dict[str, str], tmp_pat
         f"intdash: {folder} holds a workspace that intdash demo did not make: give the demo "
         "a folder of its own"
     ]
+
+
+def test_the_demo_fiscalizes_through_the_emulated_vsdc(
+    env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The demo's register is the V-SDC emulator it starts: the taxpayer's secrets kept in the
+    demo's vault, its invoices signed as the dashboard runs (the seeded ERP's pushed ones too,
+    then delivered to the webhook with what was signed); a second run keeps what it made."""
+    folder = tmp_path / "demo"
+    port = free_port()
+    given = {**env, "INTDASH_SERVER__PORT": str(port)}
+    with demo("--home", str(folder), env=given) as terminal:
+        wait_for(
+            lambda: serving(port) or terminal.proc.poll() is not None,
+            timeout=180,
+            message=lambda: f"the demo never served on {port}: {terminal.text[-2000:]}",
+        )
+        assert "signs the invoices" in terminal.text
+        demo_ws = open_demo(folder, monkeypatch)
+        try:
+            views = demo_ws.integrations.listing()
+            [erp] = [v.uid for v in views if v.spec.pushes]
+            [hook] = [v.uid for v in views if v.spec.delivers]
+            assert demo_ws.fiscal.setup.secrets() is not None
+            outbox = FiscalOutbox.__table__  # type: ignore[attr-defined]
+            integrations = Integration.__table__  # type: ignore[attr-defined]
+
+            def erp_rows() -> list[Any]:
+                with demo_ws.db.read() as session:
+                    return list(
+                        session.connection().execute(
+                            select(outbox.c.status, outbox.c.sdc_invoice_number, outbox.c.error)
+                            .join(integrations, integrations.c.id == outbox.c.integration_id)
+                            .where(integrations.c.uid == erp)
+                        )
+                    )
+
+            wait_for(
+                lambda: len(erp_rows()) == 5 and {r.status for r in erp_rows()} == {"signed"},
+                timeout=300,
+                message=lambda: f"not signed: {erp_rows()} {demo_ws.fiscal.counts()}",
+            )
+            assert all(r.sdc_invoice_number for r in erp_rows())
+
+            def erp_delivered() -> list[str]:
+                return [d.state for d in demo_ws.deliveries.list(hook, limit=100_000)
+                        if d.source_uid == erp]  # fmt: skip
+
+            wait_for(lambda: erp_delivered() == ["delivered"] * 5, timeout=300,
+                     message=lambda: f"not delivered: {erp_delivered()}")  # fmt: skip
+            assert demo_ws.fiscal.counts().failed == 0
+            configured = [e for e in demo_ws.audit.list(None, limit=10_000) if e.action == "fiscal.configured"]
+            assert len(configured) == 1
+        finally:
+            demo_ws.close()
+        terminal.type("q")
+        assert terminal.proc.wait(timeout=60) == 0, terminal.text[-2000:]
+
+    second = run_until_served(folder, port, given)
+    assert "Reusing the demo workspace" in second and "signs the invoices" not in second
+    demo_ws = open_demo(folder, monkeypatch)
+    try:  # the taxpayer kept in the demo's folder, its secrets in the vault: not kept again
+        configured = [e for e in demo_ws.audit.list(None, limit=10_000) if e.action == "fiscal.configured"]
+        assert len(configured) == 1
+    finally:
+        demo_ws.close()

@@ -6,7 +6,14 @@ shows within seconds.
 A workspace kept with ``--home`` is reused by the next run rather than seeded again: what
 pointed at the previous run's emulators (their authorisations, the webhook's receiver) is
 pointed at this run's. The settings of the environment are honoured, but for those that name
-a workspace (the demo keeps to its folder) and the platforms' (the emulators are the demo's)."""
+a workspace (the demo keeps to its folder), the platforms' and the fiscal register's (the
+emulators are the demo's).
+
+The demo fiscalizes through the emulated TaxCore V-SDC, as production does through the tax
+authority's: the emulator runs beside the platforms' (its CA and taxpayer kept in the demo's
+folder), the taxpayer's certificate, password and PAC are kept in the workspace's vault as
+``intdash fiscal configure`` keeps them, the emulated companies' tax codes are mapped to its
+labels, and the dashboard sends the outbox as it syncs."""
 
 from __future__ import annotations
 
@@ -33,12 +40,15 @@ from intdash.core.workspace import Workspace
 from intdash.providers.base import TokenSet
 from intdash.providers.connect import ConnectService
 from intdash.providers.http import httpx
+from intdash.providers.vsdc import certificate_of
 from intdash.sandbox.myob import MyobEmulator
 from intdash.sandbox.server import Sandbox
+from intdash.sandbox.vsdc_server import VsdcServer
 from intdash.sandbox.xero import XeroEmulator
 from intdash.sandbox.zoho import ZohoEmulator
 from intdash.sync.deliveries import DeliveryWorker
 from intdash.sync.engine import SyncEngine
+from intdash.sync.fiscalize import configure
 
 DEMO_LIMIT = 2000  # invoices a month per integration: the MYOB company issues more
 MARKER = "demo.json"  # in a kept demo workspace: what its last run pointed it at
@@ -47,15 +57,47 @@ SEEDED_NAMES = {"Acme Ltd", "Harbour Cafe", "Bay Traders", "Zylker Traders", "Fi
 # settings that name a workspace: the demo's is its folder, never the operator's own
 SET_ASIDE = ("INTDASH_HOME", "INTDASH_DATABASE_URL", "INTDASH_CONFIG", "INTDASH_SECRET_KEY")
 RECEIVER = "/_sandbox/receiver"
+VSDC_FOLDER = "vsdc"  # in the demo's folder: the V-SDC emulator's CA and taxpayer
+# the emulated companies' tax codes and the emulated SDC's labels they are fiscalized with (MYOB's
+# GST is Australia's 10 %, which Fiji's rates do not have: the demo takes it for the standard rate)
+DEMO_TAX_CODES = {"xero": {"OUTPUT2": "A"}, "myob": {"GST": "A"},
+                  "zoho": {"460000000057001": "A"}}  # fmt: skip
 
 
-def demo_sandbox() -> Sandbox:
+def demo_sandbox(vsdc_directory: Path | None = None) -> Sandbox:
     """Companies of different sizes, so that one integration runs over its monthly limit: the
     MYOB company (every invoice it lists is issued). Zoho Books reads each invoice's tax within
-    its rate limit, so its invoices are fiscalized over several syncs."""
+    its rate limit, so its invoices are fiscalized over several syncs. With ``vsdc_directory``,
+    TaxCore's V-SDC emulator beside them, its CA and taxpayer kept there."""
     return Sandbox(
-        xero=XeroEmulator(size=1200), myob=MyobEmulator(size=2500), zoho=ZohoEmulator(size=800)
+        xero=XeroEmulator(size=1200),
+        myob=MyobEmulator(size=2500),
+        zoho=ZohoEmulator(size=800),
+        vsdc=vsdc_directory is not None,
+        vsdc_directory=vsdc_directory,
     )
+
+
+async def fiscal_setup(ws: Workspace, vsdc: VsdcServer) -> bool:
+    """Keep the emulated taxpayer's .pfx, password and PAC in the workspace's vault, through
+    the same checks as ``intdash fiscal configure`` (the SDC asked whether it takes them);
+    kept already (a reused demo workspace, the same taxpayer): nothing. Returns whether they
+    were kept now."""
+    stored = await asyncio.to_thread(ws.fiscal.setup.certificate)
+    given = certificate_of(vsdc.pfx, vsdc.password)
+    same = stored is not None and stored.fingerprint == given.fingerprint
+    if same and await asyncio.to_thread(ws.fiscal.setup.secrets) is not None:
+        return False
+    await configure(ws, vsdc.pfx, vsdc.password, vsdc.pac)
+    return True
+
+
+def map_tax_codes(ws: Workspace, made: dict[str, str]) -> None:
+    """The emulated companies' tax codes mapped to the emulated SDC's labels."""
+    for uid in made.values():
+        kind = uid.split("-", 1)[0]
+        for code, label in DEMO_TAX_CODES.get(kind, {}).items():
+            ws.fiscal.setup.map_code(uid, code, label)
 
 
 async def _connect(ws: Workspace, service: ConnectService, uid: str) -> None:
@@ -76,6 +118,7 @@ async def seed(ws: Workspace) -> dict[str, str]:
     ws.plans.set("scale", monthly_limit=DEMO_LIMIT)
     service = ConnectService(ws)
     engine = SyncEngine(ws, service)
+    vsdc = ws.settings.fiscal.register == "vsdc"
     made: dict[str, str] = {}
     for key, kind, name in (
         ("acme", "xero", "Acme Ltd"),
@@ -84,6 +127,8 @@ async def seed(ws: Workspace) -> dict[str, str]:
         ("zylker", "zoho", "Zylker Traders"),
     ):
         uid = ws.integrations.create(kind, name=name).integration.uid
+        if vsdc:  # before its first sync, so that nothing it records waits for a mapping
+            map_tax_codes(ws, {key: uid})
         await _connect(ws, service, uid)
         await engine.run(uid)
         made[key] = uid
@@ -107,6 +152,8 @@ async def seed(ws: Workspace) -> dict[str, str]:
     made["erp"] = ws.integrations.create("custom", name="ERP push").integration.uid
     ws.keys.create(made["erp"], "ERP production")
     # the ERP has pushed a few invoices (as through the ingest API); the webhook delivered them
+    # (with the V-SDC as the register, once it has signed them: the dashboard sends the
+    # outbox, the seeded companies' invoices first, as it syncs)
     ws.ingest.accept(made["erp"], [_erp_invoice(n) for n in range(1, 6)])
     await DeliveryWorker(ws).drain()
     return made
@@ -177,13 +224,15 @@ def xero_webhook(
 
 
 def demo_environment(box: Sandbox, folder: Path) -> list[str]:
-    """Point this process's settings at the demo: its folder and the emulators. Every other
-    ``INTDASH_`` setting of the environment is kept; those that would name another workspace
-    are set aside (returned, to be said)."""
+    """Point this process's settings at the demo: its folder and the emulators (with the
+    V-SDC's, the register is the V-SDC). Every other ``INTDASH_`` setting of the environment
+    is kept; those that would name another workspace are set aside (returned, to be said)."""
     aside = [name for name in SET_ASIDE if name in os.environ and name != "INTDASH_HOME"]
     for name in SET_ASIDE:
         os.environ.pop(name, None)
     os.environ.update(box.settings(f"http://localhost:{_free_port()}/callback"))
+    if box.vsdc is not None:
+        os.environ["INTDASH_FISCAL__REGISTER"] = "vsdc"
     os.environ["INTDASH_HOME"] = str(folder)
     return aside
 
@@ -230,7 +279,9 @@ def demo(home: Path | None) -> None:
     throwaway = home is None
     folder = Path(tempfile.mkdtemp(prefix="intdash-demo-")) if home is None else home
     before = None if home is None else earlier_run(home)
-    box = demo_sandbox().start()
+    vsdc_folder = folder / VSDC_FOLDER
+    made_vsdc_folder = not vsdc_folder.exists()
+    box = demo_sandbox(vsdc_folder).start()
     stop = threading.Event()
     try:
         aside = demo_environment(box, folder)
@@ -244,12 +295,18 @@ def demo(home: Path | None) -> None:
         os.environ.update(xero_webhook(box, port, settings.server.host, key))
         state = CliState()
         ws = state.workspace
-        if ws.integrations.listing(include_removed=True):
-            if before is None and _foreign(ws):
-                raise click.ClickException(
-                    f"{folder} holds a workspace that intdash demo did not make: give the demo "
-                    "a folder of its own"
-                )
+        kept = bool(ws.integrations.listing(include_removed=True))
+        if kept and before is None and _foreign(ws):
+            if made_vsdc_folder:  # nothing of the demo's is left in another's folder
+                shutil.rmtree(vsdc_folder, ignore_errors=True)
+            raise click.ClickException(
+                f"{folder} holds a workspace that intdash demo did not make: give the demo "
+                "a folder of its own"
+            )
+        assert box.vsdc is not None
+        if asyncio.run(fiscal_setup(ws, box.vsdc)):  # before anything is recorded
+            click.echo(f"The V-SDC emulator on {box.vsdc.url} signs the invoices")
+        if kept:
             click.echo(f"Reusing the demo workspace in {folder} (emulators on {box.url})…")
             previous = before.get("sandbox") if before else None
             changed = asyncio.run(reuse(ws, previous if isinstance(previous, str) else None))
