@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 import click
 
@@ -91,3 +92,64 @@ def verify(state: CliState, as_json: bool) -> None:
         if not as_json:
             click.echo(f"intdash: the fiscal register is broken: {result.problem}", err=True)
         sys.exit(1)
+
+
+@invoices.command("show")
+@click.argument("ref", metavar="NUMBER")
+@click.option(
+    "--integration",
+    "uid",
+    metavar="UID",
+    help="Its integration: NUMBER is then its external id (or its number there).",
+)
+@json_option
+@pass_state
+def show(state: CliState, ref: str, uid: str | None, as_json: bool) -> None:
+    """One invoice in full: its fields, items, payments, records and what the SDC signed (its
+    number, counters, verification URL and journal), with the verification QR code. NUMBER is
+    the invoice's number as the history shows it (or its SDC invoice number); with
+    --integration, its external id."""
+    from intdash.core.services import fiscal_views
+
+    ws = state.workspace
+    found = fiscal_views.details(ws, fiscal_views.find(ws, ref, uid))
+    if as_json:
+        emit_json(found.to_json())
+        return
+    _print_details(found)
+
+
+def _print_details(found: Any) -> None:
+    from rich.console import Console
+
+    from intdash.tui import invoice_text, qr
+
+    tty = sys.stdout.isatty()
+    console = Console(
+        file=sys.stdout, width=None if tty else 100, no_color=not tty, highlight=False
+    )
+    console.print(invoice_text.heading(found))
+    console.print(invoice_text.fields(found))
+    for title, part in (
+        ("Items", invoice_text.items(found)),
+        ("Payments", invoice_text.payments(found)),
+        ("At the SDC", invoice_text.sdc(found)),
+        ("Records in the local chain", invoice_text.records(found)),
+    ):
+        console.print(f"\n[b]{title}[/b]")
+        console.print(part)
+    delay = invoice_text.delay(found)
+    if delay:
+        console.print(delay)
+    journal = invoice_text.journal(found)
+    if journal:
+        console.print("\n[b]Journal (as the SDC wrote it)[/b]")
+        console.print(journal, markup=False, highlight=False)
+    latest = found.latest
+    console.print("\n[b]Verification QR code[/b]")
+    if latest is not None and latest.status == "signed" and latest.verification_url:
+        console.file.flush()
+        for line in qr.lines(latest.verification_url):  # dark on light, as a phone reads it
+            click.echo("\x1b[30;107m" + line + "\x1b[0m" if tty else line)
+    else:
+        console.print(invoice_text.code(found))

@@ -10,6 +10,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Button, Footer, Input
 
+from intdash.core.services import fiscal_views
 from intdash.core.services.integrations import IntegrationView
 from intdash.tui.format import count
 from intdash.tui.screens.integrations_actions import TYPE_ACTIONS, IntegrationsActions
@@ -131,7 +132,7 @@ class IntegrationsScreen(IntegrationsActions):
         ws = self.ws
         # the change check's fingerprint is taken first: a change made while the rest is read
         # shows at the next poll. The first screenful goes without (the full read follows).
-        fingerprint = ws.integrations.fingerprint() if first is None else None
+        fingerprint = self._fingerprint() if first is None else None
         overview = ws.integrations.overview(first=first)
         return Snapshot(
             overview.views,
@@ -141,7 +142,13 @@ class IntegrationsScreen(IntegrationsActions):
             overview.used,
             complete=first is None,
             running=overview.running,
+            fiscal=fiscal_views.warnings(ws, ws.clock()),
         )
+
+    def _fingerprint(self) -> tuple[Any, ...]:
+        """What changes when anything shown does: the integrations', and the SDC's outbox and
+        state (with the V-SDC as the register)."""
+        return (self.ws.integrations.fingerprint(), fiscal_views.fingerprint(self.ws))
 
     @work(exclusive=True, group="load")
     async def load(self) -> None:
@@ -167,9 +174,7 @@ class IntegrationsScreen(IntegrationsActions):
         and only while this screen is the one shown (it catches up when shown again)."""
         if not self.is_current or self.reading:  # a read under way brings what changed
             return
-        fingerprint = await self.call(
-            self.ws.integrations.fingerprint, doing="Checking for changes"
-        )
+        fingerprint = await self.call(self._fingerprint, doing="Checking for changes")
         if self.reading:  # one started meanwhile: a second would only repeat it
             return
         if fingerprint is not None and (

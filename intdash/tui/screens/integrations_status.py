@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rich.cells import cell_len
+from rich.markup import escape
 from rich.text import Text
 
 from intdash.core.plans import LicenceState
@@ -28,6 +29,7 @@ class Snapshot:
     used: int  # invoices fiscalized this month, all integrations
     complete: bool = True  # False: only the first few views
     running: Mapping[str, RunningSync] = field(default_factory=dict)  # syncs now, by UID
+    fiscal: list[str] = field(default_factory=list)  # the certificate, the SDC: warnings
 
 
 def status_line(snapshot: Snapshot, *, scheduler: Any, compact: bool) -> str:
@@ -46,17 +48,19 @@ def status_line(snapshot: Snapshot, *, scheduler: Any, compact: bool) -> str:
         who = f"{process.host} pid {process.pid}" if process is not None else holder.holder
     spec, ends = plan.spec, plan.licence_expires
     until = f"{'expired' if lapsed else 'to'} {ends.isoformat()}" if ends else ""
+    # never colour alone: the sign and the words
+    warned = "".join(f" │ [b]⚠ {escape(warning)}[/b]" for warning in snapshot.fiscal)
     if compact:
         return (
             f"[b]{spec.label}[/b], every {spec.interval_minutes} min │ licence {licence}"
             f"{' ' + until if until else ''} │ {count(snapshot.used, short=True)} this month"
-            f" │ {f'scheduler: {who}' if who else '[b]no scheduler[/b]'}"
+            f" │ {f'scheduler: {who}' if who else '[b]no scheduler[/b]'}{warned}"
         )
     return (
         f"Plan [b]{spec.label}[/b] ({spec.frequency}, every {spec.interval_minutes} min, "
         f"{plan.monthly_limit:,}/month each) │ Licence {licence} ({until or 'no expiry'})"
         f" │ {snapshot.used:,} invoices this month │ syncs scheduled by "
-        f"{who or '[b]nobody[/b]'}"
+        f"{who or '[b]nobody[/b]'}{warned}"
     )
 
 

@@ -192,6 +192,8 @@ HEALTH: dict[Reason | None, str] = {
     Reason.NO_API_KEY: "action",
     Reason.LAST_SYNC_FAILED: "failing",
     Reason.DELIVERIES_FAILING: "failing",
+    Reason.SDC_REFUSED: "action",  # the operator maps a tax code or renews, then retries
+    Reason.WAITING_FOR_SDC: "failing",
     Reason.LIMIT_REACHED: "limited",
     Reason.DAILY_LIMIT: "limited",
     Reason.LICENCE_LAPSED: "limited",

@@ -14,6 +14,7 @@ from textual.markup import escape
 from textual.widgets import Footer, Input, Static
 
 from intdash.core.models import FiscalStatus
+from intdash.core.services import fiscal_views
 from intdash.core.services.invoices import InvoiceRow
 from intdash.core.services.invoices.listing import count
 from intdash.tui.screens.base import BaseScreen
@@ -43,6 +44,34 @@ COMPACT = (
     ("total", "Total", 12),
     ("status", "Source", 6),
     ("fiscal", "Fiscal", 10),
+)
+# With the V-SDC as the register, the SDC's invoice number (or where its request stands) and the
+# days from issue to signature take the place of the local record and the source's status (both
+# in the invoice's details): at 80 columns the date goes too, and the SDC number loses its first
+# part (the taxpayer's, the same on every invoice).
+SDC_COLUMNS = (
+    ("received", "Received", 10),
+    ("integration", "Integration", 11),
+    ("number", "Number", 11),
+    ("contact", "Contact", 8, True),
+    ("date", "Date", 10),
+    ("total", "Total", 12),
+    ("sdc", "SDC", 22),
+    ("delay", "Delay", 5),
+)
+SDC_COMPACT = (
+    ("received", "Rcvd", 7),
+    ("integration", "Integration", 11),
+    ("number", "Number", 9),
+    ("contact", "Contact", 5, True),
+    ("total", "Total", 12),
+    ("sdc", "SDC", 14),
+    ("delay", "Delay", 5),
+)
+DELAY_HELP = (
+    "Delay: whole days from the invoice's issue date to the SDC's signature. From its issue, "
+    "not from when intdash received it, because the rule is to fiscalize before issue; in "
+    "days, because the platforms give the issue as a date without a time"
 )
 # what the Fiscal column says of an invoice without a standing sale (in its 10 characters)
 FISCAL_WORDS = {
@@ -125,13 +154,18 @@ class PagedScreen(BaseScreen):
         yield table
         yield Footer()
 
+    def layouts(self) -> tuple[Sequence[tuple[Any, ...]], Sequence[tuple[Any, ...]]]:
+        """The full columns and the compact ones."""
+        return self.FULL, self.NARROW
+
     def _fit(self, table: RowTable, width: int) -> None:
         """The full columns where they fit, else the compact ones."""
-        compact = width < table_width(self.FULL, gap=1)
+        full, narrow = self.layouts()
+        compact = width < table_width(full, gap=1)
         if compact != self.compact or not table.columns:
             self.compact = compact
             table.set_class(compact, "compact")
-            columns = self.NARROW if compact else self.FULL
+            columns = narrow if compact else full
             table.set_columns([Column(*column) for column in columns], gap=1)
             table.refresh_rows(table.keys)
 
@@ -329,6 +363,13 @@ class InvoicesScreen(PagedScreen):
             tooltip="Invoices with the text in their number, contact or external id, or in "
             "their integration's UID, name or type",
         ),
+        Binding(
+            "enter",
+            "open",
+            "Details",
+            id="invoice-details",
+            tooltip="The invoice in full: its items, payments, records and what the SDC signed",
+        ),
     ]
     TABLE = "invoices"
     NOUNS = ("invoice", "invoices")
@@ -337,8 +378,36 @@ class InvoicesScreen(PagedScreen):
     FULL = COLUMNS
     NARROW = COMPACT
 
+    def __init__(self, uid: str | None) -> None:
+        super().__init__(uid)
+        self.sdc = fiscal_views.vsdc(self.ws)
+
+    def layouts(self) -> tuple[Sequence[tuple[Any, ...]], Sequence[tuple[Any, ...]]]:
+        return (SDC_COLUMNS, SDC_COMPACT) if self.sdc else (self.FULL, self.NARROW)
+
+    def on_mount(self) -> None:  # (after PagedScreen's: Textual calls each class's own)
+        if self.sdc:
+            self.query_one("#invoices", RowTable).tooltip = DELAY_HELP
+
     def heading(self) -> str:
         return f"Invoices of {self.uid}" if self.uid else "Every invoice"
+
+    @on(RowTable.Selected)
+    def _chosen(self, event: RowTable.Selected) -> None:
+        event.stop()
+        self.open(event.key)
+
+    def action_open(self) -> None:
+        table = self.query_one("#invoices", RowTable)
+        if table.row_count:
+            self.open(table.keys[table.cursor_row])
+
+    def open(self, key: str) -> None:
+        from intdash.tui.screens.invoice_details import InvoiceDetailsScreen
+
+        row = self.rows.get(key)
+        if row is not None:
+            self.app.push_screen(InvoiceDetailsScreen(row.id))
 
     def read(self, before_id: int | None, limit: int, search: str | None) -> list[InvoiceRow]:
         return self.ws.invoices.page(
@@ -349,6 +418,8 @@ class InvoicesScreen(PagedScreen):
         return count(self.ws, integration_uid=self.uid, search=search, through_id=through_id)
 
     def cells(self, row: InvoiceRow) -> tuple[str, ...]:
+        if self.sdc:
+            return self.sdc_cells(row)
         fiscal = (
             f"#{row.fiscal_seq}"
             if row.fiscal_seq and row.fiscal_status == FiscalStatus.FISCALIZED.value
@@ -364,3 +435,30 @@ class InvoicesScreen(PagedScreen):
             row.source_status or "—",
             fiscal,
         )
+
+    def sdc_cells(self, row: InvoiceRow) -> tuple[str, ...]:
+        short = self.compact
+        if row.sdc_status is None:  # nothing for the SDC: the local words
+            sdc = (
+                f"local #{row.fiscal_seq}"
+                if row.fiscal_seq and row.fiscal_status == FiscalStatus.FISCALIZED.value
+                else FISCAL_WORDS.get(row.fiscal_status, row.fiscal_status)
+            )
+        elif row.sdc_number:
+            sdc = row.sdc_number.split("-", 1)[-1] if short else row.sdc_number
+        elif row.sdc_status == "failed":
+            sdc = f"failed: {row.sdc_error}" if row.sdc_error else "failed"
+        else:
+            sdc = fiscal_views.STATE_WORDS.get(row.sdc_status, row.sdc_status)
+        delay = fiscal_views.delay_text(fiscal_views.delay_days(row.signed_at, row.issue_date))
+        cells = [
+            self.when(row.received_at, short=short),
+            row.integration_uid,
+            row.number or "—",
+            row.contact or "—",
+            *([] if short else [row.issue_date.isoformat() if row.issue_date else "—"]),
+            f"{row.total} {row.currency}",
+            sdc,
+            delay,
+        ]
+        return tuple(cells)

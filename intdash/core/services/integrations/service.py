@@ -13,6 +13,7 @@ from intdash.core.catalog import IntegrationType, TypeSpec, type_spec
 from intdash.core.clock import month_start
 from intdash.core.errors import ConflictError, FieldErrors, NotFoundError
 from intdash.core.models import Integration, Invoice, SyncRun
+from intdash.core.services import fiscal_views
 from intdash.core.services.integrations import queries
 from intdash.core.services.integrations.validation import parse_changes
 from intdash.core.services.integrations.views import (
@@ -116,8 +117,11 @@ class IntegrationService:
         keys = queries.live_keys(session, ids)
         now = self._ws.clock()
         settings = self._ws.settings
+        fiscal = fiscal_views.reasons(self._ws, session)
         return [
-            build_view(row, plan, secret_names.get(row.id or 0, set()), month, keys, now, settings)
+            build_view(
+                row, plan, secret_names.get(row.id or 0, set()), month, keys, now, settings, fiscal
+            )
             for row in rows
         ]
 

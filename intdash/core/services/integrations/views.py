@@ -4,7 +4,7 @@ type's words and its stable JSON form."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -170,10 +170,13 @@ def build_view(
     keys: Mapping[int, int],
     now: datetime,
     settings: Settings,
+    fiscal: Mapping[int, tuple[str | None, str | None]] | None = None,
 ) -> IntegrationView:
     """The view of one row, its status derived from the facts read beside it: the names of
     its stored secrets, each integration's invoices this month and live API keys, and the
-    settings that say how many of its platform's daily API calls are kept in reserve."""
+    settings that say how many of its platform's daily API calls are kept in reserve; and
+    ``fiscal``, each integration's invoices refused by the SDC or waiting for it, in words
+    (:func:`intdash.core.services.fiscal_views.reasons`: none with the local register)."""
     spec = type_spec(row.type)
     row_id = row.id or 0
     missing = tuple(
@@ -197,12 +200,16 @@ def build_view(
         delivers=spec.delivers,
         daily_budget=DailyBudget.current(row, now) if spec.oauth else None,
         daily_reserve=daily_reserve(settings, spec.type.value),
+        sdc_refused=(fiscal or {}).get(row_id, (None, None))[0],
+        sdc_waiting=(fiscal or {}).get(row_id, (None, None))[1],
     )
     status = derive_status(facts)
+    # the SDC's reasons hold its invoices, not its syncs: when it syncs next is as without them
+    syncing = derive_status(replace(facts, sdc_refused=None, sdc_waiting=None))
     next_sync = describe(
         uid=row.uid,
         spec=spec,
-        status=status,
+        status=syncing,
         stored=row.next_sync_at,
         last_attempt=row.last_attempted_sync,
         interval=poll_interval(plan.spec, spec, events=events_received(settings, spec)),

@@ -11,6 +11,7 @@ from sqlalchemy import ColumnElement, and_, func, select
 from sqlmodel import Session, col
 
 from intdash.core.catalog import TYPES
+from intdash.core.fiscal_models import FiscalOutbox
 from intdash.core.models import FiscalRecord, FiscalStatus, Integration, Invoice, RecordKind
 
 if TYPE_CHECKING:
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 
 INVOICES = Invoice.__table__  # type: ignore[attr-defined]
 RECORDS = FiscalRecord.__table__  # type: ignore[attr-defined]
+OUTBOX = FiscalOutbox.__table__  # type: ignore[attr-defined]
 _FISCALIZED = FiscalStatus.FISCALIZED.value
 
 
@@ -29,6 +31,18 @@ def _latest_record(kind: RecordKind) -> Any:
         .where(RECORDS.c.kind == kind.value)
         .scalar_subquery()
     )
+
+
+def _latest_outbox(*columns: Any, kind: RecordKind | None = None) -> list[Any]:
+    """Columns of a listed invoice's latest outbox row (of ``kind``, if given): index
+    look-ups by (invoice_id, id)."""
+    found = []
+    for column in columns:
+        query = select(column).where(OUTBOX.c.invoice_id == INVOICES.c.id)
+        if kind is not None:
+            query = query.where(OUTBOX.c.kind == kind.value)
+        found.append(query.order_by(OUTBOX.c.id.desc()).limit(1).scalar_subquery())
+    return found
 
 
 @dataclass(frozen=True)
@@ -51,6 +65,12 @@ class InvoiceRow:
     refund_seq: int | None = None  # its latest refund record
     subtotal: Any = None  # None: not known yet (never a made-up 0)
     tax: Any = None
+    # with the V-SDC as the register: its latest outbox row's status, SDC invoice number and
+    # error (None: it has none), and when the SDC signed its latest sale
+    sdc_status: str | None = None
+    sdc_number: str | None = None
+    sdc_error: str | None = None
+    signed_at: datetime | None = None
 
     @property
     def record_seq(self) -> int | None:
@@ -77,6 +97,16 @@ class InvoiceRow:
             "fiscal_seq": self.fiscal_seq,
             "refund_seq": self.refund_seq,
             "received": self.received_at.isoformat(),
+            **(
+                {}
+                if self.sdc_status is None
+                else {
+                    "sdc_status": self.sdc_status,
+                    "sdc_invoice_number": self.sdc_number,
+                    "sdc_error": self.sdc_error,
+                    "signed_at": self.signed_at.isoformat() if self.signed_at else None,
+                }
+            ),
         }
 
 
@@ -109,6 +139,14 @@ def page(
             _latest_record(RecordKind.REFUND),
             INVOICES.c.subtotal,
             INVOICES.c.tax,
+            *(
+                [
+                    *_latest_outbox(OUTBOX.c.status, OUTBOX.c.sdc_invoice_number, OUTBOX.c.error),
+                    *_latest_outbox(OUTBOX.c.signed_at, kind=RecordKind.SALE),
+                ]
+                if ws.settings.fiscal.register == "vsdc"
+                else []
+            ),
         )
         .join(Integration, col(Integration.id) == INVOICES.c.integration_id)
         .order_by(INVOICES.c.id.desc())
