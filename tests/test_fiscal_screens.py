@@ -6,6 +6,7 @@ and the dashboard's warnings."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -47,6 +48,10 @@ def screen_lines(app: IntdashApp) -> list[str]:
 
 def screen_text(app: IntdashApp) -> str:
     return "\n".join(screen_lines(app))
+
+
+def says(app: IntdashApp, words: str) -> Callable[[], bool]:
+    return lambda: words in said(app)
 
 
 def said(app: IntdashApp) -> str:
@@ -217,16 +222,14 @@ async def test_details_of_pending_and_failed_invoices_say_so_instead_of_a_qr(
     app = app_for(vws)
     async with app.run_test(size=(100, 30)) as pilot:
         history = await open_history(app, pilot)
-        for number, said in (
+        for number, words in (
             ("INV-00002", "waiting for the SDC"),
             ("INV-00003", "refused by the SDC"),
         ):
             cursor_to(history, number)
             await pilot.press("enter")
             await until(pilot, lambda: isinstance(app.screen, InvoiceDetailsScreen))
-            await until(
-                pilot, lambda s=said: s in screen_text(app), message=lambda: screen_text(app)
-            )
+            await until(pilot, says(app, words), message=lambda: screen_text(app))
             assert not app.screen.query("#qr")
             if number == "INV-00003":
                 assert "ZERORATED" in screen_text(app)
@@ -344,8 +347,8 @@ async def test_the_status_line_warns_of_the_certificate_and_an_unreachable_sdc(
         upsert(vws, uid, sale(1))
         await FiscalSender(vws).drain()
         await until(pilot, lambda: "SDC unreachable" in said(app), message=lambda: screen_text(app))
-    async with app_for(vws).run_test(size=(80, 24)) as pilot:
-        small = pilot.app
+    small = app_for(vws)
+    async with small.run_test(size=(80, 24)) as pilot:
         await until(pilot, lambda: isinstance(small.screen, IntegrationsScreen))
         await until(
             pilot,

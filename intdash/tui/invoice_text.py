@@ -173,4 +173,4 @@ def code(d: InvoiceDetails) -> Text:
 
 
 def heading(d: InvoiceDetails) -> str:
-    return f"Invoice [b]{escape(d.number or d.external_id)}[/b] of {escape(d.integration_uid)}"
+    return f"Invoice {escape(d.number or d.external_id)} of {escape(d.integration_uid)}"
