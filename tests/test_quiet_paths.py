@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import event
@@ -177,3 +177,41 @@ def test_concurrent_pushes_are_committed_together_and_each_answered_after_it(
     assert groups == [1, 7]  # the seven that came while the first was written, together
     assert counted.commits == 2
     assert ws.invoices.verify().records == 8
+
+
+def test_a_push_that_fails_as_it_is_written_leaves_the_rest_of_its_group(
+    env: dict[str, str], clock: FakeClock, monkeypatch: Any
+) -> None:
+    from intdash.core.errors import ConflictError
+    from intdash.core.services.invoices import InvoiceService
+    from tests.test_line_items import _invoice
+
+    ws = open_ws(env, clock)
+    try:
+        uid, key = custom(ws)
+        check = ws.keys.check_secret(key)
+        assert check.key_id is not None
+        real = InvoiceService.upsert
+
+        def failing(self: InvoiceService, conn: Any, integration_id: int, batch: Any,
+                    *args: Any, **kwargs: Any) -> Any:  # fmt: skip
+            if batch[0].external_id == "bad":
+                raise ConflictError("this one cannot be written")
+            return real(self, conn, integration_id, batch, *args, **kwargs)
+
+        monkeypatch.setattr(InvoiceService, "upsert", failing)
+        pushes = [
+            Push(check.key_id, uid, [replace(_invoice(), external_id=name)])
+            for name in ("a", "bad", "c")
+        ]
+        with counting(ws) as counted:
+            done = ws.ingest.accept_group(pushes)
+        assert [p.error is None for p in done] == [True, False, True]
+        assert str(done[1].error) == "this one cannot be written"
+        assert [p.stored[0].external_id for p in (done[0], done[2]) if p.stored] == ["a", "c"]
+        # the straight attempt rolled back, the guarded one committed
+        assert (counted.begins, counted.commits) == (2, 1)
+        assert sorted(r.external_id for r in ws.invoices.page()) == ["a", "c"]
+        assert ws.invoices.verify().records == 2
+    finally:
+        ws.close()

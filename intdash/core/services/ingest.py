@@ -59,6 +59,10 @@ class IntegrationRefused(IntdashError):
     """The key is good but its integration may not take invoices now (answered with 403)."""
 
 
+class _OneFailed(Exception):
+    """A push of a group failed as it wrote: the group is written again, each push guarded."""
+
+
 class KeyRefused(IntdashError):
     """The key was revoked or removed since it was checked (answered with 401)."""
 
@@ -233,43 +237,74 @@ class IngestService:
         ]
 
     def accept_group(self, pushes: Sequence[Push]) -> list[Pushed]:
-        """Write concurrent pushes in one transaction, each in a savepoint of its own (one
-        refused leaves the others as they are), committed once: one wait for the disk for all
-        of them, and none answered before it is durable. Each key and integration is checked
-        again in the transaction, so a key revoked a moment ago writes nothing."""
+        """Write concurrent pushes in one transaction, committed once: one wait for the disk
+        for all of them, and none answered before it is durable. Each key and integration is
+        checked again in the transaction, so a key revoked a moment ago writes nothing.
+
+        Pushes are written straight, without a savepoint each (refusals are found before a push
+        writes anything); should one fail as it writes, the transaction is rolled back and the
+        group written again with a savepoint for each, so that one failure leaves the others
+        as they are."""
+        try:
+            return self._group(pushes, guarded=False)
+        except _OneFailed:
+            return self._group(pushes, guarded=True)
+
+    def _group(self, pushes: Sequence[Push], *, guarded: bool) -> list[Pushed]:
         ws = self._ws
         now = ws.clock()
-        outcomes: list[Pushed] = []
         with ws.db.write() as session:
             conn = session.connection()
             plan = ws.plans.current(session)
             query = _KEY_AND_INTEGRATION if ws.db.is_sqlite else _KEY_AND_INTEGRATION_LOCKED
-            for push in pushes:
-                outcomes.append(self._one_of_group(conn, query, plan, push, now))
-        return outcomes
+            return [
+                self._guarded(conn, query, plan, push, now)
+                if guarded
+                else self._straight(conn, query, plan, push, now)
+                for push in pushes
+            ]
 
-    def _one_of_group(
+    def _checked(self, conn: Connection, query: Any, plan: PlanView, push: Push) -> Any:
+        """The key's and integration's row, or the refusal (nothing written)."""
+        row = conn.execute(query, {"b_key": push.key_id}).first()
+        if row is None or row.uid != push.uid:
+            return KeyRefused("unknown API key")
+        if row.revoked_at is not None:
+            return KeyRefused("this API key has been revoked")
+        refused = _refusal(row, plan)
+        return IntegrationRefused(refused) if refused is not None else row
+
+    def _write(self, conn: Connection, row: Any, push: Push, now: datetime) -> Pushed:
+        ws = self._ws
+        ws.keys.touch_in(conn, row.key_row, row.last_used_at, now)
+        ws.invoices.release_due(conn, row.id, now)
+        result = ws.invoices.upsert(conn, row.id, push.invoices, now, track=True)
+        outcomes = result.outcomes or {}
+        ids = [data.external_id for data in push.invoices]
+        stored = self.read(conn, row.id, ids)
+        return Pushed([_with_outcome(stored[i], outcomes.get(i)) for i in ids])
+
+    def _straight(
         self, conn: Connection, query: Any, plan: PlanView, push: Push, now: datetime
     ) -> Pushed:
-        ws = self._ws
+        row = self._checked(conn, query, plan, push)
+        if isinstance(row, IntdashError):
+            return Pushed(error=row)
+        try:
+            return self._write(conn, row, push, now)
+        except (IntegrityError, IntdashError) as exc:
+            raise _OneFailed from exc
+
+    def _guarded(
+        self, conn: Connection, query: Any, plan: PlanView, push: Push, now: datetime
+    ) -> Pushed:
         for attempt in range(3):
             try:
                 with conn.begin_nested():
-                    row = conn.execute(query, {"b_key": push.key_id}).first()
-                    if row is None or row.uid != push.uid:
-                        raise KeyRefused("unknown API key")
-                    if row.revoked_at is not None:
-                        raise KeyRefused("this API key has been revoked")
-                    refused = _refusal(row, plan)
-                    if refused is not None:
-                        raise IntegrationRefused(refused)
-                    ws.keys.touch_in(conn, row.key_row, row.last_used_at, now)
-                    ws.invoices.release_due(conn, row.id, now)
-                    result = ws.invoices.upsert(conn, row.id, push.invoices, now, track=True)
-                    outcomes = result.outcomes or {}
-                    ids = [data.external_id for data in push.invoices]
-                    stored = self.read(conn, row.id, ids)
-                return Pushed([_with_outcome(stored[i], outcomes.get(i)) for i in ids])
+                    row = self._checked(conn, query, plan, push)
+                    if isinstance(row, IntdashError):
+                        return Pushed(error=row)
+                    return self._write(conn, row, push, now)
             except IntegrityError:
                 # the same new invoice pushed at once through another process: its insert won;
                 # again, it is now an update or nothing
