@@ -1,0 +1,102 @@
+"""Invoices synced from a platform, signed by the (emulated) V-SDC end to end: Xero's invoices
+with their lines, over real OAuth, real HTTP and real mutual TLS; a void at Xero becomes a refund
+that names the original's SDC number and time."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from intdash.core.config import load_settings
+from intdash.core.fiscal_models import FiscalOutbox
+from intdash.core.models import Invoice, RunOutcome
+from intdash.core.workspace import Workspace
+from intdash.sandbox.server import Sandbox
+from intdash.sandbox.vsdc_server import VsdcServer
+from intdash.sync.engine import SyncEngine
+from intdash.sync.fiscalize import FiscalSender, configure
+from tests.providers import connect, redirect_uri, sandbox_env
+from tests.vsdc import vsdc_emulator, vsdc_pki
+
+__all__ = ["redirect_uri", "sandbox_env", "vsdc_emulator", "vsdc_pki"]  # fixtures
+
+OUTBOX = FiscalOutbox.__table__  # type: ignore[attr-defined]
+INVOICES = Invoice.__table__  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Sandbox]:
+    box = Sandbox(size=24).start()  # few invoices: each is signed, one request each
+    yield box
+    box.stop()
+
+
+@pytest.fixture
+def vws(
+    sandbox_env: dict[str, str], vsdc_emulator: VsdcServer, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Workspace]:
+    monkeypatch.setenv("INTDASH_FISCAL__REGISTER", "vsdc")
+    for name, value in vsdc_emulator.settings().items():
+        monkeypatch.setenv(name, value)
+    ws = Workspace.open(load_settings(), actor="tester")
+    asyncio.run(configure(ws, vsdc_emulator.pfx, vsdc_emulator.password, vsdc_emulator.pac))
+    yield ws
+    ws.close()
+
+
+def outbox(ws: Workspace) -> list[Any]:
+    with ws.db.read() as session:
+        return list(session.connection().execute(select(OUTBOX).order_by(OUTBOX.c.id)))
+
+
+def invoices(ws: Workspace) -> dict[int, Any]:
+    with ws.db.read() as session:
+        return {r.id: r for r in session.connection().execute(select(INVOICES))}
+
+
+async def test_a_synced_xero_invoice_is_signed_and_a_void_refunded_naming_it(
+    vws: Workspace, sandbox: Sandbox, vsdc_emulator: VsdcServer
+) -> None:
+    vws.plans.set("scale")
+    uid = vws.integrations.create("xero").integration.uid
+    await connect(vws, uid)
+    vws.fiscal.setup.map_code(uid, "OUTPUT2", "A")  # Xero's 15 % GST on sales: label A
+    assert (await SyncEngine(vws).run(uid)).outcome is RunOutcome.OK
+    await FiscalSender(vws).drain()
+    rows = outbox(vws)
+    stored = invoices(vws)
+    sold = [r for r in rows if r.kind == "sale"]
+    assert sold and all(r.status == "signed" for r in rows), [r.error for r in rows]
+    assert {stored[r.invoice_id].fiscal_status for r in sold} == {"fiscalized"}
+    fiscalized = [i for i in stored.values() if i.fiscal_status == "fiscalized"]
+    assert len(sold) == len(fiscalized)  # every approved sales invoice, once; drafts never
+    assert vsdc_emulator.emulator.count() == len(sold)
+    for row in sold:
+        invoice = stored[row.invoice_id]
+        request = json.loads(row.request)
+        lines = json.loads(invoice.items)
+        assert [item["Name"] for item in request["Items"]] == [line["name"] for line in lines]
+        total = sum((Decimal(str(item["TotalAmount"])) for item in request["Items"]), Decimal(0))
+        assert total == invoice.total  # prices with tax: the lines make the invoice's total
+        assert vsdc_emulator.emulator.verify(json.loads(row.response))
+        assert row.verification_url and row.sdc_invoice_number
+
+    # voided at Xero: the next sync refunds it, naming what the SDC signed
+    index = sandbox.xero.dataset.index_of(stored[sold[0].invoice_id].external_id)
+    assert index is not None
+    sandbox.xero.dataset.void([index])
+    assert (await SyncEngine(vws).run(uid)).outcome is RunOutcome.OK
+    await FiscalSender(vws).drain()
+    [refund] = [r for r in outbox(vws) if r.kind == "refund"]
+    assert refund.status == "signed", refund.error
+    request = json.loads(refund.request)
+    assert request["TransactionType"] == 1
+    assert request["ReferentDocumentNumber"] == sold[0].sdc_invoice_number
+    assert request["ReferentDocumentDT"] == sold[0].sdc_time
+    assert vws.invoices.verify().ok
