@@ -100,3 +100,25 @@ async def test_a_synced_xero_invoice_is_signed_and_a_void_refunded_naming_it(
     assert request["ReferentDocumentNumber"] == sold[0].sdc_invoice_number
     assert request["ReferentDocumentDT"] == sold[0].sdc_time
     assert vws.invoices.verify().ok
+
+
+def test_a_round_of_unmapped_codes_does_not_stop_the_rows_after_it(
+    vws: Workspace, vsdc_emulator: VsdcServer
+) -> None:
+    from dataclasses import replace
+
+    from intdash.core.invoices import LineItem
+    from intdash.sync.fiscalize import BATCH
+    from tests.test_fiscal_rules import sale, source, upsert
+
+    uid = source(vws)
+    unmapped = (LineItem("Odd", Decimal(1), Decimal("115.00"), Decimal("115.00"),
+                         tax_code="ODD", tax_inclusive=True),)  # fmt: skip
+    # a whole round's worth of invoices that fail as their requests are built, then good ones
+    upsert(vws, uid, *(replace(sale(n), items=unmapped) for n in range(BATCH + 5)))
+    upsert(vws, uid, *(sale(n) for n in range(1000, 1003)))
+    sent = asyncio.run(FiscalSender(vws).drain())
+    statuses = [r.status for r in outbox(vws)]
+    assert statuses.count("failed") == BATCH + 5
+    assert statuses.count("signed") == 3 == sent
+    assert "ODD" in next(r.error for r in outbox(vws) if r.status == "failed")

@@ -123,28 +123,39 @@ class FiscalService:
                 return self._mark(session, due, now, reconcile=True)
             # (below: the first unsigned row of each invoice that is due)
             earlier = OUTBOX.alias("earlier")
-            first = (
-                conn.execute(
-                    select(OUTBOX.c.id)
-                    .where(OUTBOX.c.status == PENDING)
-                    .where(OUTBOX.c.next_attempt_at <= now)
-                    .where(
-                        ~exists().where(
-                            and_(
-                                earlier.c.invoice_id == OUTBOX.c.invoice_id,
-                                earlier.c.id < OUTBOX.c.id,
-                                earlier.c.status != SIGNED,
-                            )
+            due_now = (
+                select(OUTBOX.c.id)
+                .where(OUTBOX.c.status == PENDING)
+                .where(OUTBOX.c.next_attempt_at <= now)
+                .where(
+                    ~exists().where(
+                        and_(
+                            earlier.c.invoice_id == OUTBOX.c.invoice_id,
+                            earlier.c.id < OUTBOX.c.id,
+                            earlier.c.status != SIGNED,
                         )
                     )
-                    .order_by(OUTBOX.c.id)
-                    .limit(limit)
-                    .with_for_update(skip_locked=True)
                 )
-                .scalars()
-                .all()
+                .order_by(OUTBOX.c.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
             )
-            return self._mark(session, list(first), now, reconcile=False)
+            while True:
+                first = list(conn.execute(due_now).scalars())
+                claimed = self._mark(session, first, now, reconcile=False)
+                if claimed or not first:
+                    return claimed
+                # every row taken failed as its request was built (unmapped tax codes): those
+                # are failed now, and the rows after them are as due; unless some wait for
+                # the SDC's labels, whose rows stay as they were
+                waiting = conn.execute(
+                    select(OUTBOX.c.id)
+                    .where(OUTBOX.c.id.in_(first))
+                    .where(OUTBOX.c.status == PENDING)
+                    .limit(1)
+                ).first()
+                if waiting is not None:
+                    return []
 
     def _mark(
         self, session: Session, ids: list[int], now: datetime, *, reconcile: bool
