@@ -20,10 +20,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from intdash.cli.demo import demo_sandbox, seed  # noqa: E402
+from intdash.cli.demo import demo_sandbox, fiscal_setup, seed  # noqa: E402
 from intdash.core.config import load_settings  # noqa: E402
 from intdash.core.tokens import TokenSource  # noqa: E402
 from intdash.core.workspace import Workspace  # noqa: E402
+from intdash.sync.fiscalize import FiscalSender  # noqa: E402
 from intdash.tui.app import IntdashApp  # noqa: E402
 from tests import scenes  # noqa: E402
 
@@ -59,6 +60,17 @@ async def main() -> None:
         ws = fresh(tempfile.mkdtemp(prefix="intdash-shots-"))
         made = await seed(ws)
         for name, scene in scenes.SCENES.items():
+            await shoot(ws, name, scene, made)
+    # the same, fiscalized by TaxCore's V-SDC (emulated): the SDC column and a signed invoice
+    with demo_sandbox(Path(tempfile.mkdtemp(prefix="intdash-shots-vsdc-"))) as box:
+        assert box.vsdc is not None
+        os.environ.update(box.settings("http://localhost:8471/callback"))
+        os.environ["INTDASH_FISCAL__REGISTER"] = "vsdc"
+        ws = fresh(tempfile.mkdtemp(prefix="intdash-shots-"))
+        await fiscal_setup(ws, box.vsdc)
+        made = await seed(ws)
+        await FiscalSender(ws).drain()  # as the dashboard would, in the background
+        for name, scene in scenes.VSDC_SCENES.items():
             await shoot(ws, name, scene, made)
     print(f"wrote {len(list(OUT.glob('*.svg')))} screenshots to {OUT}")
 

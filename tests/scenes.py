@@ -133,6 +133,19 @@ async def help_keys(pilot: Pilot[Any], made: dict[str, str]) -> None:
     await until(pilot, lambda: type(pilot.app.screen).__name__ == "HelpScreen")
 
 
+async def signed_invoice(pilot: Pilot[Any], made: dict[str, str]) -> None:
+    """An invoice signed by the (emulated) V-SDC, opened from the history: its QR code."""
+    await invoices(pilot, made)
+    await pilot.press("enter")
+    await until(
+        pilot,
+        lambda: (
+            type(pilot.app.screen).__name__ == "InvoiceDetailsScreen"
+            and bool(pilot.app.screen.query("#qr"))
+        ),
+    )
+
+
 def rows(pilot: Pilot[Any], selector: str) -> int:
     """Rows in a table, once it has measured them (a DataTable does so when idle)."""
     table: Any = pilot.app.screen.query_one(selector)
@@ -154,3 +167,7 @@ SCENES: dict[str, Scene] = {
     "invoices": invoices,
     "help": help_keys,
 }
+
+# with TaxCore's V-SDC as the register (the screenshots only: the snapshots above keep the
+# local register)
+VSDC_SCENES: dict[str, Scene] = {"invoices-sdc": invoices, "invoice-signed": signed_invoice}
