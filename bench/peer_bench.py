@@ -38,6 +38,7 @@ at the emulator, as intdash's does.
 from __future__ import annotations
 
 import argparse
+import atexit
 import importlib
 import json
 import os
@@ -442,6 +443,7 @@ async def measure(args: argparse.Namespace) -> None:
             raise Skipped(f"no catalog from tap-xero: {made.stderr.strip()[-300:]}")
         catalog = Path(tempfile.mkdtemp(prefix="peer-")) / "catalog.json"
         catalog.write_text(made.stdout)
+        atexit.register(shutil.rmtree, catalog.parent, ignore_errors=True)
         for size in (int(s) for s in args.sizes.split(",") if s):
             await unthrottled(python, catalog, size, args.rounds)
         if args.throttled_size:
