@@ -160,6 +160,9 @@ async def walk(fetch: Fetch, start: Cursor, *, label: str) -> AsyncIterator[Invo
     ) -> InvoicePage:
         fresh: list[InvoiceData] = []
         for invoice, moment in zip(invoices, times, strict=True):
+            if at is not None and moment <= at and invoice.external_id not in seen:
+                fresh.append(invoice)  # new, and before the cursor: nothing to remember of it
+                continue
             version = (moment, digest_of(invoice))
             if seen.get(invoice.external_id) != version:
                 fresh.append(invoice)

@@ -46,8 +46,8 @@ def _money(raw: Mapping[str, Any], field: str) -> Decimal:
 
 def _number(raw: Mapping[str, Any], field: str, invoice_id: str) -> Decimal | None:
     value = raw.get(field)
-    if value is None:
-        return None
+    if value is None or type(value) is Decimal:  # the JSON's numbers are read as Decimals
+        return value
     if isinstance(value, bool) or not isinstance(value, int | Decimal):
         raise MalformedResponse(f"Xero: invoice {invoice_id}: a line's {field} is not a number")
     return Decimal(value)

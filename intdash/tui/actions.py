@@ -83,6 +83,8 @@ VIEWING_ACTIONS = MOVING_ACTIONS | frozenset(
         "refresh",
         "show_view",  # a health view of the main table (all, failing, …)
         "copy",  # a secret or a URL, to the operator's own clipboard
+        "open",  # an invoice in full
+        "scroll",
     }
 )
 """Actions that change nothing: they open, filter, sort, move, copy what is shown, or leave."""
