@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from intdash.core.catalog import Flow, type_spec, types_that
 from intdash.core.errors import ConflictError, NotFoundError
@@ -150,6 +150,18 @@ class Claimed:
     invoice: StoredInvoice
 
 
+# built once: every fiscalized invoice asks which webhooks take it
+_HOOKS = (
+    select(INTEGRATIONS.c.id, INTEGRATIONS.c.settings)
+    .where(INTEGRATIONS.c.type.in_([kind.value for kind in types_that(Flow.DELIVERS)]))
+    .where(INTEGRATIONS.c.removed_at.is_(None))
+    .where(INTEGRATIONS.c.sync_enabled.is_(True))
+)
+_UIDS = select(INTEGRATIONS.c.id, INTEGRATIONS.c.uid).where(
+    INTEGRATIONS.c.id.in_(bindparam("b_ids", expanding=True))
+)
+
+
 class DeliveryService:
     def __init__(self, workspace: Workspace) -> None:
         self._ws = workspace
@@ -179,20 +191,11 @@ class DeliveryService:
     ) -> int:
         if not fiscalized:
             return 0
-        hooks = conn.execute(
-            select(INTEGRATIONS.c.id, INTEGRATIONS.c.settings)
-            .where(INTEGRATIONS.c.type.in_([kind.value for kind in types_that(Flow.DELIVERS)]))
-            .where(INTEGRATIONS.c.removed_at.is_(None))
-            .where(INTEGRATIONS.c.sync_enabled.is_(True))
-        ).all()
+        hooks = conn.execute(_HOOKS).all()
         if not hooks:
             return 0
         uids: dict[int, str] = dict(
-            conn.execute(
-                select(INTEGRATIONS.c.id, INTEGRATIONS.c.uid).where(
-                    INTEGRATIONS.c.id.in_({source for _, source in fiscalized})
-                )
-            ).all()
+            conn.execute(_UIDS, {"b_ids": sorted({source for _, source in fiscalized})}).all()
         )
         rows = []
         for hook_id, settings in hooks:

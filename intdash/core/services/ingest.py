@@ -32,6 +32,10 @@ OUTBOX = FiscalOutbox.__table__  # type: ignore[attr-defined]
 
 
 # built once: every push answers with what it stored
+_STORED_ONE = select(INVOICES).where(
+    INVOICES.c.integration_id == bindparam("b_integration"),
+    INVOICES.c.external_id == bindparam("b_id"),
+)
 _STORED = (
     select(INVOICES)
     .where(INVOICES.c.integration_id == bindparam("b_integration"))
@@ -333,9 +337,13 @@ class IngestService:
         """The invoices of ``external_ids`` as stored, each with its latest sale record and that
         sale's refund, and (the V-SDC being the register) what the SDC made of them: two
         statements, whatever the register."""
-        rows = conn.execute(
-            _STORED, {"b_integration": integration_id, "b_ids": sorted(set(external_ids))}
-        ).all()
+        wanted = sorted(set(external_ids))
+        if len(wanted) == 1:  # a single push: no list to expand into the statement
+            rows = conn.execute(
+                _STORED_ONE, {"b_integration": integration_id, "b_id": wanted[0]}
+            ).all()
+        else:
+            rows = conn.execute(_STORED, {"b_integration": integration_id, "b_ids": wanted}).all()
         vsdc = self._ws.settings.fiscal.register == "vsdc"
         records = _records(conn, [r.id for r in rows], vsdc=vsdc)
         found: dict[str, StoredInvoice] = {}
