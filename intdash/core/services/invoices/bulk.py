@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, select
 
 from intdash.core.dbtypes import MONEY_PLACES, Money
-from intdash.core.invoices import InvoiceData, line_columns
+from intdash.core.invoices import InvoiceData, items_to_json, line_columns, payments_to_json
 from intdash.core.models import Invoice
 
 INVOICES = Invoice.__table__  # type: ignore[attr-defined]
@@ -52,18 +52,19 @@ def sqlite_time(moment: datetime | None) -> str | None:
     return moment.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
+_SCALE: int = 10**MONEY_PLACES
+
+
 def _sqlite_money(amount: Decimal | None) -> int | None:
+    """The amount in ten-thousandths, as the Money column stores it (exactly, or an error that
+    names the amount); through its integer ratio, the cheapest exact route."""
     if amount is None:
         return None
-    text = str(amount)
-    point = text.find(".")
-    if point >= 0 and len(text) - point == 3 and "E" not in text:  # cents: the common case
-        return int(text[:point] + text[point + 1 :]) * 100
-    scaled = amount.scaleb(MONEY_PLACES)
-    whole = int(scaled)
-    if whole != scaled:
+    numerator, denominator = amount.as_integer_ratio()
+    scaled, rest = divmod(numerator * _SCALE, denominator)
+    if rest:
         Money._exact(amount)  # raises, naming the amount
-    return whole
+    return scaled
 
 
 def _sqlite_row(
@@ -87,7 +88,10 @@ def _sqlite_row(
         _sqlite_money(data.total),
         data.source_status,
         sqlite_time(data.source_updated_at),
-        *line_columns(data).values(),
+        # line_columns(data), spelled out: this runs for every invoice of a sync
+        items_to_json(data.items) if data.items else None,
+        data.buyer_tax_id or None,
+        payments_to_json(data.payments) if data.payments else None,
     )
 
 
