@@ -52,9 +52,7 @@ def workspace(home: Path) -> tuple[Workspace, int]:
     return ws, integration_id
 
 
-def ours(
-    ws: Workspace, integration_id: int, invoices: Sequence[InvoiceData], batch: int
-) -> float:
+def ours(ws: Workspace, integration_id: int, invoices: Sequence[InvoiceData], batch: int) -> float:
     started = time.perf_counter()
     room = None
     for start in range(0, len(invoices), batch):
@@ -133,7 +131,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     results = []
     for n in range(1 if args.profile else args.rounds):
-        rate, floor = one_round(args.count, args.batch, Path(args.profile) if args.profile else None)
+        rate, floor = one_round(
+            args.count, args.batch, Path(args.profile) if args.profile else None
+        )
         results.append((rate, floor))
         print(f"round {n + 1}: intdash {rate:,.0f} invoices/s, executemany {floor:,.0f}/s, "
               f"ratio {rate / floor:.2f}")  # fmt: skip

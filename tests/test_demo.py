@@ -216,7 +216,9 @@ def test_the_demo_fiscalizes_through_the_emulated_vsdc(
             wait_for(lambda: erp_delivered() == ["delivered"] * 5, timeout=300,
                      message=lambda: f"not delivered: {erp_delivered()}")  # fmt: skip
             assert demo_ws.fiscal.counts().failed == 0
-            configured = [e for e in demo_ws.audit.list(None, limit=10_000) if e.action == "fiscal.configured"]
+            configured = [
+                e for e in demo_ws.audit.list(None, limit=10_000) if e.action == "fiscal.configured"
+            ]
             assert len(configured) == 1
         finally:
             demo_ws.close()
@@ -227,7 +229,9 @@ def test_the_demo_fiscalizes_through_the_emulated_vsdc(
     assert "Reusing the demo workspace" in second and "signs the invoices" not in second
     demo_ws = open_demo(folder, monkeypatch)
     try:  # the taxpayer kept in the demo's folder, its secrets in the vault: not kept again
-        configured = [e for e in demo_ws.audit.list(None, limit=10_000) if e.action == "fiscal.configured"]
+        configured = [
+            e for e in demo_ws.audit.list(None, limit=10_000) if e.action == "fiscal.configured"
+        ]
         assert len(configured) == 1
     finally:
         demo_ws.close()
