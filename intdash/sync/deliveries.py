@@ -15,6 +15,7 @@ from intdash.core.models import FiscalStatus, Integration
 from intdash.core.services.deliveries import Claimed
 from intdash.providers.http import httpx
 from intdash.providers.webhooks import event_body, send, test_event_id
+from intdash.sync.rounds import drain as rounds_drain
 
 if TYPE_CHECKING:
     from intdash.core.workspace import Workspace
@@ -45,13 +46,7 @@ class DeliveryWorker:
 
     async def drain(self, rounds: int = 100) -> int:
         """Attempt what is due until nothing is (or ``rounds`` batches)."""
-        total = 0
-        for _ in range(rounds):
-            done = await self.run_once()
-            if not done:
-                break
-            total += done
-        return total
+        return await rounds_drain(self.run_once, rounds)
 
     async def _attempt(self, client: httpx.AsyncClient, claimed: Claimed) -> None:
         now = self._ws.clock()

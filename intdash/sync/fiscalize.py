@@ -28,6 +28,7 @@ from intdash.providers.vsdc import (
     certificate_of,
     shared_vsdc,
 )
+from intdash.sync.rounds import drain as rounds_drain
 
 if TYPE_CHECKING:
     from intdash.core.workspace import Workspace
@@ -163,13 +164,7 @@ class FiscalSender:
 
     async def drain(self, rounds: int = 1000) -> int:
         """Send what is due until nothing is, the SDC is unavailable, or ``rounds`` rounds."""
-        total = 0
-        for _ in range(rounds):
-            done = await self.run_once()
-            if not done:
-                break
-            total += done
-        return total
+        return await rounds_drain(self.run_once, rounds)
 
 
 @dataclass(frozen=True)
