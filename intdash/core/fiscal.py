@@ -202,6 +202,13 @@ class HashChainRegister:
         standing = self._standing_sales(conn, {i.invoice_id for i in invoices if i.kind == _REFUND})
         rows: list[dict[str, Any]] = []
         stamp = stamp_of(at)
+        # SQLite takes the driver's executemany (see InvoiceService's bulk insert): its values
+        # made in the same pass; sales take the columns' defaults (kind "sale", refers_to NULL),
+        # two values fewer to bind for nearly every record; refunds, which name the sale, after
+        sqlite = conn.dialect.name == "sqlite"
+        db_stamp = at.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+        sales: list[tuple[Any, ...]] = []
+        refunds: list[tuple[Any, ...]] = []
         for invoice in invoices:
             refers_to: int | None = None
             kind = _REFUND if invoice.kind == _REFUND else _SALE
@@ -228,27 +235,19 @@ class HashChainRegister:
                     "hash": digest,
                 }
             )
+            if sqlite:
+                if kind == _SALE:
+                    sales.append((seq, invoice.invoice_id, invoice.integration_id, db_stamp,
+                                  content, prev, digest))  # fmt: skip
+                else:
+                    refunds.append((seq, invoice.invoice_id, invoice.integration_id, db_stamp,
+                                    kind, refers_to, content, prev, digest))  # fmt: skip
             if kind == _SALE and invoice.invoice_id in standing:
                 standing[invoice.invoice_id] = (seq, content)
             prev = digest
         if not rows:
             return rows
-        if conn.dialect.name == "sqlite":  # the driver's executemany: see InvoiceService._insert
-            db_stamp = at.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
-            # sales take the columns' defaults (kind "sale", refers_to NULL): two values fewer
-            # to bind for nearly every record; refunds, which name the sale, come after them
-            sales = [
-                (r["seq"], r["invoice_id"], r["integration_id"], db_stamp,
-                 r["invoice_digest"], r["prev_hash"], r["hash"])
-                for r in rows
-                if r["kind"] == _SALE
-            ]  # fmt: skip
-            refunds = [
-                (r["seq"], r["invoice_id"], r["integration_id"], db_stamp, r["kind"],
-                 r["refers_to"], r["invoice_digest"], r["prev_hash"], r["hash"])
-                for r in rows
-                if r["kind"] != _SALE
-            ]  # fmt: skip
+        if sqlite:
             for statement, values in ((_SQLITE_SALES, sales), (_SQLITE_REFUNDS, refunds)):
                 if values:
                     conn.exec_driver_sql(statement, values)

@@ -30,7 +30,7 @@ from intdash.core.models import Delivery, DeliveryState, Integration, Invoice
 from intdash.core.tokens import TokenSource, system_tokens
 
 if TYPE_CHECKING:
-    from intdash.core.services.ingest import StoredInvoice
+    from intdash.core.services.stored import StoredInvoice
     from intdash.core.workspace import Workspace
 
 DELIVERIES = Delivery.__table__  # type: ignore[attr-defined]

@@ -5,9 +5,8 @@ records to answer with.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -16,47 +15,15 @@ from sqlalchemy.exc import IntegrityError
 
 from intdash.core.catalog import type_spec
 from intdash.core.errors import ConflictError, FieldErrors, IntdashError, NotFoundError
-from intdash.core.fiscal_models import FiscalOutbox
 from intdash.core.invoices import InvoiceData
-from intdash.core.models import ApiKey, FiscalRecord, Integration, Invoice, RecordKind
+from intdash.core.models import ApiKey, Integration
 from intdash.core.plans import LicenceState
+from intdash.core.services.stored import StoredInvoice, read_stored, with_outcome
 from intdash.core.status import Reason
 
 if TYPE_CHECKING:
     from intdash.core.services.plans import PlanView
     from intdash.core.workspace import Workspace
-
-INVOICES = Invoice.__table__  # type: ignore[attr-defined]
-RECORDS = FiscalRecord.__table__  # type: ignore[attr-defined]
-OUTBOX = FiscalOutbox.__table__  # type: ignore[attr-defined]
-
-
-# built once: every push answers with what it stored
-_STORED_ONE = select(INVOICES).where(
-    INVOICES.c.integration_id == bindparam("b_integration"),
-    INVOICES.c.external_id == bindparam("b_id"),
-)
-_STORED = (
-    select(INVOICES)
-    .where(INVOICES.c.integration_id == bindparam("b_integration"))
-    .where(INVOICES.c.external_id.in_(bindparam("b_ids", expanding=True)))
-)
-_RECORDS_OF = (
-    select(RECORDS)
-    .where(RECORDS.c.invoice_id.in_(bindparam("b_ids", expanding=True)))
-    .order_by(RECORDS.c.seq)
-)
-# with the V-SDC as the register: each record with its outbox row (what the SDC made of it), in
-# the same statement
-SDC_COLUMNS = ("status", "sdc_invoice_number", "sdc_time", "invoice_counter", "verification_url",
-               "error")  # fmt: skip
-_RECORDS_WITH_SDC = (
-    select(RECORDS, OUTBOX.c.id.label("sdc_row"),
-           *(OUTBOX.c[name].label(f"sdc_{name}") for name in SDC_COLUMNS))
-    .join(OUTBOX, OUTBOX.c.record_seq == RECORDS.c.seq, isouter=True)
-    .where(RECORDS.c.invoice_id.in_(bindparam("b_ids", expanding=True)))
-    .order_by(RECORDS.c.seq)
-)  # fmt: skip
 
 
 class IntegrationRefused(IntdashError):
@@ -108,63 +75,6 @@ _KEY_AND_INTEGRATION = (
     .where(_KEYS.c.key_id == bindparam("b_key"))
 )
 _KEY_AND_INTEGRATION_LOCKED = _KEY_AND_INTEGRATION.with_for_update(of=_INTEGRATIONS)
-
-
-@dataclass(frozen=True)
-class StoredInvoice:
-    """An invoice as intdash holds it, with its fiscal record when it has one."""
-
-    external_id: str
-    number: str | None
-    kind: str
-    contact: str | None
-    issue_date: Any
-    due_date: Any
-    currency: str
-    subtotal: Any
-    tax: Any
-    total: Any
-    source_status: str | None
-    source_updated_at: datetime | None
-    fiscal_status: str
-    received_at: datetime
-    updated_at: datetime
-    fiscal: dict[str, Any] | None  # its latest sale record
-    outcome: str | None = None  # created, updated or unchanged, when just accepted
-    refund: dict[str, Any] | None = None  # the refund of that sale, when refunded
-    items: str | None = None  # as stored: JSON text, the ingest API's own shape
-    buyer_tax_id: str | None = None
-    payments: str | None = None
-    # what the V-SDC made of its sale (and of that sale's refund, as "refund"); None with the
-    # local register, or when the SDC has nothing of it
-    sdc: dict[str, Any] | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "external_id": self.external_id,
-            "number": self.number,
-            "kind": self.kind,
-            "contact": self.contact,
-            "issue_date": self.issue_date.isoformat() if self.issue_date else None,
-            "due_date": self.due_date.isoformat() if self.due_date else None,
-            "currency": self.currency,
-            "subtotal": None if self.subtotal is None else str(self.subtotal),
-            "tax": None if self.tax is None else str(self.tax),
-            "total": str(self.total),
-            "status": self.source_status,
-            "updated_at": self.source_updated_at.isoformat() if self.source_updated_at else None,
-            "fiscal_status": self.fiscal_status,
-            "received_at": self.received_at.isoformat(),
-            "fiscal_record": self.fiscal,
-            "refund_record": self.refund,
-            "items": json.loads(self.items) if self.items else [],
-            "buyer_tax_id": self.buyer_tax_id,
-            "payments": json.loads(self.payments) if self.payments else [],
-            "sdc": self.sdc,
-        }
-        if self.outcome is not None:
-            body = {"outcome": self.outcome, **body}
-        return body
 
 
 def repeated(external_ids: Sequence[str]) -> list[tuple[int, int]]:
@@ -236,7 +146,7 @@ class IngestService:
             outcomes = result.outcomes or {}
             stored = self.read(conn, row.id, [data.external_id for data in invoices])
         return [
-            _with_outcome(stored[data.external_id], outcomes.get(data.external_id))
+            with_outcome(stored[data.external_id], outcomes.get(data.external_id))
             for data in invoices
         ]
 
@@ -303,7 +213,7 @@ class IngestService:
                 for n in group:
                     outcomes[n] = Pushed(
                         [
-                            _with_outcome(stored[data.external_id], told.get(data.external_id))
+                            with_outcome(stored[data.external_id], told.get(data.external_id))
                             for data in pushes[n].invoices
                         ]
                     )
@@ -331,7 +241,7 @@ class IngestService:
         outcomes = result.outcomes or {}
         ids = [data.external_id for data in push.invoices]
         stored = self.read(conn, row.id, ids)
-        return Pushed([_with_outcome(stored[i], outcomes.get(i)) for i in ids])
+        return Pushed([with_outcome(stored[i], outcomes.get(i)) for i in ids])
 
     def _guarded(
         self, conn: Connection, query: Any, plan: PlanView, push: Push, now: datetime
@@ -368,28 +278,9 @@ class IngestService:
     def read(
         self, conn: Any, integration_id: int, external_ids: list[str]
     ) -> dict[str, StoredInvoice]:
-        """The invoices of ``external_ids`` as stored, each with its latest sale record and that
-        sale's refund, and (the V-SDC being the register) what the SDC made of them: two
-        statements, whatever the register."""
-        wanted = sorted(set(external_ids))
-        if len(wanted) == 1:  # a single push: no list to expand into the statement
-            rows = conn.execute(
-                _STORED_ONE, {"b_integration": integration_id, "b_id": wanted[0]}
-            ).all()
-        else:
-            rows = conn.execute(_STORED, {"b_integration": integration_id, "b_ids": wanted}).all()
+        """See :func:`~intdash.core.services.stored.read_stored`."""
         vsdc = self._ws.settings.fiscal.register == "vsdc"
-        records = _records(conn, [r.id for r in rows], vsdc=vsdc)
-        found: dict[str, StoredInvoice] = {}
-        for r in rows:
-            sale, refund, sdc = records.get(r.id, (None, None, None))
-            found[r.external_id] = StoredInvoice(
-                r.external_id, r.number, r.kind, r.contact, r.issue_date, r.due_date,
-                r.currency, r.subtotal, r.tax, r.total, r.source_status, r.source_updated_at,
-                r.fiscal_status, r.received_at, r.updated_at, sale, refund=refund,
-                items=r.items, buyer_tax_id=r.buyer_tax_id, payments=r.payments, sdc=sdc,
-            )  # fmt: skip
-        return found
+        return read_stored(conn, integration_id, external_ids, vsdc=vsdc)
 
 
 def _refusal(row: Any, plan: PlanView) -> str | None:
@@ -408,43 +299,3 @@ def _refusal(row: Any, plan: PlanView) -> str | None:
         else None
     )
     return None if reason is None else f"{row.uid} takes no invoices: {reason.value}"
-
-
-def _records(conn: Any, invoice_ids: list[int], *, vsdc: bool) -> dict[int, tuple[Any, Any, Any]]:
-    """Each invoice's latest sale record, the refund of that sale if it has one, and (``vsdc``)
-    what the SDC made of them: ``{status, sdc_invoice_number, ..., refund}`` of the sale's
-    outbox row (its refund's row, without ``refund``, under ``refund``), or None when the sale
-    has no row (recorded while the register was the local one alone)."""
-    if not invoice_ids:
-        return {}
-    sales: dict[int, dict[str, Any]] = {}
-    refunds: dict[int, dict[str, Any]] = {}  # by the sale they refund
-    sdc: dict[int, dict[str, Any]] = {}  # by the record's seq
-    for r in conn.execute(_RECORDS_WITH_SDC if vsdc else _RECORDS_OF, {"b_ids": invoice_ids}):
-        if vsdc and r.sdc_row is not None:
-            sdc[r.seq] = {name: getattr(r, f"sdc_{name}") for name in SDC_COLUMNS}
-        record = {
-            "seq": r.seq,
-            "kind": r.kind,
-            "refers_to": r.refers_to,
-            "recorded_at": r.recorded_at.isoformat(),
-            "invoice_digest": r.invoice_digest,
-            "prev_hash": r.prev_hash,
-            "hash": r.hash,
-        }
-        if r.kind == RecordKind.REFUND.value:
-            refunds[r.refers_to] = record
-        else:
-            sales[r.invoice_id] = record
-    found: dict[int, tuple[Any, Any, Any]] = {}
-    for i, sale in sales.items():
-        refund = refunds.get(sale["seq"])
-        signed = sdc.get(sale["seq"])
-        if signed is not None:
-            signed = {**signed, "refund": sdc.get(refund["seq"]) if refund else None}
-        found[i] = (sale, refund, signed)
-    return found
-
-
-def _with_outcome(invoice: StoredInvoice, outcome: str | None) -> StoredInvoice:
-    return replace(invoice, outcome=outcome or "unchanged")
