@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, exists, func, select, update
+from sqlalchemy import and_, bindparam, exists, func, select, update
 from sqlmodel import Session
 
 from intdash.core.fiscal_models import FiscalOutbox, OutboxStatus
@@ -89,6 +89,27 @@ class Counts:
             "signed": self.signed,
             "failed": self.failed,
         }
+
+
+# built once: every signed invoice stores its response with it
+_SIGNED = (
+    update(OUTBOX)
+    .where(OUTBOX.c.id == bindparam("b_id"))
+    .values(
+        status=SIGNED,
+        signed_at=bindparam("b_at"),
+        error=None,
+        sdc_invoice_number=bindparam("b_number"),
+        sdc_time=bindparam("b_time"),
+        invoice_counter=bindparam("b_counter"),
+        total_counter=bindparam("b_total"),
+        verification_url=bindparam("b_url"),
+        qr=bindparam("b_qr"),
+        journal=bindparam("b_journal"),
+        signature=bindparam("b_signature"),
+        response=bindparam("b_response"),
+    )
+)
 
 
 class FiscalService:
@@ -248,34 +269,31 @@ class FiscalService:
         with ws.db.write() as session:
             conn = session.connection()
             conn.execute(
-                update(OUTBOX)
-                .where(OUTBOX.c.id == item.id)
-                .values(
-                    status=SIGNED,
-                    signed_at=now,
-                    error=None,
-                    sdc_invoice_number=_text(response.get("invoiceNumber"), 100),
-                    sdc_time=_text(response.get("sdcDateTime"), 64),
-                    invoice_counter=_text(response.get("invoiceCounter"), 100),
-                    total_counter=_int(response.get("totalCounter")),
-                    verification_url=_text(response.get("verificationUrl")),
-                    qr=_text(response.get("verificationQRCode")),
-                    journal=_text(response.get("journal")),
-                    signature=_text(response.get("signature")),
-                    response=json.dumps(response),
-                )
+                _SIGNED,
+                {
+                    "b_id": item.id,
+                    "b_at": now,
+                    "b_number": _text(response.get("invoiceNumber"), 100),
+                    "b_time": _text(response.get("sdcDateTime"), 64),
+                    "b_counter": _text(response.get("invoiceCounter"), 100),
+                    "b_total": _int(response.get("totalCounter")),
+                    "b_url": _text(response.get("verificationUrl")),
+                    "b_qr": _text(response.get("verificationQRCode")),
+                    "b_journal": _text(response.get("journal")),
+                    "b_signature": _text(response.get("signature")),
+                    "b_response": json.dumps(response),
+                },
             )
             # its webhook deliveries carry what the SDC signed: queued with it
             ws.deliveries.enqueue_signed(conn, item.invoice_id, item.integration_id, now)
-            # the SDC answers again: what waited for it is due now, not after its backoff
-            conn.execute(
-                update(OUTBOX)
-                .where(OUTBOX.c.status == PENDING)
-                .where(OUTBOX.c.next_attempt_at > now)
-                .values(next_attempt_at=now)
-            )
-        if self.setup.unavailable() is not None:
-            self.setup.reachable(now)
+            if self.setup.answered(session):
+                # the SDC answers again: what waited for it is due now, not after its backoff
+                conn.execute(
+                    update(OUTBOX)
+                    .where(OUTBOX.c.status == PENDING)
+                    .where(OUTBOX.c.next_attempt_at > now)
+                    .values(next_attempt_at=now)
+                )
         revision = response.get("taxGroupRevision")
         return revision is not None and _int(revision) != self.setup.group()
 

@@ -36,6 +36,7 @@ PFX, PASSWORD, PAC = "pfx", "pfx_password", "pac"
 CERTIFICATE = "certificate"  # state: what the operator is shown of it (no secret)
 STATUS = "status"  # state: the SDC's last GET /api/v3/status
 REACH = "reach"  # state: {"unavailable_since", "error"} while the SDC cannot be reached
+_REACH_ROW = select(STATE.c.name).where(STATE.c.name == REACH)
 EXPIRY_WARNING = timedelta(days=30)
 
 
@@ -144,6 +145,7 @@ def _upsert(session: Session, table: Any, values: dict[str, Any], keys: list[str
 class FiscalSetup:
     def __init__(self, workspace: Workspace) -> None:
         self._ws = workspace
+        self._group: tuple[bool, int | None] = (False, None)  # (read yet, the labels' group)
 
     # -- the taxpayer's secrets ---------------------------------------------------------------
 
@@ -223,6 +225,7 @@ class FiscalSetup:
         """The SDC's answer to GET /api/v3/status (its labels, their group)."""
         with self._ws.db.write() as session:
             self._put_state(session, STATUS, status)
+        self._group = (True, group_of(status))
 
     def status(self) -> dict[str, Any] | None:
         return self.state(STATUS)
@@ -232,12 +235,26 @@ class FiscalSetup:
         return labels_of(found) if found else []
 
     def group(self) -> int | None:
-        found = self.status()
-        return group_of(found) if found else None
+        """The group of the labels as last read (kept by this process once read: another's
+        newer reading makes the sender read them again, which is all it costs)."""
+        known, group = self._group
+        if not known:
+            found = self.status()
+            group = group_of(found) if found else None
+            self._group = (True, group)
+        return group
 
     def reachable(self, now: datetime) -> None:
         with self._ws.db.write() as session:
             self._drop_state(session, REACH)
+
+    def answered(self, session: Session) -> bool:
+        """In the caller's write transaction: the SDC answers, so it is no longer recorded
+        unreachable; whether it was."""
+        was = session.connection().execute(_REACH_ROW).first() is not None
+        if was:
+            self._drop_state(session, REACH)
+        return was
 
     def unreachable(self, error: str, now: datetime) -> None:
         """The SDC could not be reached: since when (the first time), and the latest why."""
