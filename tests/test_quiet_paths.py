@@ -4,6 +4,7 @@ transactions, not timed: the benchmarks under bench/ time them."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -18,7 +19,7 @@ from intdash.core.workspace import Workspace
 from intdash.providers.http import httpx
 from intdash.sandbox.server import Sandbox
 from intdash.server.ingest import GroupWriter
-from intdash.sync.engine import SyncEngine
+from intdash.sync.engine import SyncEngine, Trigger
 from tests.conftest import FakeClock
 from tests.providers import connect, pws, redirect_uri, sandbox, sandbox_env
 from tests.test_ingest import LiveServer, bearer, custom, invoice, open_ws
@@ -76,7 +77,7 @@ async def test_a_sync_that_finds_nothing_is_one_read_and_two_writes(
     assert (second.outcome, second.fetched) == (RunOutcome.OK, 0)
     # the start (claim, run, next slot) and the end (outcome, claim given back)
     assert counted.commits == 2, counted.statements
-    assert len(counted.statements) <= 16, "\n".join(
+    assert len(counted.statements) <= 17, "\n".join(
         s.split("\n")[0][:90] for s in counted.statements
     )
     assert not [s for s in counted.writes if "invoices" in s.split("SET")[0]], counted.writes
@@ -222,3 +223,31 @@ def test_a_push_that_fails_as_it_is_written_leaves_the_rest_of_its_group(
         assert ws.invoices.verify().records == 2
     finally:
         ws.close()
+
+
+async def test_a_run_starts_from_the_cursor_as_its_claim_stands(
+    pws: Workspace, sandbox: Sandbox, monkeypatch: Any
+) -> None:
+    """A run that held the claim until a moment ago moved the cursor after this run read the
+    integration: the cursor it starts from is read with its claim."""
+    pws.plans.set("scale")
+    uid = pws.integrations.create("xero").integration.uid
+    await connect(pws, uid)
+    engine = SyncEngine(pws)
+    assert (await engine.run(uid)).outcome is RunOutcome.OK
+    with pws.db.read() as session:
+        row = pws.integrations.find(session, uid)
+    claim = engine._claim
+
+    def after_another_run(*args: Any) -> int:  # the other run ends between read and claim
+        with pws.db.write() as session:
+            moved = pws.integrations.find(session, uid)
+            moved.cursor = "2099-01-01T00:00:00+00:00"
+            session.add(moved)
+        return claim(*args)
+
+    monkeypatch.setattr(engine, "_claim", after_another_run)
+    begun = await asyncio.to_thread(engine._begin, uid, Trigger.SCHEDULE)
+    engine._finish(begun.row.id or 0, begun.run_id, RunOutcome.CANCELLED, "test", False)
+    assert row.cursor != "2099-01-01T00:00:00+00:00"
+    assert begun.row.cursor == "2099-01-01T00:00:00+00:00"

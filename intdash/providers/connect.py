@@ -69,6 +69,9 @@ class ApiParts:
     secrets: dict[str, str | None]
     token: TokenSet | None
 
+    def __repr__(self) -> str:  # never the secrets nor the token, in a log or a traceback
+        return f"ApiParts(tenant={self.tenant!r}, secrets=…, token=…)"
+
 
 @dataclass(frozen=True)
 class TestResult:

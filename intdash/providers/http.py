@@ -11,6 +11,7 @@ import asyncio
 import functools
 import ssl
 import weakref
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 
 import httpx2 as httpx
 
@@ -31,6 +32,12 @@ _clients: weakref.WeakKeyDictionary[
 ] = weakref.WeakKeyDictionary()
 
 
+def _no_cookies() -> CookieJar:
+    """A jar that keeps none: one client serves every tenant of a platform, and a cookie one
+    tenant's answer sets must not go with another's requests."""
+    return CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
+
+
 def shared_client(
     platform: str, timeout: httpx.Timeout, transport: httpx.AsyncBaseTransport | None = None
 ) -> httpx.AsyncClient:
@@ -42,7 +49,7 @@ def shared_client(
     client = per_loop.get(key)
     if client is None or client.is_closed:
         client = per_loop[key] = httpx.AsyncClient(
-            timeout=timeout, transport=transport, verify=shared_tls()
+            timeout=timeout, transport=transport, verify=shared_tls(), cookies=_no_cookies()
         )
     return client
 

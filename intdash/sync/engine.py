@@ -275,6 +275,10 @@ class SyncEngine:
                     run_id = steps.start(conn, integration_id, trigger.value, now, next_at, why)
                     # held invoices get room when the month turns (a plan change releases them)
                     released = ws.invoices.release_due(conn, integration_id, now)
+                    # where the run starts from, as its claim stands: a run that held the claim
+                    # until a moment ago has moved the cursor since the integration was read
+                    fresh = conn.execute(steps.WHERE_FROM, {"b_id": integration_id}).one()
+                    row.cursor, row.sync_from, row.remote_id = fresh
             except IntegrityError:  # another process inserted the claim first
                 raise AlreadyRunning.held(uid, ws.leases.current(name)) from None
         except BaseException:
@@ -416,6 +420,8 @@ class SyncEngine:
         assert row.id is not None
         integration_id = row.id
         pending: Pending | None = None  # the cursor of an empty last page, kept at the end
+        renewed = asyncio.get_running_loop().time()  # the claim was taken (or last extended)
+        renew_every = self.claim_ttl.total_seconds() / 3
         lost = quiet = False  # its claim taken over; stopped as asked (neither is a failure)
         totals = BatchResult()
         deadline = asyncio.get_running_loop().time() + self.time_limit.total_seconds()
@@ -431,12 +437,16 @@ class SyncEngine:
                 since: date | None = row.sync_from
                 async for page in _prefetched(api.connector.pages(api, row.cursor, since)):
                     asked: str | None = None
-                    if page.invoices:
+                    loop = asyncio.get_running_loop()
+                    # a page with nothing to store keeps its cursor for the run's end, unless
+                    # the claim is due to be extended (and a stop request looked for): a run of
+                    # empty pages (invoices read again, unchanged) must not let it lapse
+                    if page.invoices or loop.time() - renewed > renew_every:
                         asked = await asyncio.to_thread(
                             self._commit_page, integration_id, run_id, page, totals, api.daily
                         )
-                        pending = None
-                    else:  # nothing to store: its cursor is kept with the run's end
+                        pending, renewed = None, loop.time()
+                    else:
                         pending = Pending(page.cursor)
                     if progress is not None:
                         progress(replace(totals))

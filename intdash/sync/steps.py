@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BindParameter, Connection, bindparam, case, insert, or_, update
+from sqlalchemy import BindParameter, Connection, bindparam, case, insert, or_, select, update
 
 from intdash.core.budget import DailyBudget
 from intdash.core.models import Integration, RunOutcome, SyncRun
@@ -48,6 +48,9 @@ ATTEMPTED = (
     .where(_INTEGRATIONS.c.id == _ID)
     .values(last_attempted_sync=bindparam("b_now"), next_sync_at=bindparam("b_next"))
 )
+WHERE_FROM = select(
+    _INTEGRATIONS.c.cursor, _INTEGRATIONS.c.sync_from, _INTEGRATIONS.c.remote_id
+).where(_INTEGRATIONS.c.id == _ID)
 PROGRESS = (
     update(_RUNS)
     .where(_RUNS.c.id == _ID)

@@ -94,7 +94,7 @@ class Counts:
 # built once: every signed invoice stores its response with it
 _SIGNED = (
     update(OUTBOX)
-    .where(OUTBOX.c.id == bindparam("b_id"))
+    .where(OUTBOX.c.id == bindparam("b_id"), OUTBOX.c.status == SENT)
     .values(
         status=SIGNED,
         signed_at=bindparam("b_at"),
@@ -268,7 +268,7 @@ class FiscalService:
         now = ws.clock()
         with ws.db.write() as session:
             conn = session.connection()
-            conn.execute(
+            stored = conn.execute(
                 _SIGNED,
                 {
                     "b_id": item.id,
@@ -284,6 +284,8 @@ class FiscalService:
                     "b_response": json.dumps(response),
                 },
             )
+            if not stored.rowcount:  # recorded already (a late answer after its reconciliation)
+                return False
             # its webhook deliveries carry what the SDC signed: queued with it
             ws.deliveries.enqueue_signed(conn, item.invoice_id, item.integration_id, now)
             if self.setup.answered(session):

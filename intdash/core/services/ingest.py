@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, bindparam, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from intdash.core.catalog import type_spec
 from intdash.core.errors import ConflictError, FieldErrors, IntdashError, NotFoundError
@@ -172,7 +172,10 @@ class IngestService:
             plan = ws.plans.current(session)
             query = _KEY_AND_INTEGRATION if ws.db.is_sqlite else _KEY_AND_INTEGRATION_LOCKED
             if guarded:
-                return [self._guarded(conn, query, plan, push, now) for push in pushes]
+                done: list[Pushed | None] = [None] * len(pushes)
+                for n in _in_lock_order(pushes):
+                    done[n] = self._guarded(conn, query, plan, pushes[n], now)
+                return [outcome for outcome in done if outcome is not None]
             return self._together(conn, query, plan, pushes, now)
 
     def _together(
@@ -184,7 +187,8 @@ class IngestService:
         ws = self._ws
         outcomes: list[Pushed | None] = [None] * len(pushes)
         checked: dict[int, Any] = {}
-        for n, push in enumerate(pushes):
+        for n in _in_lock_order(pushes):
+            push = pushes[n]
             row = self._checked(conn, query, plan, push)
             if isinstance(row, IntdashError):
                 outcomes[n] = Pushed(error=row)
@@ -217,7 +221,7 @@ class IngestService:
                             for data in pushes[n].invoices
                         ]
                     )
-        except (IntegrityError, IntdashError) as exc:
+        except (DBAPIError, IntdashError) as exc:  # IntegrityError too: one push's, perhaps
             raise _OneFailed from exc
         done = [outcome for outcome in outcomes if outcome is not None]
         assert len(done) == len(pushes)
@@ -264,6 +268,14 @@ class IngestService:
                     )
             except IntdashError as exc:
                 return Pushed(error=exc)
+            except DBAPIError as exc:  # its savepoint is rolled back: the others stand
+                if _deadlock(exc) and attempt < 2:
+                    continue
+                return Pushed(
+                    error=ConflictError(
+                        f"the push could not be stored now; retry ({_first_line(exc)})"
+                    )
+                )
         raise AssertionError("unreachable")
 
     def get(self, uid: str, external_id: str) -> StoredInvoice:
@@ -281,6 +293,22 @@ class IngestService:
         """See :func:`~intdash.core.services.stored.read_stored`."""
         vsdc = self._ws.settings.fiscal.register == "vsdc"
         return read_stored(conn, integration_id, external_ids, vsdc=vsdc)
+
+
+def _in_lock_order(pushes: Sequence[Push]) -> list[int]:
+    """The pushes' positions in the order their integrations are locked (by UID): two groups
+    locking the same integrations always take them in the same order, never each waiting for
+    the other's."""
+    return sorted(range(len(pushes)), key=lambda n: pushes[n].uid)
+
+
+def _deadlock(exc: DBAPIError) -> bool:
+    return getattr(exc.orig, "sqlstate", None) in ("40P01", "40001")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc)
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _refusal(row: Any, plan: PlanView) -> str | None:
