@@ -122,3 +122,21 @@ def test_a_round_of_unmapped_codes_does_not_stop_the_rows_after_it(
     assert statuses.count("failed") == BATCH + 5
     assert statuses.count("signed") == 3 == sent
     assert "ODD" in next(r.error for r in outbox(vws) if r.status == "failed")
+
+
+def test_the_sdc_answering_its_status_after_an_outage_makes_what_waited_due(
+    vws: Workspace, vsdc_emulator: VsdcServer
+) -> None:
+    from tests.test_fiscal_rules import sale, source, upsert
+
+    uid = source(vws)
+    upsert(vws, uid, sale(1))
+    vsdc_emulator.faults.down = True
+    assert asyncio.run(FiscalSender(vws).drain()) == 0
+    [waiting] = outbox(vws)
+    assert waiting.status == "pending" and waiting.next_attempt_at > vws.clock()
+    vsdc_emulator.faults.down = False
+    asyncio.run(FiscalSender(vws).refresh_labels())  # its status read first, as a round does
+    [due] = outbox(vws)
+    assert due.next_attempt_at <= vws.clock()
+    assert vws.fiscal.setup.unavailable() is None

@@ -288,14 +288,7 @@ class FiscalService:
                 return False
             # its webhook deliveries carry what the SDC signed: queued with it
             ws.deliveries.enqueue_signed(conn, item.invoice_id, item.integration_id, now)
-            if self.setup.answered(session):
-                # the SDC answers again: what waited for it is due now, not after its backoff
-                conn.execute(
-                    update(OUTBOX)
-                    .where(OUTBOX.c.status == PENDING)
-                    .where(OUTBOX.c.next_attempt_at > now)
-                    .values(next_attempt_at=now)
-                )
+            self._answered(session, now)
         revision = response.get("taxGroupRevision")
         return revision is not None and _int(revision) != self.setup.group()
 
@@ -339,7 +332,19 @@ class FiscalService:
 
     def store_status(self, status: dict[str, Any]) -> None:
         self.setup.store_status(status)
-        self.setup.reachable(self._ws.clock())
+        with self._ws.db.write() as session:
+            self._answered(session, self._ws.clock())
+
+    def _answered(self, session: Session, now: datetime) -> None:
+        """The SDC answers (again): no longer recorded unreachable, and, if it was, what waited
+        for it is due now, not after its backoff."""
+        if self.setup.answered(session):
+            session.connection().execute(
+                update(OUTBOX)
+                .where(OUTBOX.c.status == PENDING)
+                .where(OUTBOX.c.next_attempt_at > now)
+                .values(next_attempt_at=now)
+            )
 
     # -- the operator's side ------------------------------------------------------------------
 
