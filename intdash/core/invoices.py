@@ -12,8 +12,14 @@ from typing import Any
 
 
 class InvoiceKind(StrEnum):
+    """What a document is: a sales invoice (fiscalized once approved), a purchase (kept, never
+    fiscalized), or a sales credit note, which is fiscalized as a refund naming the invoice it
+    credits (its amounts are its own and positive, however its platform writes them; a purchase
+    credit note is a purchase)."""
+
     SALES = "sales"
     PURCHASE = "purchase"
+    CREDIT_NOTE = "credit note"
 
 
 class SourceState(StrEnum):
@@ -101,6 +107,9 @@ class InvoiceData:
     items: tuple[LineItem, ...] = ()
     buyer_tax_id: str | None = None
     payments: tuple[Payment, ...] = ()
+    # a credit note's: the external id of the invoice it credits (the platform's allocation or
+    # the invoice it was raised against); None while it names none (it waits for one)
+    credits: str | None = None
 
 
 # -- JSON text, as stored ----------------------------------------------------------------------

@@ -37,13 +37,18 @@ class FiscalStatus(StrEnum):
     AWAITING_TAX = "awaiting tax"  # approved, its tax not read from its source yet (Zoho)
     REFUNDED = "refunded"  # fiscalized, then voided (or no longer approved): its sale refunded
     VOIDED = "voided"  # voided at its source before it was fiscalized: not fiscalized, not held
+    # a credit note approved at its source whose invoice has no standing sale (it names none,
+    # or that invoice is not fiscalized yet): fiscalized once it has one
+    AWAITING_INVOICE = "awaiting invoice"
 
 
 class RecordKind(StrEnum):
-    """What a fiscal record says: an invoice sold, or an earlier sale of it refunded."""
+    """What a fiscal record says: an invoice sold, an earlier sale of it refunded, or a credit
+    note's own amounts refunded against another invoice's sale."""
 
     SALE = "sale"
     REFUND = "refund"
+    CREDIT = "credit"
 
 
 class RunOutcome(StrEnum):
@@ -68,7 +73,8 @@ class Integration(SQLModel, table=True):
     settings: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
     sync_enabled: bool = True
     sync_from: date | None = None
-    cursor: str | None = Field(default=None, max_length=200)
+    # the invoices' paging cursor, and the credit notes' beside it (providers.paging: streams)
+    cursor: str | None = Field(default=None, max_length=420)
     last_attempted_sync: datetime | None = Field(default=None, sa_type=UTCDateTime)
     last_successful_sync: datetime | None = Field(default=None, sa_type=UTCDateTime)
     last_sync_error: str | None = Field(default=None, sa_type=Text)
@@ -141,7 +147,7 @@ class Invoice(SQLModel, table=True):
     integration_id: int = Field(foreign_key="integrations.id")
     external_id: str = Field(max_length=200)
     number: str | None = Field(default=None, max_length=200)
-    kind: str = Field(default="sales", max_length=16)  # sales or purchase
+    kind: str = Field(default="sales", max_length=16)  # sales, purchase or credit note
     contact: str | None = Field(default=None, max_length=400)
     issue_date: date | None = None
     due_date: date | None = None
@@ -157,6 +163,8 @@ class Invoice(SQLModel, table=True):
     items: str | None = Field(default=None, sa_type=Text)
     buyer_tax_id: str | None = Field(default=None, max_length=100)
     payments: str | None = Field(default=None, sa_type=Text)
+    # a credit note's: the external id of the invoice it credits (None: names none yet)
+    credits: str | None = Field(default=None, max_length=200)
     fiscal_status: str = Field(
         default=FiscalStatus.RECEIVED.value,
         max_length=32,

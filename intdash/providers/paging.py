@@ -114,8 +114,8 @@ def _utc(moment: datetime) -> datetime:
 
 
 def cursor_time(cursor: str | None) -> datetime | None:
-    """The time a stored cursor starts from."""
-    return Cursor.decode(cursor).since
+    """The time a stored cursor's invoices start from."""
+    return Cursor.decode(split_streams(cursor)[0]).since
 
 
 def start_cursor(cursor: str | None, since: date | None) -> Cursor:
@@ -235,3 +235,48 @@ class _Band:
     def settled(self) -> bool:
         """Read through twice in a row with the same invoices: neither reading was upset."""
         return len(self.readings) >= 2 and self.readings[-1] == self.readings[-2]
+
+
+# -- a second stream: credit notes -------------------------------------------------------------
+#
+# Where a platform keeps credit notes apart from invoices (Xero's /CreditNotes, Zoho's
+# /creditnotes), a sync reads the invoices, then the credit notes, each stream by the same keyset
+# paging with a cursor of its own; the integration's cursor holds both, the invoices' first (a
+# cursor stored before credit notes were read is the invoices' alone: their stream starts from
+# the sync-from date, or the beginning).
+
+STREAMS_MARK = " ~credit-notes~ "
+STREAMS_LENGTH = 2 * CURSOR_LENGTH + len(STREAMS_MARK)  # what the cursor column holds
+
+StreamPages = Callable[[str | None], AsyncIterator[InvoicePage]]
+
+
+def split_streams(cursor: str | None) -> tuple[str | None, str | None]:
+    """A stored cursor's parts: the invoices' and the credit notes' (None: not read yet)."""
+    if not cursor:
+        return None, None
+    invoices, mark, credit_notes = cursor.partition(STREAMS_MARK)
+    if not mark:
+        return cursor, None
+    return invoices or None, credit_notes or None
+
+
+def join_streams(invoices: str | None, credit_notes: str | None) -> str | None:
+    """The cursor to store for both streams (the invoices' alone while credit notes have none)."""
+    if credit_notes is None:
+        return invoices
+    return f"{invoices or ''}{STREAMS_MARK}{credit_notes}"
+
+
+async def chain_streams(
+    cursor: str | None, invoices: StreamPages, credit_notes: StreamPages
+) -> AsyncIterator[InvoicePage]:
+    """Every page of the invoices' stream, then every page of the credit notes', each from its
+    own part of ``cursor``, each carrying the cursor of both that is safe to store with it."""
+    invoices_at, credit_notes_at = split_streams(cursor)
+    async for found in invoices(invoices_at):
+        invoices_at = found.cursor
+        yield InvoicePage(found.invoices, join_streams(invoices_at, credit_notes_at))
+    async for found in credit_notes(credit_notes_at):
+        credit_notes_at = found.cursor
+        yield InvoicePage(found.invoices, join_streams(invoices_at, credit_notes_at))
