@@ -14,11 +14,15 @@ whose scope allows it (invoices: ``accounting.invoices[.read]`` or
 ``GET /Invoices`` pages, filters and orders as Xero does (see
 :mod:`intdash.sandbox.xero_invoices`: without ``order``, not by modification time); paged answers
 carry line items. ``GET /Invoices/{InvoiceID}`` takes an InvoiceID or an InvoiceNumber.
+``GET /CreditNotes`` (and ``/CreditNotes/{CreditNoteID}``) lists the organisation's credit notes
+under the same scopes, limits and rules (see :mod:`intdash.sandbox.xero_credit_notes`); an
+organisation has none unless the emulator is made with ``credit_notes=True`` (a few of every
+kind, against its invoices) or they are raised through :attr:`Organisation.credit_notes`.
 
 Webhook: given a URL (:attr:`XeroEmulator.webhook`, see :mod:`intdash.sandbox.xero_webhooks`),
 every change to an organisation's invoices (created, edited, voided, deleted) is posted there as
-a signed INVOICE event (CREATE or UPDATE) naming the organisation, batched and retried as Xero
-does.
+a signed INVOICE event (CREATE or UPDATE) naming the organisation, and every change to its credit
+notes as a CREDITNOTE event, batched and retried as Xero does.
 
 Limits are Xero's: 5 calls in flight (429 with ``X-Rate-Limit-Problem: concurrent`` and no
 ``Retry-After``), 60 a minute and 5,000 a day (429 with ``Retry-After``), and every answer
@@ -31,7 +35,7 @@ import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -53,8 +57,12 @@ from intdash.sandbox.common import (
 )
 from intdash.sandbox.dataset import Dataset
 from intdash.sandbox.oauth import Grant, OAuthPolicy, OAuthServer
+from intdash.sandbox.xero_credit_book import CreditNoteBook
+from intdash.sandbox.xero_credit_notes import CreditNote, credit_note_events, render_credit_note
+from intdash.sandbox.xero_credit_notes import select as select_credit_notes
 from intdash.sandbox.xero_invoices import (
     Invalid,
+    envelope,
     find_invoice,
     ms_date,
     parse_listing,
@@ -91,6 +99,11 @@ class Organisation:
     name: str
     connection_id: str
     dataset: Dataset
+    credit_notes: CreditNoteBook = field(init=False)
+
+    def __post_init__(self) -> None:
+        # its credit notes follow its invoices, whichever dataset holds them now
+        self.credit_notes = CreditNoteBook(f"xero-cn:{self.tenant_id}", lambda: self.dataset)
 
 
 @dataclass
@@ -133,7 +146,10 @@ class XeroEmulator(PlatformEmulator):
         concurrent: int = 5,
         clock: Any = time.time,
         redirect_uris: Iterable[str] | None = None,
+        credit_notes: bool = False,
     ) -> None:
+        """``credit_notes``: each organisation starts with a few credit notes of every kind
+        (:meth:`~intdash.sandbox.xero_credit_book.CreditNoteBook.seed_examples`), else none."""
         policy = OAuthPolicy(
             client_id,
             client_secret,
@@ -150,6 +166,7 @@ class XeroEmulator(PlatformEmulator):
         self.oauth.on_consent = self._consented
         self.clock = clock
         self._size = size
+        self._credit_notes = credit_notes
         self.minute = RateWindow(minute_limit, minute_window)
         self.day = RateWindow(day_limit, 86_400)
         self.inflight = InFlight(concurrent)
@@ -160,6 +177,8 @@ class XeroEmulator(PlatformEmulator):
         self.webhook = XeroWebhook()
         self.api_base = "https://api.xero.com"  # events' resourceUrl (the sandbox names its own)
         self._watch(self.organisations[TENANT_ID])
+        if credit_notes:
+            self.credit_notes.seed_examples()
         self.consent_picks: list[str] | None = None  # tenants ticked at consent; None: the first
         self.connections: dict[str, Connection] = {}  # by tenant id: one per organisation
         self.app = Starlette(
@@ -173,6 +192,8 @@ class XeroEmulator(PlatformEmulator):
                 Route("/api/Connections/{id}", self.disconnect, methods=["DELETE"]),
                 Route("/api/api.xro/2.0/Invoices", self.invoices),
                 Route("/api/api.xro/2.0/Invoices/{key}", self.invoice),
+                Route("/api/api.xro/2.0/CreditNotes", self.credit_notes_page),
+                Route("/api/api.xro/2.0/CreditNotes/{key}", self.credit_note),
                 Route("/api/api.xro/2.0/Organisation", self.organisation),
             ]
         )
@@ -190,7 +211,14 @@ class XeroEmulator(PlatformEmulator):
         found = Organisation(tenant_id, name, str(uuid.uuid4()), dataset)
         self.organisations[tenant_id] = found
         self._watch(found)
+        if self._credit_notes:
+            found.credit_notes.seed_examples()
         return found
+
+    @property
+    def credit_notes(self) -> CreditNoteBook:
+        """The first organisation's credit notes (as :attr:`dataset` is its invoices)."""
+        return self.organisations[TENANT_ID].credit_notes
 
     def _watch(self, organisation: Organisation) -> None:
         """Post the organisation's invoice changes to the webhook, when there is one."""
@@ -205,6 +233,13 @@ class XeroEmulator(PlatformEmulator):
                 )
 
         organisation.dataset.on_change(changed)
+
+        def credited(kind: str, notes: list[CreditNote]) -> None:
+            if self.webhook.active:
+                tenant = organisation.tenant_id
+                self.webhook.add(credit_note_events(tenant, self.api_base, kind, notes))
+
+        organisation.credit_notes.on_change(credited)
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(float(self.clock()), UTC)
@@ -346,17 +381,6 @@ class XeroEmulator(PlatformEmulator):
             self.inflight.leave()
 
     @staticmethod
-    def _envelope(invoices: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
-        return {
-            "Id": str(uuid.uuid4()),
-            "Status": "OK",
-            "ProviderName": "intdash sandbox",
-            "DateTimeUTC": ms_date(datetime.now(UTC)),
-            **extra,
-            "Invoices": invoices,
-        }
-
-    @staticmethod
     def _refusal(exc: Exception) -> Response:
         if isinstance(exc, QueryError):
             body: dict[str, Any] = {"ErrorNumber": 16, "Type": "QueryParseException"}
@@ -382,15 +406,8 @@ class XeroEmulator(PlatformEmulator):
             return Response(MALFORMED, media_type="application/json")
         total, items = select(organisation.dataset, since, ask)
         lines = "page" in query and query.get("summaryOnly", "").lower() != "true"
-        pagination = {
-            "page": ask.page,
-            "pageSize": ask.size,
-            "pageCount": max(1, math.ceil(total / ask.size)),
-            "itemCount": total,
-        }
-        return json_response(
-            self._envelope([render_invoice(i, lines=lines) for i in items], pagination=pagination)
-        )
+        rendered = [render_invoice(i, lines=lines) for i in items]
+        return json_response(envelope("Invoices", rendered, paged=(ask.page, ask.size, total)))
 
     async def invoice(self, request: Request) -> Response:
         return await self._api(request, self._invoice, INVOICE_SCOPES)
@@ -400,7 +417,35 @@ class XeroEmulator(PlatformEmulator):
         index = find_invoice(dataset, request.path_params["key"])
         if index is None:
             return Response(_NOT_FOUND, status_code=404, media_type="text/plain")
-        return json_response(self._envelope([render_invoice(dataset.invoice(index))]))
+        return json_response(envelope("Invoices", [render_invoice(dataset.invoice(index))]))
+
+    async def credit_notes_page(self, request: Request) -> Response:
+        return await self._api(request, self._credit_notes_page, INVOICE_SCOPES)
+
+    async def _credit_notes_page(self, request: Request, organisation: Organisation) -> Response:
+        """As :meth:`_invoices` pages invoices (the granular ``accounting.invoices`` scopes cover
+        credit notes; older apps' ``accounting.transactions`` too)."""
+        if "application/json" not in request.headers.get("accept", ""):
+            return Response("<Response><Status>OK</Status></Response>", media_type="text/xml")
+        query = request.query_params
+        since = parse_http_time(request.headers.get("if-modified-since", ""))
+        try:
+            page, size, total, notes = select_credit_notes(
+                organisation.credit_notes.notes, since, query
+            )
+        except (QueryError, Invalid) as exc:
+            return self._refusal(exc)
+        rendered = [render_credit_note(n, lines="page" in query) for n in notes]
+        return json_response(envelope("CreditNotes", rendered, paged=(page, size, total)))
+
+    async def credit_note(self, request: Request) -> Response:
+        return await self._api(request, self._credit_note, INVOICE_SCOPES)
+
+    async def _credit_note(self, request: Request, organisation: Organisation) -> Response:
+        found = organisation.credit_notes.find(request.path_params["key"])
+        if found is None:
+            return Response(_NOT_FOUND, status_code=404, media_type="text/plain")
+        return json_response(envelope("CreditNotes", [render_credit_note(found)]))
 
     async def organisation(self, request: Request) -> Response:
         return await self._api(request, self._organisation, SETTINGS_SCOPES)

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from intdash.sandbox.dataset import Dataset, SourceInvoice, SourceLine
 from intdash.sandbox.xero_query import Value, compile_order, compile_where
@@ -35,6 +35,31 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 def ms_date(moment: datetime) -> str:
     """A .NET JSON date, exact to the millisecond (no float rounding)."""
     return f"/Date({(moment - _EPOCH) // timedelta(milliseconds=1)}+0000)/"
+
+
+def envelope(
+    key: str, records: list[dict[str, Any]], paged: tuple[int, int, int] | None = None
+) -> dict[str, Any]:
+    """An Accounting API answer: ``records`` under ``key`` (Invoices, CreditNotes), with the
+    ``pagination`` of a paged listing (``paged``: page, page size, how many match)."""
+    extra: dict[str, Any] = {}
+    if paged is not None:
+        page, size, total = paged
+        pages = max(1, -(-total // size))
+        extra["pagination"] = {
+            "page": page,
+            "pageSize": size,
+            "pageCount": pages,
+            "itemCount": total,
+        }
+    return {
+        "Id": str(uuid.uuid4()),
+        "Status": "OK",
+        "ProviderName": "intdash sandbox",
+        "DateTimeUTC": ms_date(datetime.now(UTC)),
+        **extra,
+        key: records,
+    }
 
 
 def _midnight(day: date) -> datetime:
@@ -102,25 +127,32 @@ def render_invoice(inv: SourceInvoice, *, lines: bool = True) -> dict[str, Any]:
     if inv.contact_tax_id:
         body["Contact"]["TaxNumber"] = inv.contact_tax_id
     if lines:
-        body["LineItems"] = [_line(inv, n, line, sales) for n, line in enumerate(inv.lines)]
+        body["LineItems"] = render_lines(inv.id, inv.lines, sales, inv.inclusive)
         paid = v["Status"] == "PAID"
         body.update(Payments=[_payment(inv)] if paid else [], CreditNotes=[], Prepayments=[])
         body["Overpayments"] = []
     return body
 
 
-def _line(inv: SourceInvoice, n: int, line: SourceLine, sales: bool) -> dict[str, Any]:
-    """A line as Xero has it: ``LineAmount`` = ``Quantity`` x ``UnitAmount`` less
-    ``DiscountRate`` percent, with tax when the invoice's ``LineAmountTypes`` is Inclusive.
-    Bills take no discounts in Xero: a discounted line of a bill is priced net instead."""
+def render_lines(
+    owner_id: str, lines: tuple[SourceLine, ...], sales: bool, inclusive: bool
+) -> list[dict[str, Any]]:
+    """The ``LineItems`` of an invoice or a credit note (``owner_id``): each line as Xero has
+    it, ``LineAmount`` = ``Quantity`` x ``UnitAmount`` less ``DiscountRate`` percent, with tax
+    when the document's ``LineAmountTypes`` is Inclusive. Bills (and purchase credit notes) take
+    no discounts in Xero: a discounted line of one is priced net instead."""
+    return [_line(owner_id, n, line, sales, inclusive) for n, line in enumerate(lines)]
+
+
+def _line(owner_id: str, n: int, line: SourceLine, sales: bool, inclusive: bool) -> dict[str, Any]:
     unit = line.unit_price
     if not sales and line.discount_rate:
         unit = line.net / line.quantity
     amount = line.net
-    if inv.inclusive:  # (one unit each, undiscounted: see the dataset)
+    if inclusive:  # (one unit each, undiscounted: see the dataset)
         unit = amount = line.gross
     body: dict[str, Any] = {
-        "LineItemID": str(uuid.uuid5(uuid.NAMESPACE_URL, f"xero-line:{inv.id}:{n}")),
+        "LineItemID": str(uuid.uuid5(uuid.NAMESPACE_URL, f"xero-line:{owner_id}:{n}")),
         "Description": line.description,
         "Quantity": float(line.quantity),
         "UnitAmount": float(unit),
@@ -178,12 +210,19 @@ def _guids(text: str, what: str) -> set[str]:
         raise Invalid(f"{what}: '{text}' is not a comma-separated list of Guids") from None
 
 
-def parse_listing(query: Mapping[str, str]) -> Listing:
+def page_of(query: Mapping[str, str]) -> tuple[int, int]:
+    """``page`` (from 1) and ``pageSize`` (up to 1,000: more is taken as 1,000), as every paged
+    listing of Xero's reads them."""
     try:
         page = max(1, int(query.get("page", "1")))
         size = min(max(int(query.get("pageSize", str(DEFAULT_PAGE_SIZE))), 1), MAX_PAGE_SIZE)
     except ValueError:
         raise Invalid("page and pageSize must be whole numbers") from None
+    return page, size
+
+
+def parse_listing(query: Mapping[str, str]) -> Listing:
+    page, size = page_of(query)
     order = compile_order(query["order"]) if query.get("order", "").strip() else None
     tests: list[Callable[[Mapping[str, Value]], bool]] = []
     if query.get("where", "").strip():
@@ -263,15 +302,24 @@ def select(
     if ask.order is None:
         rows.sort(key=lambda row: row[1].index)
     else:
-        keys = ask.order
-        backwards = keys[0][1]  # ties: modification order, reversed when the first key descends
-        rows.sort(
-            key=lambda row: tuple(
-                [_Desc(row[2][name]) if desc else row[2][name] for name, desc in keys]
-                + [_Desc(row[0]) if backwards else row[0]]
-            )
-        )
+        sort_rows(rows, ask.order)
     return len(rows), [inv for _, inv, _ in rows[offset : offset + ask.size]]
+
+
+# (place in modification order, record, its values)
+Row = TypeVar("Row", bound=tuple[int, Any, Mapping[str, Value]])
+
+
+def sort_rows(rows: list[Row], keys: list[tuple[str, bool]]) -> None:
+    """Sort by ``keys`` (field, descending); ties in modification order (the rows' first item),
+    reversed when the first key descends."""
+    backwards = keys[0][1]
+    rows.sort(
+        key=lambda row: tuple(
+            [_Desc(row[2][name]) if desc else row[2][name] for name, desc in keys]
+            + [_Desc(row[0]) if backwards else row[0]]
+        )
+    )
 
 
 def find_invoice(dataset: Dataset, key: str) -> int | None:

@@ -1,8 +1,9 @@
 """Xero's ``where`` and ``order`` query parameters, as far as the emulator honours them.
 
-``where`` is a C#-like expression over an invoice's fields; the emulator takes comparisons of
-one field with one literal, joined by ``&&`` / ``AND`` and ``||`` / ``OR`` (``AND`` binding
-tighter), and nothing else (no parentheses, no method calls such as ``Name.StartsWith``).
+``where`` is a C#-like expression over a record's fields (an invoice's, :data:`INVOICE`, or a
+credit note's, :data:`CREDIT_NOTE`); the emulator takes comparisons of one field with one
+literal, joined by ``&&`` / ``AND`` and ``||`` / ``OR`` (``AND`` binding tighter), and nothing
+else (no parentheses, no method calls such as ``Name.StartsWith``).
 Literals are typed as Xero's are: ``"text"``, numbers, ``DateTime(2026, 1, 31)`` or
 ``DateTime(2026, 1, 31, 13, 5, 0)`` (UTC), ``Guid("…")``, ``true``/``false``; a literal of the
 wrong type for its field is refused as Xero refuses it ("Operator '==' incompatible with operand
@@ -18,6 +19,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -26,28 +28,74 @@ Value = str | Decimal | datetime | bool
 Row = Mapping[str, Value]
 Predicate = Callable[[Row], bool]
 
-# field (as Xero spells it) -> kind of its values
-FIELDS: dict[str, str] = {
-    "Type": "String",
-    "Status": "String",
-    "InvoiceNumber": "String",
-    "Reference": "String",
-    "CurrencyCode": "String",
-    "Contact.Name": "String",
-    "InvoiceID": "Guid",
-    "Contact.ContactID": "Guid",
-    "Date": "DateTime",
-    "DueDate": "DateTime",
-    "UpdatedDateUTC": "DateTime",
-    "SubTotal": "Decimal",
-    "TotalTax": "Decimal",
-    "Total": "Decimal",
-    "AmountDue": "Decimal",
-    "AmountPaid": "Decimal",
-    "HasAttachments": "Boolean",
-    "IsDiscounted": "Boolean",
-}
-_BY_LOWER = {name.lower(): name for name in FIELDS}
+
+class QueryError(ValueError):
+    """A ``where`` or ``order`` Xero would refuse."""
+
+
+@dataclass(frozen=True)
+class Schema:
+    """What ``where`` and ``order`` may name of one kind of record: each field as Xero spells
+    it, with the kind of its values (String, Guid, DateTime, Decimal, Boolean)."""
+
+    name: str  # the type Xero names in its messages
+    fields: Mapping[str, str]
+    _by_lower: dict[str, str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_lower", {name.lower(): name for name in self.fields})
+
+    def field_name(self, text: str) -> str:
+        """The field as Xero spells it, or a :class:`QueryError` naming the unknown one."""
+        found = self._by_lower.get(text.lower())
+        if found is None:
+            raise QueryError(f"No property or field '{text}' exists in type '{self.name}'")
+        return found
+
+
+INVOICE = Schema(
+    "Invoice",
+    {
+        "Type": "String",
+        "Status": "String",
+        "InvoiceNumber": "String",
+        "Reference": "String",
+        "CurrencyCode": "String",
+        "Contact.Name": "String",
+        "InvoiceID": "Guid",
+        "Contact.ContactID": "Guid",
+        "Date": "DateTime",
+        "DueDate": "DateTime",
+        "UpdatedDateUTC": "DateTime",
+        "SubTotal": "Decimal",
+        "TotalTax": "Decimal",
+        "Total": "Decimal",
+        "AmountDue": "Decimal",
+        "AmountPaid": "Decimal",
+        "HasAttachments": "Boolean",
+        "IsDiscounted": "Boolean",
+    },
+)
+CREDIT_NOTE = Schema(
+    "CreditNote",
+    {
+        "Type": "String",
+        "Status": "String",
+        "CreditNoteNumber": "String",
+        "Reference": "String",
+        "CurrencyCode": "String",
+        "Contact.Name": "String",
+        "CreditNoteID": "Guid",
+        "Contact.ContactID": "Guid",
+        "Date": "DateTime",
+        "UpdatedDateUTC": "DateTime",
+        "SubTotal": "Decimal",
+        "TotalTax": "Decimal",
+        "Total": "Decimal",
+        "RemainingCredit": "Decimal",
+        "HasAttachments": "Boolean",
+    },
+)
 
 _TOKEN = re.compile(
     r"""\s*(?:
@@ -68,18 +116,6 @@ _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
 }
 
 
-class QueryError(ValueError):
-    """A ``where`` or ``order`` Xero would refuse."""
-
-
-def field_name(text: str) -> str:
-    """The field as Xero spells it, or a :class:`QueryError` naming the unknown one."""
-    found = _BY_LOWER.get(text.lower())
-    if found is None:
-        raise QueryError(f"No property or field '{text}' exists in type 'Invoice'")
-    return found
-
-
 def _tokens(text: str) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
     position = 0
@@ -96,7 +132,8 @@ def _tokens(text: str) -> list[tuple[str, str]]:
 
 
 class _Parser:
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, schema: Schema) -> None:
+        self.schema = schema
         self.tokens = _tokens(text)
         self.at = 0
 
@@ -134,13 +171,13 @@ class _Parser:
         return parts[0] if len(parts) == 1 else (lambda row: all(p(row) for p in parts))
 
     def comparison(self) -> Predicate:
-        name = field_name(self.take("name"))
+        name = self.schema.field_name(self.take("name"))
         token = self.peek()
         if token is None or token[0] != "op" or token[1] not in _COMPARE:
             raise QueryError(f"Expected a comparison after '{name}'")
         op = self.take("op")
         kind, value = self.literal()
-        field_kind = FIELDS[name]
+        field_kind = self.schema.fields[name]
         if kind != field_kind:
             raise QueryError(
                 f"Operator '{op}' incompatible with operand types '{field_kind}' and '{kind}'"
@@ -196,9 +233,9 @@ class _Parser:
             raise QueryError(f"DateTime{tuple(numbers)}: {exc}") from None
 
 
-def compile_where(text: str) -> Predicate:
-    """A predicate over an invoice's field values, or a :class:`QueryError`."""
-    parser = _Parser(text)
+def compile_where(text: str, schema: Schema = INVOICE) -> Predicate:
+    """A predicate over a record's field values, or a :class:`QueryError`."""
+    parser = _Parser(text, schema)
     if parser.peek() is None:
         raise QueryError("The where filter is empty")
     predicate = parser.expression()
@@ -207,7 +244,7 @@ def compile_where(text: str) -> Predicate:
     return predicate
 
 
-def compile_order(text: str) -> list[tuple[str, bool]]:
+def compile_order(text: str, schema: Schema = INVOICE) -> list[tuple[str, bool]]:
     """``[(field, descending), ...]`` from an ``order`` parameter, or a :class:`QueryError`."""
     keys: list[tuple[str, bool]] = []
     for part in text.split(","):
@@ -217,5 +254,5 @@ def compile_order(text: str) -> list[tuple[str, bool]]:
         direction = words[1].upper() if len(words) == 2 else "ASC"
         if direction not in ("ASC", "DESC"):
             raise QueryError(f"Cannot order by '{part.strip()}': ASC or DESC expected")
-        keys.append((field_name(words[0]), direction == "DESC"))
+        keys.append((schema.field_name(words[0]), direction == "DESC"))
     return keys
