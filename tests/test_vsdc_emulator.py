@@ -76,7 +76,7 @@ def test_a_sale_is_signed_with_everything_taxcore_answers(vsdc_emulator: VsdcSer
     assert answer["sdcDateTime"].endswith("+12:00")
     assert server.emulator.verify(answer)
     assert not server.emulator.verify({**answer, "totalAmount": 1.0})
-    assert answer["verificationUrl"].startswith(f"{server.url}/v/?vl=")
+    assert answer["verificationUrl"].startswith(f"{server.verify_url}/v/?vl=")
     with vsdc_client(server) as client:
         shown = client.get(answer["verificationUrl"]).json()
     assert shown["status"] == "Valid" and shown["invoiceNumber"] == answer["invoiceNumber"]

@@ -3,10 +3,12 @@
 ``vsdc_emulator`` is a started :class:`~intdash.sandbox.vsdc_server.VsdcServer` on a free port
 of 127.0.0.1, with a taxpayer of its own: ``.url``, ``.ca_path``, ``.pfx`` (bytes), ``.pfx_path``,
 ``.password``, ``.pac``, ``.settings()`` (``INTDASH_FISCAL__VSDC_URL`` and
-``INTDASH_FISCAL__VSDC_CA``), ``.faults`` (down, hold/release, sign_then_hold, reject),
+``INTDASH_FISCAL__VSDC_CA``), ``.verify_url`` (the verification pages: HTTPS without a client
+certificate), ``.faults`` (down, hold/release, sign_then_hold, reject),
 ``.refuse()``/``.accept()`` (nothing listening, then listening again) and ``.emulator`` (what was
 signed: ``.signed``, ``.find(request_id)``, ``.count()``, ``.set_rates({...})``,
-``.verify(response)``). One CA serves the whole session (``vsdc_pki``).
+``.verify(response)``). One CA serves the whole session (``vsdc_pki``); the emulator's state is
+in memory (``VsdcServer(directory=...)`` keeps it in that folder, to test a restart).
 
 Import both where used: ``from tests.vsdc import vsdc_emulator, vsdc_pki``.
 """

@@ -10,8 +10,9 @@ a workspace (the demo keeps to its folder), the platforms' and the fiscal regist
 emulators are the demo's).
 
 The demo fiscalizes through the emulated TaxCore V-SDC, as production does through the tax
-authority's: the emulator runs beside the platforms' (its CA and taxpayer kept in the demo's
-folder), the taxpayer's certificate, password and PAC are kept in the workspace's vault as
+authority's: the emulator runs beside the platforms' (its CA, taxpayer and state kept in the
+demo's folder, so that a run on a kept folder resumes its counters and can refund what an earlier
+run had signed), the taxpayer's certificate, password and PAC are kept in the workspace's vault as
 ``intdash fiscal configure`` keeps them, the emulated companies' tax codes are mapped to its
 labels, and the dashboard sends the outbox as it syncs."""
 
@@ -57,7 +58,7 @@ SEEDED_NAMES = {"Acme Ltd", "Harbour Cafe", "Bay Traders", "Zylker Traders", "Fi
 # settings that name a workspace: the demo's is its folder, never the operator's own
 SET_ASIDE = ("INTDASH_HOME", "INTDASH_DATABASE_URL", "INTDASH_CONFIG", "INTDASH_SECRET_KEY")
 RECEIVER = "/_sandbox/receiver"
-VSDC_FOLDER = "vsdc"  # in the demo's folder: the V-SDC emulator's CA and taxpayer
+VSDC_FOLDER = "vsdc"  # in the demo's folder: the V-SDC emulator's CA, taxpayer and state
 # the emulated companies' tax codes and the emulated SDC's labels they are fiscalized with (MYOB's
 # GST is Australia's 10 %, which Fiji's rates do not have: the demo takes it for the standard rate)
 DEMO_TAX_CODES = {"xero": {"OUTPUT2": "A"}, "myob": {"GST": "A"},
@@ -281,7 +282,12 @@ def demo(home: Path | None) -> None:
     before = None if home is None else earlier_run(home)
     vsdc_folder = folder / VSDC_FOLDER
     made_vsdc_folder = not vsdc_folder.exists()
-    box = demo_sandbox(vsdc_folder).start()
+    try:
+        box = demo_sandbox(vsdc_folder).start()
+    except (OSError, RuntimeError) as exc:  # such as a V-SDC state that cannot be read
+        if throwaway:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise click.ClickException(f"the demo's emulators could not start: {exc}") from exc
     stop = threading.Event()
     try:
         aside = demo_environment(box, folder)
@@ -319,6 +325,12 @@ def demo(home: Path | None) -> None:
             marker = {"sandbox": box.url, "server_port": port}
             (folder / MARKER).write_text(json.dumps(marker) + "\n")
         click.echo(f"Xero posts its events to {box.xero.webhook.url}")
+        click.echo(f"Verification pages (no client certificate) on {box.vsdc.verify_url}")
+        if box.vsdc.verify_moved_from is not None:
+            click.echo(
+                f"(port {box.vsdc.verify_moved_from} of the earlier runs' verification pages is "
+                "taken: their verification URLs do not answer)"
+            )
         threading.Thread(target=_bookkeeping, args=(box, stop), daemon=True).start()
         run_dashboard(state, read_only=False, no_mouse=False, theme=None)
         state.close()

@@ -24,8 +24,9 @@ from intdash.core.config import DEFAULT_REDIRECT_URI, DEFAULT_SERVER_PORT
               help="Port of the V-SDC emulator (HTTPS) [default: --port + 1, or any free one "
                    "with --port 0].")  # fmt: skip
 @click.option("--vsdc-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Keep the V-SDC emulator's CA and taxpayer certificate in DIR between runs "
-                   "(default: a temporary folder removed on exit).")  # fmt: skip
+              help="Keep the V-SDC emulator's CA, taxpayer certificate and state (its counters "
+                   "and what it signed) in DIR between runs (default: a temporary folder and "
+                   "memory, gone on exit).")  # fmt: skip
 def sandbox(
     port: int, size: int, xero_webhook: str | None, vsdc_port: int | None, vsdc_dir: Path | None
 ) -> None:
@@ -65,6 +66,12 @@ def sandbox(
             f"# TaxCore V-SDC on {vsdc.url} (mutual TLS): taxpayer {vsdc.taxpayer.name}, "
             f"TIN {vsdc.taxpayer.tin}"
         )
+        click.echo(f"# V-SDC verification pages (no client certificate): {vsdc.verify_url}")
+        if vsdc.verify_moved_from is not None:
+            click.echo(
+                f"# (port {vsdc.verify_moved_from}, where the last run's verification pages were, "
+                "is taken: the verification URLs it signed do not answer)"
+            )
         click.echo(f"# V-SDC certificate (.pfx): {vsdc.pfx_path}")
         click.echo(f"# V-SDC certificate password: {vsdc.password}")
         click.echo(f"# V-SDC PAC: {vsdc.pac}")

@@ -13,9 +13,12 @@ one another CA signed. The taxpayer is the one the client certificate was issued
 go up (``totalCounter``; ``transactionTypeCounter`` per kind of invoice, ``invoiceCounter``
 ``"N/M"`` with that kind's extension: ``NS``/``NR`` for a normal sale/refund, ``PS``, ``CS``,
 ``TS``, ``AS`` and their ``…R`` for pro forma, copy, training and advance), tax items from the
-labels (prices include tax), a ``verificationUrl`` on this emulator (``/v/?vl=TOKEN``, which
-answers with the invoice), its QR code as a base64 PNG, the ``journal`` and an Ed25519
-``signature`` (see :mod:`~intdash.sandbox.vsdc_receipt`).
+labels (prices include tax), a ``verificationUrl``, its QR code as a base64 PNG, the
+``journal`` and an Ed25519 ``signature`` (see :mod:`~intdash.sandbox.vsdc_receipt`).
+
+**Verification.** As TaxCore's verification site is public, the URL (``/v/?vl=TOKEN``) points at
+``verification_base``, where the server runs :attr:`VsdcEmulator.verification_app` on a listener
+of its own that asks for no client certificate (see :mod:`~intdash.sandbox.vsdc_verify`).
 
 **RequestId.** Whether the real V-SDC de-duplicates on the ``RequestId`` header is unconfirmed;
 this emulator does: the same ``RequestId`` from the same taxpayer with the same body answers the
@@ -35,24 +38,25 @@ match. Control, over the same HTTPS: ``GET /_sandbox/vsdc`` (state), ``POST /_sa
 "code", "property", "message", "count"}, "clear": true}``), ``POST /_sandbox/vsdc/rates``
 (``{"rates": {"A": 12.5, ...}, "categories"?: {"A": "VAT"}}``: a new group of tax rates),
 ``GET /_sandbox/vsdc/invoices`` (``?requestId=`` ``&taxpayer=``) and ``GET /_sandbox/vsdc/key``
-(the signature's public key). All state is in memory, behind one lock.
+(the signature's public key). The state (see :mod:`~intdash.sandbox.vsdc_state`) is behind one
+lock: in memory, or also in the SQLite file ``state`` names, so that a restart resumes.
 """
 
 from __future__ import annotations
 
 import hashlib
-import html
 import secrets
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from intdash.sandbox.vsdc_control import control_routes
@@ -61,25 +65,11 @@ from intdash.sandbox.vsdc_invoice import InvoiceRequest, RequestError, detail, p
 from intdash.sandbox.vsdc_pki import Taxpayer, code
 from intdash.sandbox.vsdc_rates import TaxRates, fiji_rates, rates_of, stamp
 from intdash.sandbox.vsdc_receipt import Signer, journal, qr_png, tax_items
+from intdash.sandbox.vsdc_state import Signed, VsdcState, VsdcStateError
+from intdash.sandbox.vsdc_verify import verification_app
 
 UNAVAILABLE = {"Message": "The service is unavailable.", "MessageDetails": []}
 EXTENSIONS = "NPCTA"  # Normal, ProForma, Copy, Training, Advance; then S(ale) or R(efund)
-
-
-@dataclass
-class Signed:
-    taxpayer: str  # the requestedBy UID
-    request_id: str | None
-    digest: str  # of the request body, to tell a retry from another invoice
-    invoice_type: int
-    transaction_type: int
-    moment: datetime
-    token: str  # the verification URL's
-    response: dict[str, Any]
-
-    @property
-    def number(self) -> str:
-        return str(self.response["invoiceNumber"])
 
 
 class VsdcEmulator:
@@ -89,21 +79,23 @@ class VsdcEmulator:
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         uid: str | None = None,
+        state: Path | None = None,
     ) -> None:
         self.find_taxpayer = find_taxpayer
         self.clock = clock
-        self.uid = uid or code(8)  # signedBy
-        self.signer = Signer()
+        self.state = VsdcState(
+            state,
+            uid=lambda: uid or code(8),
+            key=Ed25519PrivateKey.generate,
+            rates=lambda: fiji_rates(1, clock()),
+        )
+        self.uid = self.state.uid  # signedBy
+        self.signer = Signer(self.state.key)
         self.faults = VsdcFaults()
         self.peers: dict[tuple[str, int], bytes] = {}  # client address -> its certificate (DER)
         self.api_calls = 0
         self.lock = threading.Lock()
-        self.rates_history: list[TaxRates] = [fiji_rates(1, clock())]
-        self.signed: list[Signed] = []
-        self._by_number: dict[str, Signed] = {}
-        self._by_request: dict[tuple[str, str], Signed] = {}
-        self._by_token: dict[str, Signed] = {}
-        self._counters: dict[tuple[str, str], int] = {}  # (taxpayer, extension or "") -> last
+        self.verification_base: str | None = None  # the verification pages' https://host:port
         api = "/api/v3"
         self.app = Starlette(
             routes=[
@@ -112,12 +104,21 @@ class VsdcEmulator:
                 Route(f"{api}/status", self._status),
                 Route(f"{api}/attention", self._attention),
                 Route(f"{api}/environment-parameters", self._environment),
-                Route("/v/", self._verify),
                 *control_routes(self),
             ]
         )
+        self.verification_app = verification_app(self)
+
+    def close(self) -> None:
+        """Close the state's file (the emulator answers nothing more)."""
+        with self.lock:
+            self.state.close()
 
     # -- tax rates ------------------------------------------------------------------------------
+
+    @property
+    def rates_history(self) -> list[TaxRates]:
+        return self.state.rates_history
 
     @property
     def rates(self) -> TaxRates:
@@ -132,10 +133,15 @@ class VsdcEmulator:
         ``taxGroupRevision`` of later invoices go up by one."""
         with self.lock:
             group = rates_of(rates, self.rates.group_id + 1, self.clock(), categories)
-            self.rates_history.append(group)
+            self.state.add_rates(group)
             return group
 
     # -- what was signed ------------------------------------------------------------------------
+
+    @property
+    def signed(self) -> list[Signed]:
+        """Every invoice signed, in order (earlier runs' too when the state is on file)."""
+        return self.state.signed
 
     def find(self, request_id: str, taxpayer: str | None = None) -> list[Signed]:
         """What was signed under ``request_id`` (for ``taxpayer``'s UID, or anyone's)."""
@@ -186,7 +192,7 @@ class VsdcEmulator:
     def _lookup(self, taxpayer: Taxpayer) -> Callable[[str], tuple[int, datetime] | None]:
         def lookup(number: str) -> tuple[int, datetime] | None:
             with self.lock:
-                found = self._by_number.get(number)
+                found = self.state.by_number.get(number)
             if found is None or found.taxpayer != taxpayer.uid:
                 return None
             return found.transaction_type, found.moment
@@ -233,7 +239,13 @@ class VsdcEmulator:
             invoice = parse_request(body, rates, self._lookup(who))
         except RequestError as exc:
             return self._error(exc)
-        signed, first = self._sign(who, invoice, rates, request_id, digest, str(request.base_url))
+        base = self.verification_base or str(request.base_url)
+        try:
+            signed, first = self._sign(who, invoice, rates, request_id, digest, base)
+        except VsdcStateError as exc:
+            return JSONResponse(
+                {"Message": f"An error has occurred: {exc}", "MessageDetails": []}, 500
+            )
         if signed.digest != digest:
             return self._error(
                 RequestError(
@@ -263,15 +275,11 @@ class VsdcEmulator:
     ) -> tuple[Signed, bool]:
         """The invoice signed now, or what was signed before under the same RequestId."""
         with self.lock:
-            if request_id is not None and (taxpayer.uid, request_id) in self._by_request:
-                return self._by_request[(taxpayer.uid, request_id)], False
+            if request_id is not None and (taxpayer.uid, request_id) in self.state.by_request:
+                return self.state.by_request[(taxpayer.uid, request_id)], False
             moment = self.clock()
             extension = EXTENSIONS[invoice.invoice_type] + "SR"[invoice.transaction_type]
-            total = self._counters[(taxpayer.uid, "")] = (
-                self._counters.get((taxpayer.uid, ""), 0) + 1
-            )
-            kind_key = (taxpayer.uid, extension)
-            kind = self._counters[kind_key] = self._counters.get(kind_key, 0) + 1
+            total, kind = self.state.next_counters(taxpayer.uid, extension)
             token = secrets.token_urlsafe(24)
             url = f"{base.rstrip('/')}/v/?vl={token}"
             response: dict[str, Any] = {
@@ -320,10 +328,7 @@ class VsdcEmulator:
                 token,
                 response,
             )
-            self.signed.append(signed)
-            self._by_number[signed.number] = self._by_token[token] = signed
-            if request_id is not None:
-                self._by_request[(taxpayer.uid, request_id)] = signed
+            self.state.record(signed)  # on file first, when there is one
             return signed, True
 
     async def _by_request_id(self, request: Request) -> Response:
@@ -332,7 +337,7 @@ class VsdcEmulator:
             return self._error(who)
         request_id = request.path_params["request_id"]
         with self.lock:
-            found = self._by_request.get((who.uid, request_id))
+            found = self.state.by_request.get((who.uid, request_id))
         if found is None:
             return self._error(
                 RequestError(
@@ -395,21 +400,3 @@ class VsdcEmulator:
                 "supportedLanguages": ["en-US"],
             }
         )
-
-    async def _verify(self, request: Request) -> Response:
-        with self.lock:
-            found = self._by_token.get(request.query_params.get("vl", ""))
-        if found is None:
-            return self._error(
-                RequestError(
-                    404, "No such invoice.", [detail("2805", "vl", "not a verification code")]
-                )
-            )
-        public = {k: found.response[k] for k in (
-            "invoiceNumber", "sdcDateTime", "requestedBy", "signedBy", "totalAmount", "taxItems",
-            "invoiceCounter", "businessName", "tin", "journal",
-        )}  # fmt: skip
-        if "text/html" in request.headers.get("accept", ""):
-            text = html.escape(str(found.response.get("journal") or found.number))
-            return HTMLResponse(f"<h1>Invoice is valid</h1><pre>{text}</pre>")
-        return JSONResponse({"status": "Valid", **public})

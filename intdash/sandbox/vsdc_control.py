@@ -27,6 +27,7 @@ def control_routes(emulator: VsdcEmulator) -> list[Route]:
             {
                 "uid": emulator.uid,
                 "signed": signed,
+                "verification": emulator.verification_base,
                 "api_calls": emulator.api_calls,
                 "groupId": emulator.rates.group_id,
                 "faults": emulator.faults.status(),

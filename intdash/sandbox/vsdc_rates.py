@@ -94,3 +94,37 @@ def parse_time(text: str) -> datetime | None:
     except ValueError:
         return None
     return moment.replace(tzinfo=FIJI) if moment.tzinfo is None else moment
+
+
+def rates_record(rates: TaxRates) -> dict[str, Any]:
+    """``rates`` as the emulator keeps them on file (rates as exact decimal strings)."""
+    return {
+        "groupId": rates.group_id,
+        "validFrom": rates.valid_from.isoformat(),
+        "categories": [
+            {
+                "name": c.name,
+                "categoryType": c.category_type,
+                "orderId": c.order_id,
+                "rates": [[label, str(rate)] for label, rate in c.rates],
+            }
+            for c in rates.categories
+        ],
+    }
+
+
+def rates_from_record(record: dict[str, Any]) -> TaxRates:
+    """What :func:`rates_record` wrote (KeyError, TypeError or ValueError when it is not)."""
+    return TaxRates(
+        int(record["groupId"]),
+        datetime.fromisoformat(str(record["validFrom"])),
+        tuple(
+            TaxCategory(
+                str(c["name"]),
+                int(c["categoryType"]),
+                int(c["orderId"]),
+                tuple((str(label), Decimal(str(rate))) for label, rate in c["rates"]),
+            )
+            for c in record["categories"]
+        ),
+    )

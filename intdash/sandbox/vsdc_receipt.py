@@ -49,7 +49,7 @@ def tax_items(items: list[Item], rates: TaxRates) -> list[dict[str, Any]]:
     ]
 
 
-def _money(value: Decimal | float) -> str:
+def money(value: Decimal | float) -> str:
     return f"{Decimal(str(value)).quantize(Decimal('0.01'), ROUND_HALF_UP):,.2f}"
 
 
@@ -89,22 +89,22 @@ def journal(
     for item in items:
         lines.append(f"{item.name} ({', '.join(item.labels)})")
         lines.append(
-            f"{_money(item.unit_price):>14} {item.quantity.normalize():>8} {_money(item.total):>16}"
+            f"{money(item.unit_price):>14} {item.quantity.normalize():>8} {money(item.total):>16}"
         )
-    lines += ["-" * WIDTH, _pair("Total purchase:", _money(response["totalAmount"]))]
+    lines += ["-" * WIDTH, _pair("Total purchase:", money(response["totalAmount"]))]
     for kind_of_payment, amount in payments:
-        lines.append(_pair(f"{PAYMENT_TYPES[kind_of_payment]}:", _money(amount)))
+        lines.append(_pair(f"{PAYMENT_TYPES[kind_of_payment]}:", money(amount)))
     lines += ["=" * WIDTH, "Label  Name      Rate        Tax"]
     total_tax = Decimal(0)
     for tax in response["taxItems"]:
         amount = Decimal(str(tax["amount"]))
         total_tax += amount
         lines.append(
-            f"{tax['label']:<6} {tax['categoryName']:<9} {tax['rate']:>5.2f}% {_money(amount):>14}"
+            f"{tax['label']:<6} {tax['categoryName']:<9} {tax['rate']:>5.2f}% {money(amount):>14}"
         )
     lines += [
         "-" * WIDTH,
-        _pair("Total tax:", _money(total_tax)),
+        _pair("Total tax:", money(total_tax)),
         "=" * WIDTH,
         _pair("SDC time:", str(response["sdcDateTime"])[:19].replace("T", " ")),
         _pair("SDC invoice no:", str(response["invoiceNumber"])),

@@ -6,16 +6,32 @@ on ``127.0.0.1``, client certificates required (``ssl.CERT_REQUIRED``, the CA as
 ``ssl_ca_certs``). :meth:`VsdcServer.refuse` stops listening (connections are refused, state
 is kept) until :meth:`VsdcServer.accept`; ``faults`` switches the rest (see
 :mod:`~intdash.sandbox.vsdc_faults`).
+
+The verification pages (the URL in each signed invoice and its QR code) are served on a second
+listener, ``verify_url``: HTTPS with the same server certificate, but no client certificate
+asked, as TaxCore's public verification site is. HTTPS rather than plain HTTP because the real
+URLs are HTTPS: a client that keeps or shows them sees the same scheme, and one that opens them
+trusts the emulator's CA (``ca_path``) as it would the tax authority's. ``refuse()`` leaves it
+up (the SDC down is not the verification site down).
+
+With ``directory`` the emulator's state is kept there (``state.sqlite3``, see
+:mod:`~intdash.sandbox.vsdc_state`): a new server on the same folder resumes its counters,
+refunds sales signed before, and listens for verification on the port the last run did (when
+it is free; else on another, ``verify_moved_from`` saying which it was), so that earlier
+verification URLs keep answering. A state that cannot be read raises
+:class:`~intdash.sandbox.vsdc_state.VsdcStateError` (one line naming the file) when the server
+is made.
 """
 
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import uvicorn
@@ -24,6 +40,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from intdash.sandbox.vsdc import VsdcEmulator
 from intdash.sandbox.vsdc_faults import VsdcFaults
 from intdash.sandbox.vsdc_pki import Taxpayer, VsdcPki, client_context
+from intdash.sandbox.vsdc_state import STATE_FILE
 
 
 def _peer_protocol(peers: dict[tuple[str, int], bytes]) -> type[H11Protocol]:
@@ -46,6 +63,35 @@ def _peer_protocol(peers: dict[tuple[str, int], bytes]) -> type[H11Protocol]:
     return PeerProtocol
 
 
+def _bind(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host``:``port`` (0: any free port), for uvicorn to listen on."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn's own
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _serve(
+    config: uvicorn.Config, name: str, what: str, sockets: list[socket.socket] | None = None
+) -> tuple[uvicorn.Server, threading.Thread]:
+    """``config`` served in a background thread; returns once it accepts connections."""
+    server = uvicorn.Server(config)
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": sockets}, name=name, daemon=True
+    )
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"the V-SDC emulator could not listen on {what}")
+        time.sleep(0.01)
+    return server, thread
+
+
 class VsdcServer:
     """A V-SDC on ``https://127.0.0.1:PORT`` and the taxpayer credentials to call it with."""
 
@@ -57,27 +103,47 @@ class VsdcServer:
         port: int = 0,
         pki: VsdcPki | None = None,
         clock: Callable[[], datetime] | None = None,
+        verify_port: int | None = None,
     ) -> None:
+        """``verify_port``: the verification pages' port (default: the one the state in
+        ``directory`` remembers when free, else any free one)."""
         self.pki = pki or VsdcPki(directory)
         self._own_pki = pki is None
         self.taxpayer: Taxpayer = (
             self.pki.default_taxpayer() if directory is not None else self.pki.taxpayer()
         )
-        self.emulator = (
-            VsdcEmulator(self.pki.find)
-            if clock is None
-            else VsdcEmulator(self.pki.find, clock=clock)
-        )
+        try:
+            self.emulator = VsdcEmulator(
+                self.pki.find,
+                clock=clock or (lambda: datetime.now(UTC)),
+                state=directory / STATE_FILE if directory is not None else None,
+            )
+        except BaseException:
+            if self._own_pki:
+                self.pki.close()
+            raise
         self.host = host
         self.port = port
+        self.verify_port = verify_port if verify_port is not None else 0
+        self._verify_wanted = verify_port is not None
+        self.verify_moved_from: int | None = None  # the remembered port, when it was taken
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
+        self._verifier: uvicorn.Server | None = None
+        self._verifier_thread: threading.Thread | None = None
 
     # -- what a client needs ----------------------------------------------------------------------
 
     @property
     def url(self) -> str:
         return f"https://{self.host}:{self.port}"
+
+    @property
+    def verify_url(self) -> str:
+        """Where the verification pages are (``/v/?vl=...``): HTTPS, no client certificate."""
+        reach = "127.0.0.1" if self.host in ("", "0.0.0.0", "::") else self.host  # noqa: S104
+        reach = f"[{reach}]" if ":" in reach else reach
+        return f"https://{reach}:{self.verify_port}"
 
     @property
     def ca_path(self) -> Path:
@@ -120,7 +186,10 @@ class VsdcServer:
     # -- running ----------------------------------------------------------------------------------
 
     def start(self) -> VsdcServer:
-        """Serve in a background thread; returns once it accepts connections."""
+        """Serve in background threads (the verification pages first, so that every signed
+        invoice points at them); returns once both accept connections."""
+        if self._verifier is None:
+            self._start_verification()
         config = uvicorn.Config(
             self.emulator.app,
             host=self.host,
@@ -134,18 +203,43 @@ class VsdcServer:
             ssl_cert_reqs=ssl.CERT_REQUIRED,
             timeout_graceful_shutdown=1,
         )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="vsdc", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 15
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"the V-SDC emulator could not listen on {self.host}:{self.port}"
-                )
-            time.sleep(0.01)
+        self._server, self._thread = _serve(config, "vsdc", f"{self.host}:{self.port}")
         self.port = self._server.servers[0].sockets[0].getsockname()[1]
         return self
+
+    def _start_verification(self) -> None:
+        remembered = self.emulator.state.verify_port
+        wanted = self.verify_port if self._verify_wanted else remembered or 0
+        try:
+            sock = _bind(self.host, wanted)
+        except OSError as exc:
+            if self._verify_wanted or not wanted:
+                raise RuntimeError(
+                    f"the V-SDC emulator's verification pages could not listen on "
+                    f"{self.host}:{wanted}: {exc}"
+                ) from exc
+            sock = _bind(self.host, 0)  # the remembered port is taken: any free one
+            self.verify_moved_from = wanted
+        self.verify_port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            self.emulator.verification_app,
+            log_level="warning",
+            lifespan="off",
+            ssl_certfile=self.pki.server_cert_path,
+            ssl_keyfile=self.pki.server_key_path,
+            ssl_cert_reqs=ssl.CERT_NONE,  # a phone reading the QR code has no certificate
+            timeout_graceful_shutdown=1,
+        )
+        try:
+            self._verifier, self._verifier_thread = _serve(
+                config, "vsdc-verify", f"{self.host}:{self.verify_port}", [sock]
+            )
+        except BaseException:
+            sock.close()
+            raise
+        self.emulator.verification_base = self.verify_url
+        with self.emulator.lock:
+            self.emulator.state.remember_port(self.verify_port)
 
     def refuse(self) -> None:
         """Stop listening: connections to the port are refused until :meth:`accept`."""
@@ -156,16 +250,26 @@ class VsdcServer:
         if self._server is None:
             self.start()
 
-    def _halt(self) -> None:
+    def _halt(self, *, verification: bool = False) -> None:
+        """Stop the API's listener (and the verification pages', with ``verification``): both
+        asked at once, then waited for."""
         self.emulator.faults.release()  # held calls end, so the server can
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        running = [(self._server, self._thread)]
+        if verification:
+            running.append((self._verifier, self._verifier_thread))
+        for server, _thread in running:
+            if server is not None:
+                server.should_exit = True
+        for _server, thread in running:
+            if thread is not None:
+                thread.join(timeout=10)
         self._server = self._thread = None
+        if verification:
+            self._verifier = self._verifier_thread = None
 
     def stop(self) -> None:
-        self._halt()
+        self._halt(verification=True)
+        self.emulator.close()
         if self._own_pki:
             self.pki.close()
 
