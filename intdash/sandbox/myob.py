@@ -19,8 +19,17 @@ endpoint (``Sale/Invoice/Service``, ``…/Item``, ...) lists that layout's invoi
 ``Lines`` (a sandbox invoice is of the Service layout, or of the Item layout for one in three;
 none of the others). ``$filter`` takes what MYOB's OData (version 3) takes on ``LastModified``:
 comparisons ``gt``, ``ge``, ``lt``, ``le``, ``eq`` with a ``datetime'yyyy-mm-ddThh:mm[:ss[.f]]'``
-literal (no offset, no ``Z``), joined by ``and``; anything else is refused with 400.
+literal (no offset, no ``Z``), and ``UID eq guid'…'`` (several joined by ``or``), joined by
+``and``; anything else is refused with 400 (see :mod:`intdash.sandbox.myob_credits`).
 :attr:`MyobEmulator.layout_failures` makes the next reads of a layout answer 500.
+
+Credit notes: a credit note is a sale with negative amounts, ``Status`` ``Credit`` while any of
+its credit is unapplied; applying it to an invoice is a ``Sale/CreditSettlement``, listed and
+filtered as the sales are (:mod:`intdash.sandbox.myob_credits`). With ``credit_every=N`` one in
+N of the sandbox's sales is a credit note, every other one of them settled; tests make more
+with :meth:`MyobEmulator.credit_note`, apply them with :meth:`MyobEmulator.settle` and edit any
+sale with :meth:`MyobEmulator.edit`. A query string longer than 2,048 characters is refused
+with 404, as IIS's request filtering refuses it by default (MYOB's own limit is not published).
 
 Limits are per API key, whichever company file a call reads: 8 calls a second and 1,000,000 a
 day, each answered over the limit with 403 ``RateLimitError`` (the daily one says "exceeded the
@@ -29,13 +38,13 @@ daily rate limit"). :attr:`MyobEmulator.arrivals` keeps when each call came, for
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any, Literal
 from urllib.parse import urlencode
 
@@ -54,19 +63,29 @@ from intdash.sandbox.common import (
     maybe_slow,
 )
 from intdash.sandbox.dataset import Dataset, SourceInvoice, SourceLine
+from intdash.sandbox.myob_credits import (
+    SALE_GUIDS,
+    SETTLEMENT_GUIDS,
+    CreditBook,
+    Query,
+    Standing,
+    customer_link,
+    parse_filter,
+    sales_of,
+    utc_text,
+)
+from intdash.sandbox.myob_credits import (
+    layout_of as layout_of,  # where it always was, for those who read it here
+)
 from intdash.sandbox.oauth import Grant, OAuthPolicy, OAuthServer
 
 COMPANY_FILE_ID = "0f5e4d8c-1234-4abc-9def-0123456789ab"
 COMPANY_NAME = "Bay Traders Ltd"
-STATUSES = ("Open", "Open", "Closed", "Closed", "Closed", "Credit")
+STATUSES = ("Open", "Open", "Closed", "Closed", "Closed")  # a sale's; a credit note's: "Credit"
 LAYOUTS = ("Item", "Service", "Professional", "TimeBilling", "Miscellaneous")
 DEFAULT_TOP = 400
 MAX_TOP = 1000
-_CLAUSE = re.compile(
-    r"LastModified (gt|ge|lt|le|eq) "
-    r"datetime'(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.(\d{1,7}))?)?)'"
-)
-_TICK = timedelta(microseconds=1)
+MAX_QUERY = 2048  # IIS's default maxQueryString
 
 # MYOB's granular scopes as its scope pages list them, and the two that its support article on
 # keys made since March 2025 writes in its example (sme-customer, sme-invoice)
@@ -85,90 +104,61 @@ SECOND_MESSAGE = "API key has exceeded the per-second rate limit"
 KeyKind = Literal["new", "old"]
 
 
-def layout_of(inv: SourceInvoice) -> str:
-    """The invoice's layout, fixed for its life: Item for one in three, else Service."""
-    return "Item" if int(inv.id[-2:], 16) % 3 == 0 else "Service"
+def status_of(inv: SourceInvoice) -> str:
+    """A sale's status before any credit is applied to it."""
+    return STATUSES[inv.status % len(STATUSES)]
 
 
-@dataclass(frozen=True)
-class Window:
-    """What a ``$filter`` on ``LastModified`` lets through: later than ``after`` (None: from
-    the beginning) and at or before ``upto`` (None: to the end)."""
-
-    after: datetime | None = None
-    upto: datetime | None = None
-
-    def holds(self, moment: datetime) -> bool:
-        return (self.after is None or moment > self.after) and (
-            self.upto is None or moment <= self.upto
-        )
+def _standing(inv: SourceInvoice, book: CreditBook | None) -> tuple[SourceInvoice, Standing]:
+    if book is None:
+        status = status_of(inv)
+        return inv, Standing(1, status, Decimal(0) if status == "Closed" else inv.total, 0)
+    return book.shown(inv), book.standing(inv)
 
 
-def parse_filter(text: str) -> Window:
-    """A ``$filter`` as MYOB's OData takes it on ``LastModified``: comparisons with a
-    ``datetime'…'`` literal joined by ``and`` (ValueError for anything else)."""
-    after: datetime | None = None
-    upto: datetime | None = None
-    for clause in text.split(" and "):
-        found = _CLAUSE.fullmatch(clause)
-        if found is None:
-            raise ValueError(clause)
-        op, literal, fraction = found.groups()
-        if fraction:  # up to seven digits (ticks); Python reads six
-            literal = literal[: len(literal) - len(fraction)] + fraction[:6].ljust(6, "0")
-        moment = datetime.fromisoformat(literal).replace(tzinfo=UTC)
-        low = {"gt": moment, "ge": moment - _TICK, "eq": moment - _TICK}.get(op)
-        high = {"lt": moment - _TICK, "le": moment, "eq": moment}.get(op)
-        if low is not None:
-            after = low if after is None else max(after, low)
-        if high is not None:
-            upto = high if upto is None else min(upto, high)
-    return Window(after, upto)
-
-
-def render_invoice(inv: SourceInvoice, base: str) -> dict[str, Any]:
-    status = STATUSES[inv.status % len(STATUSES)]
-    layout = layout_of(inv)
-    total = float(inv.total)
+def render_invoice(inv: SourceInvoice, base: str, book: CreditBook | None = None) -> dict[str, Any]:
+    """A sale as ``Sale/Invoice`` lists it; a credit note (of ``book``) with its amounts
+    negative, its customer and currency those of the sale it was raised for."""
+    inv, standing = _standing(inv, book)
+    layout, sign = layout_of(inv), standing.sign
     return {
         "UID": inv.id,
         "Number": inv.number,
         "Date": f"{inv.issue_date.isoformat()}T00:00:00",
-        "Customer": {
-            "UID": inv.contact_id,
-            "Name": inv.contact,
-            "DisplayID": f"CUS{inv.index % 500:05d}",
-            "URI": f"{base}/Contact/Customer/{inv.contact_id}",
-        },
-        "Status": status,
+        "Customer": customer_link(inv, base),
+        "Status": standing.status,
         "InvoiceType": layout,
         "Terms": {"DueDate": f"{inv.due_date.isoformat()}T00:00:00"},
-        "Subtotal": float(inv.subtotal),
-        "TotalTax": float(inv.tax),
-        "TotalAmount": total,
-        "BalanceDueAmount": 0.0 if status == "Closed" else total,
+        "Subtotal": float(sign * inv.subtotal),
+        "TotalTax": float(sign * inv.tax),
+        "TotalAmount": float(sign * inv.total),
+        "BalanceDueAmount": float(standing.balance),
         "ForeignCurrency": None if inv.currency == "NZD" else {"Code": inv.currency},
-        "LastModified": inv.updated.astimezone(UTC).replace(tzinfo=None).isoformat(),
-        "RowVersion": str(1000 + inv.revision),
+        "LastModified": utc_text(inv.updated),
+        "RowVersion": str(1000 + inv.revision + 1_000_000 * standing.settled),
         "URI": f"{base}/Sale/Invoice/{layout}/{inv.id}",
     }
 
 
-def _line(inv: SourceInvoice, n: int, line: SourceLine, base: str) -> dict[str, Any]:
+def _line(inv: SourceInvoice, n: int, line: SourceLine, base: str, sign: int) -> dict[str, Any]:
     """A line as the invoice's layout has it: a Service line's ``UnitCount`` and ``Account``, an
     Item line's ``ShipQuantity`` and ``Item``; ``Total`` = quantity x ``UnitPrice`` less
-    ``DiscountPercent``, with tax when the invoice is tax-inclusive; its tax code."""
+    ``DiscountPercent``, with tax when the invoice is tax-inclusive; its tax code. A credit
+    note's (``sign`` -1) ``Total`` is negative: an Item line's quantity returned, a Service
+    line's price."""
     quantity = float(line.quantity)
     body: dict[str, Any] = {"RowID": n + 1, "Type": "Transaction", "Description": line.description}
-    if layout_of(inv) == "Item":
+    item_layout = layout_of(inv) == "Item"
+    if item_layout:
         item = str(uuid.uuid5(uuid.NAMESPACE_OID, f"myob-item:{line.item_code}"))
-        body["ShipQuantity"] = quantity
+        body["ShipQuantity"] = sign * quantity
     else:
         body["UnitCount"] = quantity
-    body["UnitPrice"] = float(line.gross if inv.inclusive else line.unit_price)
+    price = float(line.gross if inv.inclusive else line.unit_price)
+    body["UnitPrice"] = price if item_layout else sign * price
     body["DiscountPercent"] = float(line.discount_rate)
-    body["Total"] = float(line.gross if inv.inclusive else line.net)
-    if layout_of(inv) == "Item":
+    body["Total"] = sign * float(line.gross if inv.inclusive else line.net)
+    if item_layout:
         body["Item"] = {
             "UID": item,
             "Number": line.item_code,
@@ -188,12 +178,13 @@ def _line(inv: SourceInvoice, n: int, line: SourceLine, base: str) -> dict[str, 
     return body
 
 
-def render_layout(inv: SourceInvoice, base: str) -> dict[str, Any]:
+def render_layout(inv: SourceInvoice, base: str, book: CreditBook | None = None) -> dict[str, Any]:
     """The invoice as its layout's endpoint (``Sale/Invoice/Service``, ``…/Item``) has it: the
     list's fields and its ``Lines``, ``IsTaxInclusive``."""
-    body = render_invoice(inv, base)
+    body = render_invoice(inv, base, book)
+    sign = -1 if book is not None and book.is_credit_note(inv.index) else 1
     body["IsTaxInclusive"] = inv.inclusive
-    body["Lines"] = [_line(inv, n, line, base) for n, line in enumerate(inv.lines)]
+    body["Lines"] = [_line(inv, n, line, base, sign) for n, line in enumerate(inv.lines)]
     return body
 
 
@@ -237,6 +228,7 @@ class MyobEmulator(PlatformEmulator):
         day_limit: int = 1_000_000,
         key_kind: KeyKind = "new",
         clock: Any = time.time,
+        credit_every: int = 0,
     ) -> None:
         policy = OAuthPolicy(
             client_id,
@@ -262,6 +254,9 @@ class MyobEmulator(PlatformEmulator):
         }
         self.consent_pick: str | None = None  # the file the next consents approve; None: first
         self._consents: dict[str, str] = {}  # authentication event -> the file it approved
+        CreditBook(Dataset(0), credit_every, status_of)  # refuses a wrong one here and now
+        self.credit_every = credit_every  # one in N of a new dataset's sales: a credit note
+        self._books: weakref.WeakKeyDictionary[Dataset, CreditBook] = weakref.WeakKeyDictionary()
         self.app = Starlette(
             routes=[
                 Route("/oauth2/account/authorize", self.authorize),
@@ -270,6 +265,7 @@ class MyobEmulator(PlatformEmulator):
                 Route("/api/accountright/{cf}/", self.company_file),
                 Route("/api/accountright/{cf}/Sale/Invoice", self.invoices),
                 Route("/api/accountright/{cf}/Sale/Invoice/{layout}", self.invoices),
+                Route("/api/accountright/{cf}/Sale/CreditSettlement", self.settlements),
                 Route("/api/accountright/{cf}/CurrentUser", self.current_user),
             ]
         )
@@ -289,6 +285,53 @@ class MyobEmulator(PlatformEmulator):
 
     def dataset_of(self, file: CompanyFile) -> Dataset:
         return self.dataset if file.dataset is None else file.dataset
+
+    def book_of(self, dataset: Dataset) -> CreditBook:
+        """The credit notes and settlements of a dataset (made on first use, with
+        :attr:`credit_every`'s credit notes among its sales)."""
+        book = self._books.get(dataset)
+        if book is None:
+            book = self._books[dataset] = CreditBook(dataset, self.credit_every, status_of)
+        return book
+
+    # -- what tests change -------------------------------------------------------------------
+
+    def _book_and_index(self, uid: str, file_id: str | None) -> tuple[CreditBook, int]:
+        dataset = self.dataset_of(self.files[file_id or COMPANY_FILE_ID])
+        index = dataset.index_of(uid.lower())
+        if index is None:
+            raise ValueError(f"no sale {uid} in the company file")
+        return self.book_of(dataset), index
+
+    def credit_note(self, raised_for: str | None = None, *, file_id: str | None = None) -> str:
+        """A credit note made now for the sale ``raised_for`` (its customer's and currency;
+        None: a customer's of its own), in the first company file unless ``file_id`` names
+        another; returns its UID."""
+        dataset = self.dataset_of(self.files[file_id or COMPANY_FILE_ID])
+        book = self.book_of(dataset)
+        origin = None if raised_for is None else self._book_and_index(raised_for, file_id)[1]
+        return dataset.invoice(book.create(origin)).id
+
+    def settle(
+        self,
+        credit_note: str,
+        invoice: str,
+        amount: Decimal | str | None = None,
+        *,
+        file_id: str | None = None,
+    ) -> str:
+        """Apply a credit note to an invoice now (``amount``, or all the credit it can take):
+        a ``Sale/CreditSettlement``, whose UID is returned. The sales' ``Status``,
+        ``BalanceDueAmount`` and ``RowVersion`` change, their ``LastModified`` does not.
+        ValueError for what MYOB would refuse."""
+        book, credit = self._book_and_index(credit_note, file_id)
+        _, sale = self._book_and_index(invoice, file_id)
+        return book.settle(credit, sale, None if amount is None else Decimal(amount)).uid
+
+    def edit(self, uid: str, *, file_id: str | None = None) -> None:
+        """Edit a sale now: a new revision, its ``LastModified`` now."""
+        book, index = self._book_and_index(uid, file_id)
+        book.dataset.touch([index])
 
     def _picked(self) -> CompanyFile:
         return self.files[self.consent_pick or COMPANY_FILE_ID]
@@ -318,6 +361,8 @@ class MyobEmulator(PlatformEmulator):
 
     async def _api(self, request: Request, handler: Handler, scopes: frozenset[str]) -> Response:
         """Authentication, headers, scope, company file, limits and faults, then ``handler``."""
+        if len(request.url.query) > MAX_QUERY:  # refused before anything else sees it
+            return Response("404.15: the query string is too long", 404, media_type="text/plain")
         token = bearer(request)
         problem = self.oauth.check(token)
         grant = self.oauth.grant_of(token)
@@ -381,20 +426,35 @@ class MyobEmulator(PlatformEmulator):
     async def invoices(self, request: Request) -> Response:
         return await self._api(request, self._invoices, INVOICE_SCOPES)
 
-    async def _invoices(self, request: Request, file: CompanyFile | None) -> Response:
-        assert file is not None
+    def _paging(self, request: Request, guids: frozenset[str]) -> tuple[int, int, Query] | Response:
+        """``$top`` (up to 1,000), ``$skip`` and ``$filter``, or the 400 MYOB answers."""
         query = request.query_params
         try:
             top = min(max(int(query.get("$top", DEFAULT_TOP)), 1), MAX_TOP)
             skip = max(int(query.get("$skip", "0")), 0)
         except ValueError:
             return self._error(400, "ValidationError", "$top and $skip must be numbers")
-        window = Window()
-        if query.get("$filter"):
-            try:
-                window = parse_filter(query["$filter"])
-            except ValueError:
-                return self._error(400, "ValidationError", f"Unsupported filter {query['$filter']}")
+        try:
+            return (
+                top,
+                skip,
+                parse_filter(query["$filter"], guids) if query.get("$filter") else Query(),
+            )
+        except ValueError:
+            return self._error(400, "ValidationError", f"Unsupported filter {query['$filter']}")
+
+    @staticmethod
+    def _next_link(request: Request, path: str, top: int, skip: int) -> str:
+        params = {k: v for k, v in request.query_params.items() if k not in ("$skip", "$top")}
+        params.update({"$top": str(top), "$skip": str(skip)})
+        return f"{path}?{urlencode(params)}"
+
+    async def _invoices(self, request: Request, file: CompanyFile | None) -> Response:
+        assert file is not None
+        paging = self._paging(request, SALE_GUIDS)
+        if isinstance(paging, Response):
+            return paging
+        top, skip, query = paging
         layout = request.path_params.get("layout")
         if layout not in (None, *LAYOUTS):
             return self._error(404, "ResourceNotFound", f"No such resource Sale/Invoice/{layout}")
@@ -403,18 +463,18 @@ class MyobEmulator(PlatformEmulator):
             return Response("Internal Server Error", 500)
         if self.faults.take("malformed"):
             return Response(MALFORMED, media_type="application/json")
-        items, total = self._listing(self.dataset_of(file), window, layout, skip, top)
+        dataset = self.dataset_of(file)
+        items, total = self._listing(dataset, query, layout, skip, top)
         base = f"{base_of(request)}/api/accountright/{file.id}"
         render = render_invoice if layout is None else render_layout
         next_link = None
         if skip + len(items) < total:
-            params = {k: v for k, v in query.items() if k not in ("$skip", "$top")}
-            params.update({"$top": str(top), "$skip": str(skip + len(items))})
             path = "Sale/Invoice" if layout is None else f"Sale/Invoice/{layout}"
-            next_link = f"{base}/{path}?{urlencode(params)}"
+            next_link = self._next_link(request, f"{base}/{path}", top, skip + len(items))
+        book = self.book_of(dataset)
         return json_response(
             {
-                "Items": [render(inv, base) for inv in items],
+                "Items": [render(inv, base, book) for inv in items],
                 "NextPageLink": next_link,
                 "Count": total,
             }
@@ -422,10 +482,18 @@ class MyobEmulator(PlatformEmulator):
 
     @staticmethod
     def _listing(
-        dataset: Dataset, window: Window, layout: str | None, skip: int, top: int
+        dataset: Dataset, query: Query, layout: str | None, skip: int, top: int
     ) -> tuple[list[SourceInvoice], int]:
-        """The invoices the window holds (of the layout, when one is read), oldest change
+        """The invoices the filter takes (of the layout, when one is read), oldest change
         first, from ``skip``, at most ``top``; and how many there are in all."""
+        window = query.window
+        if "UID" in query.guids:
+            named = [
+                inv
+                for inv in sales_of(dataset, query.guids["UID"])
+                if window.holds(inv.updated) and layout in (None, layout_of(inv))
+            ]
+            return named[skip : skip + top], len(named)
         total = dataset.count_after(window.after)
         if window.upto is not None:
             total = max(0, total - dataset.count_after(window.upto))
@@ -435,3 +503,37 @@ class MyobEmulator(PlatformEmulator):
             inv for inv in dataset.list_after(window.after, 0, total) if layout_of(inv) == layout
         ]
         return of_layout[skip : skip + top], len(of_layout)
+
+    async def settlements(self, request: Request) -> Response:
+        return await self._api(request, self._settlements, INVOICE_SCOPES)
+
+    async def _settlements(self, request: Request, file: CompanyFile | None) -> Response:
+        """``Sale/CreditSettlement``: paged and filtered as the sales are."""
+        assert file is not None
+        paging = self._paging(request, SETTLEMENT_GUIDS)
+        if isinstance(paging, Response):
+            return paging
+        top, skip, query = paging
+        if self.faults.take("malformed"):
+            return Response(MALFORMED, media_type="application/json")
+        dataset = self.dataset_of(file)
+        book = self.book_of(dataset)
+        found = book.settlements(query)
+        items = found[skip : skip + top]
+        base = f"{base_of(request)}/api/accountright/{file.id}"
+
+        def sale_uri(index: int) -> str:
+            sale = dataset.invoice(index)
+            return f"{base}/Sale/Invoice/{layout_of(sale)}/{sale.id}"
+
+        next_link = None
+        if skip + len(items) < len(found):
+            path = f"{base}/Sale/CreditSettlement"
+            next_link = self._next_link(request, path, top, skip + len(items))
+        return json_response(
+            {
+                "Items": [book.render(s, base, sale_uri) for s in items],
+                "NextPageLink": next_link,
+                "Count": len(found),
+            }
+        )
