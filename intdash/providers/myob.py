@@ -1,5 +1,6 @@
 """MYOB Business (AccountRight): the consent's company file, invoices by OData page and
-LastModified, calls paced per API key."""
+LastModified, credit notes with the invoices they credit (:mod:`intdash.providers.myob_credits`),
+calls paced per API key."""
 
 from __future__ import annotations
 
@@ -19,7 +20,15 @@ from intdash.providers.base import InvoicePage, Tenant, TokenSet
 from intdash.providers.connector import Connector, RateProblem, member, parse_json
 from intdash.providers.errors import AuthorisationFailed, MalformedResponse
 from intdash.providers.http import httpx
-from intdash.providers.paging import Listing, start_cursor, walk
+from intdash.providers.myob_credits import (
+    TOP,
+    Settlements,
+    batches,
+    guid_filter,
+    items_of,
+    turned,
+)
+from intdash.providers.paging import Listing, chain_streams, start_cursor, walk
 from intdash.providers.ratelimit import RateLimits
 
 if TYPE_CHECKING:
@@ -99,27 +108,36 @@ def parse_lines(raw: Mapping[str, Any], uid: str) -> tuple[LineItem, ...]:
 
 def parse_invoice(raw: Any, base_currency: str) -> InvoiceData:
     """A MYOB sale invoice. ``Sale/Invoice`` lists issued invoices only (quotes and orders live
-    under ``Sale/Quote`` and ``Sale/Order``), Open, Closed or in Credit alike: all approved."""
+    under ``Sale/Quote`` and ``Sale/Order``), Open, Closed or in Credit alike: all approved. A
+    sale of a negative total is a credit note, taken in its own terms: its amounts and lines
+    positive (:func:`~intdash.providers.myob_credits.turned`); the invoice it credits is named
+    by its settlements, read apart (``credits`` None here)."""
     if not isinstance(raw, dict) or not isinstance(raw.get("UID"), str):
         raise MalformedResponse("MYOB: an invoice has no UID")
     uid = raw["UID"]
     customer, terms = member(raw, "Customer"), member(raw, "Terms")
     foreign = member(raw, "ForeignCurrency")
+    subtotal, tax = _money(raw, "Subtotal", uid), _money(raw, "TotalTax", uid)
+    total, items = _money(raw, "TotalAmount", uid), parse_lines(raw, uid)
+    credit = total < 0
+    if credit:
+        subtotal, tax, total = -subtotal, -tax, -total
+        items = tuple(turned(item) for item in items)
     return InvoiceData(
         external_id=uid,
         number=raw.get("Number") or None,
-        kind=InvoiceKind.SALES,
+        kind=InvoiceKind.CREDIT_NOTE if credit else InvoiceKind.SALES,
         contact=customer.get("Name"),
         issue_date=_time(raw["Date"], "Date", uid).date() if raw.get("Date") else None,
         due_date=_time(terms["DueDate"], "DueDate", uid).date() if terms.get("DueDate") else None,
         currency=str(foreign.get("Code") or base_currency),
-        subtotal=_money(raw, "Subtotal", uid),
-        tax=_money(raw, "TotalTax", uid),
-        total=_money(raw, "TotalAmount", uid),
+        subtotal=subtotal,
+        tax=tax,
+        total=total,
         source_status=raw.get("Status"),
         source_updated_at=_time(raw.get("LastModified"), "LastModified", uid),
         state=SourceState.APPROVED,
-        items=parse_lines(raw, uid),
+        items=items,
     )
 
 
@@ -281,29 +299,78 @@ class MyobConnector(Connector):
         """Invoices modified since the cursor, oldest change first, by keyset pages (see
         :mod:`intdash.providers.paging`) rather than ``NextPageLink``, whose ``$skip`` loses
         invoices edited during the sync; each with its lines, read by its layout (see
-        :func:`with_lines`)."""
+        :func:`with_lines`), each credit note with the invoice it credits; then the credit
+        settlements made since the cursor's second part, each bringing its credit note again
+        unless this sync gave it with that settlement already (see
+        :mod:`intdash.providers.myob_credits`).
+
+        A sync that finds nothing changed makes three calls (four when the last second read
+        holds invoices of two layouts): the sales of that second read again, with their layout's
+        lines (what was read again is passed over, its settlements not read), and the
+        settlements of the last second read again."""
         tenant = api.tenant
         if tenant is None:
             raise AuthorisationFailed("MYOB: no company file chosen yet: connect first")
-        url = f"{self.api}/{tenant.id}/Sale/Invoice"
+        base = f"{self.api}/{tenant.id}"
+        url = f"{base}/Sale/Invoice"
         currency = tenant.extra.get("currency", "AUD")
         size = self.settings.page_size
+        settlements = Settlements(api, f"{base}/Sale/CreditSettlement")
 
-        async def fetch(modified_since: datetime | None, page: int) -> Listing:
-            params = {
-                "$top": str(size),
-                "$skip": str((page - 1) * size),
-                "$orderby": "LastModified asc",
-            }
-            if modified_since is not None:
-                params["$filter"] = f"LastModified gt {_literal(modified_since)}"
-            items = _items(await api.get_json(url, params=params, what="MYOB invoices"))
-            listed = await asyncio.to_thread(lambda: [_listed(item, currency) for item in items])
-            invoices = await with_lines(api, url, listed, currency)
-            return Listing(invoices, more=len(items) >= size)
+        async def invoices(at: str | None) -> AsyncIterator[InvoicePage]:
+            async def fetch(modified_since: datetime | None, page: int) -> Listing:
+                params = _page_params(size, page, modified_since)
+                items = await _read(api, url, params, "MYOB invoices")
+                listed = await asyncio.to_thread(
+                    lambda: [_listed(item, currency) for item in items]
+                )
+                invoices = await with_lines(api, url, listed, currency)
+                return Listing(invoices, more=len(items) >= size)
 
-        async for found in walk(fetch, start_cursor(cursor, since), label="MYOB invoices"):
+            async for found in walk(fetch, start_cursor(at, since), label="MYOB invoices"):
+                yield InvoicePage(await settlements.credit(found.invoices), found.cursor)
+
+        async def credit_notes(at: str | None) -> AsyncIterator[InvoicePage]:
+            async def fetch(modified_since: datetime | None, page: int) -> Listing:
+                read = await settlements.read(_page_params(size, page, modified_since))
+                return Listing([s.entry() for s in read], more=len(read) >= size)
+
+            label = "MYOB credit settlements"
+            async for found in walk(fetch, start_cursor(at, since), label=label):
+                named = await self.sales_named(api, url, settlements.unseen(found.invoices))
+                credited = await settlements.credit(named)
+                if credited or found.cursor != at:  # a sync that finds none leaves no page
+                    yield InvoicePage(credited, found.cursor)
+                at = found.cursor
+
+        async for found in chain_streams(cursor, invoices, credit_notes):
             yield found
+
+    async def sales_named(self, api: ApiClient, url: str, uids: list[str]) -> list[InvoiceData]:
+        """The sales of these UIDs, with their lines: one ``Sale/Invoice`` read for each
+        :data:`~intdash.providers.myob_credits.GUIDS_PER_CALL`, then their layouts' reads."""
+        tenant = api.tenant
+        currency = tenant.extra.get("currency", "AUD") if tenant else "AUD"
+        found: list[InvoiceData] = []
+        for batch in batches(uids):
+            params = {"$filter": guid_filter("UID", batch), "$top": str(TOP)}
+            items = await _read(api, url, params, "MYOB invoices")
+            listed = [_listed(item, currency) for item in items]
+            found.extend(await with_lines(api, url, listed, currency, by_uid=True))
+        return found
+
+
+async def _read(api: ApiClient, url: str, params: Mapping[str, str], what: str) -> list[Any]:
+    """The ``Items`` of a MYOB list."""
+    return items_of(await api.get_json(url, params=params, what=what), what)
+
+
+def _page_params(size: int, page: int, modified_since: datetime | None) -> dict[str, str]:
+    """A page of a list ordered by ``LastModified``, of what was modified since a time."""
+    params = {"$top": str(size), "$skip": str((page - 1) * size), "$orderby": "LastModified asc"}
+    if modified_since is not None:
+        params["$filter"] = f"LastModified gt {_literal(modified_since)}"
+    return params
 
 
 # -- lines, read by layout -----------------------------------------------------------------------
@@ -319,18 +386,14 @@ def _literal(moment: datetime) -> str:
     return f"datetime'{stamp.isoformat('T', 'seconds')}'"
 
 
-def _items(data: Any) -> list[Any]:
-    items = data.get("Items") if isinstance(data, dict) else None
-    if not isinstance(items, list):
-        raise MalformedResponse("MYOB invoices: expected 'Items' (list) in the answer")
-    return items
-
-
 Listed = tuple[InvoiceData, str, str]  # the invoice as listed, its layout, its version
 
 
 def _version(raw: Mapping[str, Any]) -> str:
-    return f"{raw.get('RowVersion')}@{raw.get('LastModified')}"
+    """What tells one version of an invoice's lines from another: its ``LastModified`` (not
+    its ``RowVersion``, which also moves when credit or a payment is applied to it, changing
+    no line and not its ``LastModified``)."""
+    return str(raw.get("LastModified"))
 
 
 def _listed(raw: Any, currency: str) -> Listed:
@@ -345,16 +408,17 @@ def _listed(raw: Any, currency: str) -> Listed:
 
 
 async def with_lines(
-    api: ApiClient, url: str, listed: list[Listed], currency: str
+    api: ApiClient, url: str, listed: list[Listed], currency: str, *, by_uid: bool = False
 ) -> list[InvoiceData]:
     """The page's invoices with their lines, which ``Sale/Invoice`` does not carry and each
     layout's own list (``Sale/Invoice/Item``, ``…/Service``, ...) does: one call per layout on
     the page, for that layout's invoices modified within the page's seconds (from the first
     one's second to the end of the last one's; more calls only when over 1,000 of the layout
-    share them). An invoice is taken with the lines of the same version (``RowVersion`` and
-    ``LastModified``). One edited or deleted between the two reads is not on the page: its
-    edit moved it past the page, where the paging meets it again (a deletion has nothing left
-    to read). A failed layout read fails the page: none of its invoices goes without lines."""
+    share them), or ``by_uid``, for those invoices by UID (sales read by UID are spread over
+    time). An invoice is taken with the lines of the same version (its ``LastModified``). One
+    edited or deleted between the two reads is not on the page: its edit moved it past the
+    page, where the paging meets it again (a deletion has nothing left to read). A failed
+    layout read fails the page: none of its invoices goes without lines."""
     if not listed:
         return []
     times = [invoice.source_updated_at for invoice, _, _ in listed]
@@ -368,30 +432,32 @@ async def with_lines(
     lines: dict[tuple[str, str], tuple[LineItem, ...]] = {}
     for layout in sorted({layout for _, layout, _ in listed}):
         wanted = {invoice.external_id for invoice, kind, _ in listed if kind == layout}
-        skip = 0
-        while wanted:
-            data = await api.get_json(
-                f"{url}/{layout}",
-                params={
-                    "$filter": window,
+        filters = (
+            [guid_filter("UID", batch) for batch in batches(sorted(wanted))] if by_uid else [window]
+        )
+        for text in filters:
+            skip = 0
+            while wanted:
+                params = {
+                    "$filter": text,
                     "$orderby": "LastModified asc",
                     "$top": str(LAYOUT_TOP),
                     "$skip": str(skip),
-                },
-                what=f"MYOB {layout} invoices",
-            )
-            items = _items(data)
-            for raw in items:
-                if isinstance(raw, dict) and raw.get("UID") in wanted:
-                    uid = str(raw["UID"])
-                    lines[uid, _version(raw)] = await asyncio.to_thread(parse_lines, raw, uid)
-                    wanted.discard(uid)
-            if len(items) < LAYOUT_TOP:
-                break
-            skip += len(items)
+                }
+                items = await _read(api, f"{url}/{layout}", params, f"MYOB {layout} invoices")
+                for raw in items:
+                    if isinstance(raw, dict) and raw.get("UID") in wanted:
+                        uid = str(raw["UID"])
+                        lines[uid, _version(raw)] = await asyncio.to_thread(parse_lines, raw, uid)
+                        wanted.discard(uid)
+                if len(items) < LAYOUT_TOP:
+                    break
+                skip += len(items)
     kept: list[InvoiceData] = []
     for invoice, _, version in listed:
         found = lines.get((invoice.external_id, version))
+        if found is not None and invoice.kind is InvoiceKind.CREDIT_NOTE:
+            found = tuple(turned(item) for item in found)
         if found is not None:
             kept.append(replace(invoice, items=found))
     return kept
