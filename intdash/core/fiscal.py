@@ -4,8 +4,11 @@ chain from there on.
 
 A record is a sale, or a refund that names the sale it reverses (``refers_to``): an invoice voided
 after it was fiscalized has a sale and its refund; one whose amounts changed has a sale, its
-refund, and a new sale. A sale's hash is computed as it always was, so records made before there
-were refunds verify unchanged; a refund's hash covers its kind and the sale it names as well.
+refund, and a new sale. A credit note's record is a credit: its own amounts refunded against
+the standing sale of the invoice it credits, which it names (an invoice may be credited several
+times, in part; its sale stands). A sale's hash is computed as it always was, so records made
+before there were refunds verify unchanged; a refund's or a credit's hash covers its kind and
+the sale it names as well.
 
 :class:`FiscalRegister` is the interface the rest of intdash uses; :class:`HashChainRegister` is
 the local implementation. A tax authority's fiscalization service can take its place.
@@ -38,6 +41,7 @@ class Step(Enum):
     SALE_AGAIN = "sale again"  # fiscalized before and refunded: counted already
     REFUND = "refund"  # its standing sale is refunded
     REFUND_AND_SALE = "refund and sale"  # new amounts: the old sale refunded, a new one made
+    CREDIT = "credit"  # a credit note: credited against its invoice's standing sale
 
 
 # (plain strings: an enum member's value is slow to reach, and this runs for every invoice)
@@ -48,11 +52,13 @@ _RECEIVED = FiscalStatus.RECEIVED.value
 _AWAITING = FiscalStatus.AWAITING_APPROVAL.value
 _VOIDED = FiscalStatus.VOIDED.value
 _SALES = InvoiceKind.SALES.value
+_CREDIT_NOTE = InvoiceKind.CREDIT_NOTE.value
 _APPROVED = SourceState.APPROVED.value
 _PENDING = SourceState.PENDING.value
 _VOID = SourceState.VOID.value
 _SALE = RecordKind.SALE.value
 _REFUND = RecordKind.REFUND.value
+_CREDIT = RecordKind.CREDIT.value
 _NOTHING, _FIRST_SALE, _SALE_AGAIN = Step.NOTHING, Step.SALE, Step.SALE_AGAIN
 _REFUND_ONLY, _REFUND_AND_SALE = Step.REFUND, Step.REFUND_AND_SALE
 
@@ -68,7 +74,13 @@ def next_step(before: str | None, data: InvoiceData, amounts_changed: bool) -> t
     awaiting approval, voided (not fiscalized unless approved later), or fiscalized
     (``Step.SALE``: held instead when the month has no room; a held invoice stays held until
     released). Purchase invoices are received, never fiscalized.
+
+    A credit note approved at its source is credited (``Step.CREDIT``: it waits, *awaiting
+    invoice*, while the invoice it credits has no standing sale); once credited it stands
+    (later edits record nothing). It never counts against the monthly limit.
     """
+    if data.kind == _CREDIT_NOTE:
+        return _credit_step(before, data)
     sales = data.kind == _SALES
     if before == _FISCALIZED:
         if not sales or data.state != _APPROVED:
@@ -89,6 +101,16 @@ def next_step(before: str | None, data: InvoiceData, amounts_changed: bool) -> t
     return _FISCALIZED, _FIRST_SALE
 
 
+def _credit_step(before: str | None, data: InvoiceData) -> tuple[str, Step]:
+    if before == _FISCALIZED:
+        return _FISCALIZED, _NOTHING
+    if data.state == _PENDING:
+        return _AWAITING, _NOTHING
+    if data.state == _VOID:
+        return _VOIDED, _NOTHING
+    return _FISCALIZED, Step.CREDIT
+
+
 class ToFiscalize(NamedTuple):
     """What the register is told about an invoice (a tuple: one is made for every invoice
     fiscalized, and a frozen dataclass costs twice as much to make)."""
@@ -102,6 +124,7 @@ class ToFiscalize(NamedTuple):
     total: str
     tax: str
     kind: RecordKind = RecordKind.SALE  # a refund reverses the invoice's latest sale
+    credits: int | None = None  # a credit's: the invoice (id) whose standing sale it names
 
 
 @dataclass(frozen=True)
@@ -199,7 +222,11 @@ class HashChainRegister:
         head = conn.execute(_HEAD).first()
         seq, prev = (head[0], head[1]) if head else (0, GENESIS)
         # each refunded invoice's sale not yet refunded: (its seq, its invoice digest)
-        standing = self._standing_sales(conn, {i.invoice_id for i in invoices if i.kind == _REFUND})
+        standing = self._standing_sales(
+            conn,
+            {i.invoice_id for i in invoices if i.kind == _REFUND}
+            | {i.credits for i in invoices if i.kind == _CREDIT and i.credits is not None},
+        )
         rows: list[dict[str, Any]] = []
         stamp = stamp_of(at)
         # SQLite takes the driver's executemany (see InvoiceService's bulk insert): its values
@@ -211,13 +238,18 @@ class HashChainRegister:
         refunds: list[tuple[Any, ...]] = []
         for invoice in invoices:
             refers_to: int | None = None
-            kind = _REFUND if invoice.kind == _REFUND else _SALE
+            kind = _SALE if invoice.kind == _SALE else str(invoice.kind)
             if kind == _REFUND:
                 sale = standing.get(invoice.invoice_id)
                 if sale is None:
                     continue  # nothing standing to refund: never refund twice
                 refers_to, content = sale  # a refund reverses exactly what was recorded
                 standing[invoice.invoice_id] = None
+            elif kind == _CREDIT:
+                sale = standing.get(invoice.credits) if invoice.credits is not None else None
+                if sale is None:
+                    continue  # nothing standing to credit (the caller keeps it waiting)
+                refers_to, content = sale[0], invoice_digest(invoice)  # its own amounts
             else:
                 content = invoice_digest(invoice)
             seq += 1
@@ -345,10 +377,19 @@ class HashChainRegister:
             if row.refers_to is not None:
                 return f"record {row.seq} is a sale that names record {row.refers_to}"
             return None
-        if row.kind != _REFUND:
-            return f"record {row.seq} is of no kind the register knows ({row.kind!r})"
         named = row.refers_to
         original = originals.get(named) if named is not None else None
+        if row.kind == _CREDIT:  # a credit note's own amounts, against another invoice's sale
+            if (
+                original is None
+                or named >= row.seq
+                or original.kind != _SALE
+                or original.invoice_id == row.invoice_id
+            ):
+                return f"record {row.seq} credits no earlier sale of another invoice"
+            return None
+        if row.kind != _REFUND:
+            return f"record {row.seq} is of no kind the register knows ({row.kind!r})"
         if (
             original is None
             or named >= row.seq

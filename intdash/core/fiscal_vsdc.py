@@ -6,7 +6,8 @@ records the history, the ingest API and the webhooks read), and beside each of i
 writes a row of the fiscal outbox, in the same transaction (the upsert's): nothing is sent from
 inside it. The sender (:mod:`intdash.sync.fiscalize`) takes the rows outside any transaction and
 stores the SDC's whole response. A refund's row names its sale's row; it is sent once that sale
-is signed, naming the SDC's invoice number and time of it.
+is signed, naming the SDC's invoice number and time of it. A credit note's row (a credit) is a
+refund of its own items naming the sale of the invoice it credits, sent once that is signed.
 
 A refund of a sale recorded while the register was the local one alone has nothing to name at
 the SDC: it stays in the local chain only.
@@ -33,6 +34,7 @@ RECORDS = FiscalRecord.__table__  # type: ignore[attr-defined]
 INVOICES = Invoice.__table__  # type: ignore[attr-defined]
 _SALE = RecordKind.SALE.value
 _REFUND = RecordKind.REFUND.value
+_CREDIT = RecordKind.CREDIT.value
 _SIGNED = OutboxStatus.SIGNED.value
 
 
@@ -67,23 +69,42 @@ class VsdcRegister:
 
     def enqueue(self, conn: Connection, records: Sequence[dict[str, Any]], at: datetime) -> int:
         """An outbox row for each of these records (just made, in ``conn``'s transaction):
-        the sales at once, then the refunds, each naming its sale's row (made before, or just
-        now)."""
+        the sales at once, then the refunds and credits, each naming its sale's row (made
+        before, or just now)."""
         sales = [r for r in records if r["kind"] == _SALE]
-        if sales:
+        credits = [r for r in records if r["kind"] == _CREDIT]
+        contents: dict[int, str] = {}
+        if sales or credits:  # what each will send: its invoice's (a credit note's own)
             columns = [INVOICES.c[name] for name in _CONTENT_COLUMNS]
+            own = {r["invoice_id"] for r in sales} | {r["invoice_id"] for r in credits}
             contents = {
                 row.id: json.dumps(content_of(row))
-                for row in conn.execute(
-                    select(*columns).where(INVOICES.c.id.in_({r["invoice_id"] for r in sales}))
-                )
+                for row in conn.execute(select(*columns).where(INVOICES.c.id.in_(own)))
             }
+        if sales:
             conn.execute(
                 insert(OUTBOX),
                 [self._row(r, None, contents[r["invoice_id"]], at) for r in sales],
             )
         refunds = [r for r in records if r["kind"] == _REFUND]
         named: dict[int, tuple[int, str]] = {}  # a refunded sale's record -> (its row, content)
+        if credits:
+            for row in conn.execute(
+                select(OUTBOX.c.id, OUTBOX.c.record_seq).where(
+                    OUTBOX.c.record_seq.in_({r["refers_to"] for r in credits})
+                )
+            ):
+                named[row.record_seq] = (row.id, "")
+            # (a sale the SDC never had: the credit stays in the local chain only)
+            credits = [r for r in credits if r["refers_to"] in named]
+            if credits:
+                conn.execute(
+                    insert(OUTBOX),
+                    [
+                        self._row(r, named[r["refers_to"]][0], contents[r["invoice_id"]], at)
+                        for r in credits
+                    ],
+                )
         if refunds:
             for row in conn.execute(
                 select(OUTBOX.c.id, OUTBOX.c.record_seq, OUTBOX.c.content).where(
@@ -99,7 +120,7 @@ class VsdcRegister:
                     insert(OUTBOX),
                     [self._row(r, *named[r["refers_to"]], at) for r in refunds],
                 )
-        return len(sales) + len(refunds)
+        return len(sales) + len(refunds) + len(credits)
 
     def _row(
         self, record: dict[str, Any], refers_to: int | None, content: str, at: datetime
@@ -163,6 +184,16 @@ class VsdcRegister:
                         if named != sale.sdc_invoice_number:
                             problem = f"outbox row {row.id} names another sale at the SDC"
                 refunded.add(row.refers_to or 0)
+            elif row.kind == _CREDIT:
+                sale = by_id.get(row.refers_to) if row.refers_to is not None else None
+                if sale is None or sale.kind != _SALE or sale.invoice_id == row.invoice_id:
+                    problem = f"outbox row {row.id} credits no sale of another invoice"
+                elif row.status == _SIGNED:
+                    named = json.loads(row.request or "{}").get("ReferentDocumentNumber")
+                    if sale.status != _SIGNED:
+                        problem = f"outbox row {row.id} was signed before the sale it credits"
+                    elif named != sale.sdc_invoice_number:
+                        problem = f"outbox row {row.id} names another sale at the SDC"
             elif row.refers_to is not None:
                 problem = f"outbox row {row.id} is a sale that names row {row.refers_to}"
             if problem is None and row.sdc_invoice_number is not None:

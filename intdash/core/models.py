@@ -7,7 +7,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, Index, MetaData, Text, UniqueConstraint
+from sqlalchemy import JSON, Index, MetaData, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from intdash.core.dbtypes import Money, UTCDateTime
@@ -141,6 +141,15 @@ class Invoice(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("integration_id", "external_id"),
         Index(None, "integration_id", "id"),  # one integration's history, newest first
+        # the few credit notes waiting for their invoice (services.invoices.credits): an index
+        # of those alone, which the writes of every other invoice never touch
+        Index(
+            "ix_invoices_awaiting_invoice",
+            "integration_id",
+            "credits",
+            sqlite_where=text("fiscal_status = 'awaiting invoice'"),
+            postgresql_where=text("fiscal_status = 'awaiting invoice'"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -122,7 +122,15 @@ class PaymentIn(BaseModel):
 class InvoiceIn(BaseModel):
     """One invoice as a Custom Integration pushes it."""
 
-    model_config = ConfigDict(extra="forbid", title="Invoice")
+    model_config = ConfigDict(
+        extra="forbid",
+        title="Invoice",
+        # only a credit note names the invoice it credits
+        json_schema_extra={
+            "if": {"properties": {"kind": {"const": "credit note"}}, "required": ["kind"]},
+            "else": {"properties": {"credits": {"type": "null"}}},
+        },
+    )
 
     external_id: ExternalId
     number: Number | None = Field(
@@ -130,8 +138,17 @@ class InvoiceIn(BaseModel):
         description="The invoice number people see. Texts (number, contact, status) have no "
         "control characters; white space at either end is dropped.",
     )
-    kind: Literal["sales", "purchase"] = Field(
-        "sales", description="Sales invoices are fiscalized; purchase invoices are kept."
+    kind: Literal["sales", "purchase", "credit note"] = Field(
+        "sales",
+        description="Sales invoices are fiscalized; purchase invoices are kept; a credit note "
+        "(its amounts positive, as it reads) is fiscalized as a refund of its own amounts "
+        "naming the sale of the invoice it credits.",
+    )
+    credits: ExternalId | None = Field(
+        None,
+        description="A credit note's: the external_id of the invoice it credits (pushed "
+        "before, or in the same request). Without it, or while that invoice is not "
+        "fiscalized, the credit note is kept, awaiting invoice.",
     )
     contact: Contact | None = None
     issue_date: Day | None = Field(None, description="YYYY-MM-DD, in the years 1000 to 9998.")
@@ -191,6 +208,13 @@ class InvoiceIn(BaseModel):
             raise ValueError(f"payments: {paid} paid is more than the total ({self.total})")
         return self
 
+    @field_validator("credits")
+    @classmethod
+    def _only_a_credit_note(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and info.data.get("kind") != "credit note":
+            raise ValueError("only a credit note (kind 'credit note') credits an invoice")
+        return value
+
     @field_validator("due_date")
     @classmethod
     def _not_before_issue(cls, value: date | None, info: ValidationInfo) -> date | None:
@@ -218,6 +242,7 @@ class InvoiceIn(BaseModel):
             items=tuple(item.to_item() for item in self.items or ()),
             buyer_tax_id=self.buyer_tax_id,
             payments=tuple(Payment(p.amount, p.method) for p in self.payments or ()),
+            credits=self.credits,
         )
 
 

@@ -96,13 +96,14 @@ def _schemas() -> dict[str, Any]:
     schemas["Batch"] = batch
     fiscal = {
         "type": "object",
-        "description": "An entry of the fiscal register: a sale, or a refund of one.",
+        "description": "An entry of the fiscal register: a sale, a refund of one, or a credit "
+        "(a credit note's own amounts refunded against another invoice's sale).",
         "properties": {
             "seq": {"type": "integer", "description": "Its number in the register."},
-            "kind": {"type": "string", "enum": ["sale", "refund"]},
+            "kind": {"type": "string", "enum": ["sale", "refund", "credit"]},
             "refers_to": {
                 "type": ["integer", "null"],
-                "description": "A refund: the number of the sale it refunds.",
+                "description": "A refund or a credit: the number of the sale it refunds.",
             },
             "recorded_at": {"type": "string", "format": "date-time"},
             "invoice_digest": {"type": "string", "description": "SHA-256 of the invoice."},
@@ -167,7 +168,11 @@ def _schemas() -> dict[str, Any]:
             },
             "external_id": {"type": "string"},
             "number": text,
-            "kind": {"type": "string", "enum": ["sales", "purchase"]},
+            "kind": {"type": "string", "enum": ["sales", "purchase", "credit note"]},
+            "credits": {
+                "type": ["string", "null"],
+                "description": "A credit note's: the external_id of the invoice it credits.",
+            },
             "contact": text,
             "issue_date": {"type": ["string", "null"], "format": "date"},
             "due_date": {"type": ["string", "null"], "format": "date"},
@@ -190,6 +195,7 @@ def _schemas() -> dict[str, Any]:
                     "fiscalized",
                     "held",
                     "awaiting approval",
+                    "awaiting invoice",
                     "refunded",
                     "voided",
                     "received",
@@ -200,11 +206,14 @@ def _schemas() -> dict[str, Any]:
                 "approval: a draft, fiscalized once issued; refunded: fiscalized, then voided "
                 "(or made a draft again), so its sale was refunded; voided: voided before it "
                 "was fiscalized, so it is not (unless issued again); "
-                "received: a purchase invoice, kept but not fiscalized.",
+                "received: a purchase invoice, kept but not fiscalized; awaiting invoice: a "
+                "credit note whose invoice is not fiscalized (or that names none), credited "
+                "once it is.",
             },
             "received_at": {"type": "string", "format": "date-time"},
             "fiscal_record": {
-                "description": "Its latest sale in the fiscal register.",
+                "description": "Its latest sale in the fiscal register (a credit note's: its "
+                "credit).",
                 "oneOf": [{"$ref": REF.format(model="FiscalRecord")}, {"type": "null"}],
             },
             "refund_record": {

@@ -43,6 +43,11 @@ def fields(d: InvoiceDetails) -> Table:
             ("Integration", f"{d.integration_uid} ({d.integration_name})"),
             ("External id", d.external_id),
             ("Type", d.kind),
+            *(
+                [("Credits", d.credits or "no invoice named yet")]
+                if d.kind == "credit note"
+                else []
+            ),
             ("Contact", d.contact),
             ("Buyer tax id", d.buyer_tax_id),
             ("Issued", d.issue_date.isoformat() if d.issue_date else None),
@@ -97,7 +102,7 @@ def records(d: InvoiceDetails) -> RenderableType:
     for name in ("Seq", "Kind", "Recorded", "Hash"):
         table.add_column(name, overflow="fold")
     for r in d.records:
-        kind = f"refund of #{r.refers_to}" if r.refers_to else r.kind
+        kind = f"{r.kind} of #{r.refers_to}" if r.refers_to else r.kind
         table.add_row(f"#{r.seq}", kind, _time(r.recorded_at) or "—", r.hash)
     return table
 

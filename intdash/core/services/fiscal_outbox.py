@@ -8,7 +8,8 @@ Never twice: a row left ``sent`` (its answer timed out, or its process died) is 
 before anything else is sent: the same request, with the same ``RequestId``, is sent again, and
 the SDC answers it with what it signed. Never lost: rows are written in the transaction that
 records the sale or refund, and a restart takes up what it finds. An invoice's rows go in order:
-a refund waits for its sale's signature, whose number and time it names.
+a refund waits for its sale's signature, whose number and time it names; so does a credit
+note's, whose sale is another invoice's.
 """
 
 from __future__ import annotations
@@ -142,8 +143,10 @@ class FiscalService:
             if left:
                 due = [r.id for r in left if r.next_attempt_at <= now]
                 return self._mark(session, due, now, reconcile=True)
-            # (below: the first unsigned row of each invoice that is due)
+            # (below: the first unsigned row of each invoice that is due, and whose sale, if it
+            # names one, is signed)
             earlier = OUTBOX.alias("earlier")
+            named = OUTBOX.alias("named")
             due_now = (
                 select(OUTBOX.c.id)
                 .where(OUTBOX.c.status == PENDING)
@@ -155,6 +158,11 @@ class FiscalService:
                             earlier.c.id < OUTBOX.c.id,
                             earlier.c.status != SIGNED,
                         )
+                    )
+                )
+                .where(
+                    ~exists().where(
+                        and_(named.c.id == OUTBOX.c.refers_to, named.c.status != SIGNED)
                     )
                 )
                 .order_by(OUTBOX.c.id)
@@ -239,6 +247,16 @@ class FiscalService:
         if row.kind == RecordKind.REFUND.value:
             sale = sales[row.refers_to]
             return refund_request(json.loads(sale.request), sale.sdc_invoice_number, sale.sdc_time)
+        own = self._sale_request(session, row, mappings)
+        if own is None or row.kind != RecordKind.CREDIT.value:
+            return own
+        # a credit note: its own items, refunded against the sale of the invoice it credits
+        sale = sales[row.refers_to]
+        return refund_request(own, sale.sdc_invoice_number, sale.sdc_time)
+
+    def _sale_request(
+        self, session: Session, row: Any, mappings: dict[int, Mapping_]
+    ) -> dict[str, Any] | None:
         mapping = mappings.get(row.integration_id)
         if mapping is None:
             labels = self.setup.labels()

@@ -158,11 +158,12 @@ class InvoiceDetails:
     records: tuple[LocalRecord, ...]
     signed: tuple[Signed, ...]  # the outbox's rows, oldest first (none with the local register)
     items_error: str | None = None  # items or payments stored but unreadable
+    credits: str | None = None  # a credit note's: the external id of the invoice it credits
 
     @property
     def sale(self) -> Signed | None:
-        """Its latest sale at the SDC."""
-        sales = [s for s in self.signed if s.kind == "sale"]
+        """Its latest sale at the SDC (a credit note's: its credit, signed as a refund)."""
+        sales = [s for s in self.signed if s.kind in _STANDING]
         return sales[-1] if sales else None
 
     @property
@@ -218,6 +219,7 @@ class InvoiceDetails:
             "sdc_invoice_number": sale.sdc_invoice_number if sale else None,
             "verification_url": sale.verification_url if sale else None,
             "fiscalized_days_after_issue": self.delay_days,
+            **({"credits": self.credits} if self.kind == "credit note" else {}),
         }
 
     def label_of(self, item: LineItem) -> str | None:
@@ -229,6 +231,9 @@ class InvoiceDetails:
         return self.labels.get(index)
 
     labels: Mapping[int, str] = field(default_factory=dict)  # by item, as sent to the SDC
+
+
+_STANDING = ("sale", "credit")  # what an invoice's (a credit note's) SDC signature is
 
 
 def find(ws: Workspace, ref: str, uid: str | None = None) -> int:
@@ -320,7 +325,7 @@ def _details(session: Session, invoice_id: int) -> InvoiceDetails:
             r.total_counter, r.verification_url, r.journal, r.signature, response,
         )  # fmt: skip
         signed.append(entry)
-        if r.kind == "sale" and r.request:
+        if r.kind in _STANDING and r.request:
             sent = _object(r.request).get("Items") or []
             if len(sent) == len(items):
                 labels = {
@@ -335,6 +340,7 @@ def _details(session: Session, invoice_id: int) -> InvoiceDetails:
         external_id=row.external_id,
         number=row.number,
         kind=row.kind,
+        credits=row.credits,
         contact=row.contact,
         issue_date=row.issue_date,
         due_date=row.due_date,

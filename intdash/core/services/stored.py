@@ -74,6 +74,7 @@ class StoredInvoice:
     # what the V-SDC made of its sale (and of that sale's refund, as "refund"); None with the
     # local register, or when the SDC has nothing of it
     sdc: dict[str, Any] | None = None
+    credits: str | None = None  # a credit note's: the external id of the invoice it credits
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -97,6 +98,7 @@ class StoredInvoice:
             "buyer_tax_id": self.buyer_tax_id,
             "payments": json.loads(self.payments) if self.payments else [],
             "sdc": self.sdc,
+            "credits": self.credits,
         }
         if self.outcome is not None:
             body = {"outcome": self.outcome, **body}
@@ -123,6 +125,7 @@ def read_stored(
             r.currency, r.subtotal, r.tax, r.total, r.source_status, r.source_updated_at,
             r.fiscal_status, r.received_at, r.updated_at, sale, refund=refund,
             items=r.items, buyer_tax_id=r.buyer_tax_id, payments=r.payments, sdc=sdc,
+            credits=r.credits,
         )  # fmt: skip
     return found
 

@@ -41,6 +41,14 @@ def _cursor_length(length: int, before: int) -> None:
 
 def upgrade() -> None:
     op.add_column("invoices", sa.Column("credits", sa.String(length=200), nullable=True))
+    waiting = sa.text("fiscal_status = 'awaiting invoice'")
+    op.create_index(
+        "ix_invoices_awaiting_invoice",
+        "invoices",
+        ["integration_id", "credits"],
+        sqlite_where=waiting,
+        postgresql_where=waiting,
+    )
     _cursor_length(420, 200)
 
 
@@ -57,6 +65,7 @@ def downgrade() -> None:
                 sa.update(integrations).where(integrations.c.id == row.id).values(cursor=invoices)
             )
     _cursor_length(200, 420)
+    op.drop_index("ix_invoices_awaiting_invoice", table_name="invoices")
     op.drop_column("invoices", "credits")
 
 

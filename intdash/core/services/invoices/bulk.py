@@ -31,6 +31,7 @@ FIELDS = (
     "items",
     "buyer_tax_id",
     "payments",
+    "credits",
 )
 
 
@@ -92,6 +93,7 @@ def _sqlite_row(
         items_to_json(data.items) if data.items else None,
         data.buyer_tax_id or None,
         payments_to_json(data.payments) if data.payments else None,
+        data.credits,
     )
 
 
@@ -109,6 +111,7 @@ def values_of(data: InvoiceData) -> dict[str, Any]:
         "source_status": data.source_status,
         "source_updated_at": data.source_updated_at,
         **line_columns(data),
+        "credits": data.credits,
     }
 
 

@@ -12,6 +12,7 @@ from sqlmodel import Session, col
 
 from intdash.core.catalog import TYPES
 from intdash.core.fiscal_models import FiscalOutbox
+from intdash.core.invoices import InvoiceKind
 from intdash.core.models import FiscalRecord, FiscalStatus, Integration, Invoice, RecordKind
 
 if TYPE_CHECKING:
@@ -23,24 +24,28 @@ OUTBOX = FiscalOutbox.__table__  # type: ignore[attr-defined]
 _FISCALIZED = FiscalStatus.FISCALIZED.value
 
 
-def _latest_record(kind: RecordKind) -> Any:
-    """The number of a listed invoice's latest record of this kind (an index look-up)."""
+# what stands for an invoice: its sale; for a credit note, its credit (it has no other kind)
+_STANDING = (RecordKind.SALE.value, RecordKind.CREDIT.value)
+
+
+def _latest_record(*kinds: str) -> Any:
+    """The number of a listed invoice's latest record of these kinds (an index look-up)."""
     return (
         select(func.max(RECORDS.c.seq))
         .where(RECORDS.c.invoice_id == INVOICES.c.id)
-        .where(RECORDS.c.kind == kind.value)
+        .where(RECORDS.c.kind.in_(kinds))
         .scalar_subquery()
     )
 
 
-def _latest_outbox(*columns: Any, kind: RecordKind | None = None) -> list[Any]:
-    """Columns of a listed invoice's latest outbox row (of ``kind``, if given): index
+def _latest_outbox(*columns: Any, kinds: tuple[str, ...] = ()) -> list[Any]:
+    """Columns of a listed invoice's latest outbox row (of ``kinds``, if given): index
     look-ups by (invoice_id, id)."""
     found = []
     for column in columns:
         query = select(column).where(OUTBOX.c.invoice_id == INVOICES.c.id)
-        if kind is not None:
-            query = query.where(OUTBOX.c.kind == kind.value)
+        if kinds:
+            query = query.where(OUTBOX.c.kind.in_(kinds))
         found.append(query.order_by(OUTBOX.c.id.desc()).limit(1).scalar_subquery())
     return found
 
@@ -61,10 +66,11 @@ class InvoiceRow:
     source_status: str | None
     fiscal_status: str
     received_at: datetime
-    fiscal_seq: int | None  # its latest sale record
+    fiscal_seq: int | None  # its latest sale record (a credit note's: its credit)
     refund_seq: int | None = None  # its latest refund record
     subtotal: Any = None  # None: not known yet (never a made-up 0)
     tax: Any = None
+    credits: str | None = None  # a credit note's: the external id of the invoice it credits
     # with the V-SDC as the register: its latest outbox row's status, SDC invoice number and
     # error (None: it has none), and when the SDC signed its latest sale
     sdc_status: str | None = None
@@ -97,6 +103,7 @@ class InvoiceRow:
             "fiscal_seq": self.fiscal_seq,
             "refund_seq": self.refund_seq,
             "received": self.received_at.isoformat(),
+            **({"credits": self.credits} if self.kind == InvoiceKind.CREDIT_NOTE.value else {}),
             **(
                 {}
                 if self.sdc_status is None
@@ -135,14 +142,15 @@ def page(
             INVOICES.c.source_status,
             INVOICES.c.fiscal_status,
             INVOICES.c.received_at,
-            _latest_record(RecordKind.SALE),
-            _latest_record(RecordKind.REFUND),
+            _latest_record(*_STANDING),
+            _latest_record(RecordKind.REFUND.value),
             INVOICES.c.subtotal,
             INVOICES.c.tax,
+            INVOICES.c.credits,
             *(
                 [
                     *_latest_outbox(OUTBOX.c.status, OUTBOX.c.sdc_invoice_number, OUTBOX.c.error),
-                    *_latest_outbox(OUTBOX.c.signed_at, kind=RecordKind.SALE),
+                    *_latest_outbox(OUTBOX.c.signed_at, kinds=_STANDING),
                 ]
                 if ws.settings.fiscal.register == "vsdc"
                 else []

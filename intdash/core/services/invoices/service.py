@@ -25,7 +25,7 @@ from intdash.core.fiscal import (
     Verification,
     next_step,
 )
-from intdash.core.invoices import InvoiceData, items_from_json, payments_from_json
+from intdash.core.invoices import InvoiceData, InvoiceKind, items_from_json, payments_from_json
 from intdash.core.models import (
     FiscalRecord,
     FiscalStatus,
@@ -35,6 +35,12 @@ from intdash.core.models import (
     RecordKind,
 )
 from intdash.core.services.invoices.bulk import FIELDS, insert_new, values_of
+from intdash.core.services.invoices.credits import (
+    AWAITING_INVOICE,
+    credit_of,
+    credit_waiting,
+    stored_credited,
+)
 from intdash.core.services.invoices.listing import InvoiceRow, page
 from intdash.core.services.invoices.usage import count_fiscalized, fiscalized_in_month
 from intdash.core.services.plans import CURRENT
@@ -54,7 +60,10 @@ _REFUND = RecordKind.REFUND.value
 _FIRST_SALE = Step.SALE  # (looked up once: an enum's members are slow to reach per invoice)
 _REFUNDS = (Step.REFUND, Step.REFUND_AND_SALE)
 _SALES_AGAIN = (Step.SALE_AGAIN, Step.REFUND_AND_SALE)
-_SALES = (Step.SALE, *_SALES_AGAIN)  # what needs the invoice's tax
+_SALES = (Step.SALE, *_SALES_AGAIN, Step.CREDIT)  # what needs the invoice's tax
+_CREDIT = Step.CREDIT
+_REFUNDING = (_REFUND, RecordKind.CREDIT.value)  # records that give back what was sold
+_CREDIT_NOTE = InvoiceKind.CREDIT_NOTE
 _WAIT = "wait"  # see _without_tax
 
 
@@ -180,6 +189,16 @@ _TOUCH = (
 )
 
 
+def _rows_of(
+    existing: dict[str, Any], credited: dict[str, tuple[int, str]], new_ids: dict[str, int]
+) -> dict[str, int]:
+    """Row ids by external id: of the stored invoices read, and of the new ones."""
+    rows = {external_id: row.id for external_id, row in existing.items()}
+    rows.update((external_id, found[0]) for external_id, found in credited.items())
+    rows.update(new_ids)
+    return rows
+
+
 class InvoiceService:
     def __init__(self, workspace: Workspace, register: FiscalRegister | None = None) -> None:
         self._ws = workspace
@@ -230,11 +249,21 @@ class InvoiceService:
         ``result.outcomes`` says what became of each invoice.
         """
         latest: dict[str, InvoiceData] = {}
+        credit_notes: list[InvoiceData] = []
         for data in batch:
             latest[data.external_id] = data
+            if data.kind is _CREDIT_NOTE:
+                credit_notes.append(data)
         result = BatchResult(fetched=len(batch))
         if not latest:
             return result
+        credited: dict[str, tuple[int, str]] = {}  # the invoices credit notes name, as stored
+        if credit_notes:  # after the invoices they may credit, which this batch may bring
+            for data in credit_notes:
+                latest[data.external_id] = latest.pop(data.external_id)
+            credited = stored_credited(
+                conn, integration_id, {d.credits for d in credit_notes if d.credits} - set(latest)
+            )
         existing = {
             row.external_id: row
             for row in conn.execute(
@@ -245,6 +274,9 @@ class InvoiceService:
         new: list[InvoiceData] = []
         statuses: list[str] = []  # of the new ones
         to_register: list[ToFiscalize] = []  # in order: the stored invoices', then the new
+        now_stands: dict[str, str] = {}  # this batch's fiscal statuses, by external id
+        sold_now: list[str] = []  # invoices sold in this batch (credit notes may wait for them)
+        credits: list[tuple[InvoiceData, str]] = []  # credit notes to credit, and their invoice
         first_time = held = 0  # fiscalized for the first time (what the month counts); held
         outcomes: dict[str, str] = {}
         for external_id, told in latest.items():
@@ -268,6 +300,16 @@ class InvoiceService:
                 ):
                     outcomes[external_id] = "unchanged"
                     continue
+            if step is _CREDIT:  # against its invoice's standing sale, or it waits
+                named = data.credits
+                stands = now_stands.get(named) if named else None
+                if stands is None and named:
+                    before = existing.get(named)
+                    stands = before.fiscal_status if before else credited.get(named, (0, ""))[1]
+                if stands == _FISCALIZED and named:
+                    credits.append((data, named))
+                else:
+                    status, step = AWAITING_INVOICE, Step.NOTHING
             sold = step is _FIRST_SALE
             if sold:  # as far as the month's room goes
                 if room is None:
@@ -278,6 +320,9 @@ class InvoiceService:
                 else:
                     status, sold = _HELD, False
                     held += 1
+            now_stands[external_id] = status
+            if sold or step in _SALES_AGAIN:
+                sold_now.append(external_id)
             if found is None:
                 new.append(data)
                 statuses.append(status)
@@ -303,21 +348,34 @@ class InvoiceService:
                 changes,
             )
             result.updated = len(changes)
+        new_ids: dict[str, int] = {}
         if new:
             ids = insert_new(conn, integration_id, new, statuses, now)
             to_register.extend(
                 _to_fiscalize(invoice_id, integration_id, data)
                 for invoice_id, data, status in zip(ids, new, statuses, strict=True)
-                if status == _FISCALIZED
+                if status == _FISCALIZED and data.kind is not _CREDIT_NOTE
             )
+            if credits or sold_now:
+                new_ids = {data.external_id: i for i, data in zip(ids, new, strict=True)}
             result.created = len(new)
-        if to_register:
-            records = self.register.fiscalize(conn, to_register, now)
+        if credits or sold_now:
+            row_of = _rows_of(existing, credited, new_ids)
+            to_register.extend(
+                credit_of(row_of[d.external_id], integration_id, row_of[named], d)
+                for d, named in credits
+            )
+        records = self.register.fiscalize(conn, to_register, now) if to_register else []
+        if sold_now:  # credit notes that waited for these invoices
+            records += credit_waiting(
+                conn, integration_id, {i: row_of[i] for i in sold_now}, self.register, now
+            )
+        if records:
             self.count_fiscalized(conn, integration_id, now, first_time)
             # each invoice whose record changed, once (delivered as it now stands)
             changed = dict.fromkeys([r["invoice_id"] for r in records])
             self._ws.deliveries.enqueue(conn, [(i, integration_id) for i in changed], now)
-            result.refunded = [r["kind"] for r in records].count(_REFUND)
+            result.refunded = sum(1 for r in records if r["kind"] in _REFUNDING)
         result.fiscalized, result.held, result.room = first_time, held, room
         if changes or new:
             self._touch(conn, integration_id, now)
@@ -368,7 +426,15 @@ class InvoiceService:
         self.register.fiscalize(conn, [_to_fiscalize(r.id, integration_id, r) for r in rows], now)
         self.count_fiscalized(conn, integration_id, now, len(rows))
         self._touch(conn, integration_id, now)
-        self._ws.deliveries.enqueue(conn, [(r.id, integration_id) for r in rows], now)
+        credited = credit_waiting(
+            conn, integration_id, {r.external_id: r.id for r in rows}, self.register, now
+        )
+        self._ws.deliveries.enqueue(
+            conn,
+            [(i, integration_id) for i in dict.fromkeys([r.id for r in rows] +
+                                                          [c["invoice_id"] for c in credited])],
+            now,
+        )  # fmt: skip
         return len(rows)
 
     def release_all(self) -> int:

@@ -1,0 +1,102 @@
+"""Credit notes and the invoices they credit: a credit note approved at its source is credited
+against the standing sale of the invoice it names (a record of its own amounts, naming that
+sale); while that invoice has no standing sale (it names none yet, the invoice is not stored
+yet, or it is held, awaiting approval or refunded) the credit note waits, *awaiting invoice*,
+and is credited as soon as its invoice is fiscalized (by a sync, a push, or a release of held
+invoices), in the same transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, select, text, update
+
+from intdash.core.dbtypes import canonical_text
+from intdash.core.fiscal import FiscalRegister, ToFiscalize
+from intdash.core.models import FiscalStatus, Invoice, RecordKind
+
+INVOICES = Invoice.__table__  # type: ignore[attr-defined]
+_FISCALIZED = FiscalStatus.FISCALIZED.value
+AWAITING_INVOICE = FiscalStatus.AWAITING_INVOICE.value
+
+_CREDITED = (
+    select(INVOICES.c.id, INVOICES.c.external_id, INVOICES.c.fiscal_status)
+    .where(INVOICES.c.integration_id == bindparam("b_integration"))
+    .where(INVOICES.c.external_id.in_(bindparam("b_ids", expanding=True)))
+)
+
+_WAITING = (
+    select(
+        INVOICES.c.id,
+        INVOICES.c.external_id,
+        INVOICES.c.number,
+        INVOICES.c.issue_date,
+        INVOICES.c.currency,
+        INVOICES.c.total,
+        INVOICES.c.tax,
+        INVOICES.c.credits,
+    )
+    .where(INVOICES.c.integration_id == bindparam("b_integration"))
+    # the partial index's own condition, word for word (a bound value would not use it)
+    .where(text("fiscal_status = 'awaiting invoice'"))
+    .where(INVOICES.c.credits.is_not(None))
+)  # all of them (few, by the partial index), matched here: no list of ids to bind per batch
+
+
+def stored_credited(
+    conn: Connection, integration_id: int, external_ids: Collection[str]
+) -> dict[str, tuple[int, str]]:
+    """The stored invoices of these external ids: each one's row id and fiscal status."""
+    if not external_ids:
+        return {}
+    return {
+        row.external_id: (row.id, row.fiscal_status)
+        for row in conn.execute(
+            _CREDITED, {"b_integration": integration_id, "b_ids": sorted(external_ids)}
+        )
+    }
+
+
+def credit_of(credit_note_id: int, integration_id: int, credited_id: int, data: Any) -> ToFiscalize:
+    """What the register is told of a credit note (``data``: an InvoiceData or a stored row)."""
+    if data.tax is None:  # the rules never get here: a record states the tax its source told
+        raise ValueError(f"credit note {data.external_id} cannot be fiscalized: tax not known")
+    return ToFiscalize(
+        invoice_id=credit_note_id,
+        integration_id=integration_id,
+        external_id=data.external_id,
+        number=data.number,
+        issue_date=data.issue_date.isoformat() if data.issue_date else None,
+        currency=data.currency,
+        total=canonical_text(data.total),
+        tax=canonical_text(data.tax),
+        kind=RecordKind.CREDIT,
+        credits=credited_id,
+    )
+
+
+def credit_waiting(
+    conn: Connection,
+    integration_id: int,
+    sold: Mapping[str, int],
+    register: FiscalRegister,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """Credit the credit notes that were waiting for these invoices, just fiscalized
+    (``sold``: external id -> row id), in the caller's transaction; returns the records."""
+    if not sold:
+        return []
+    found = conn.execute(_WAITING, {"b_integration": integration_id})
+    rows = sorted((r for r in found if r.credits in sold), key=lambda r: r.id)
+    if not rows:
+        return []
+    conn.execute(
+        update(INVOICES)
+        .where(INVOICES.c.id.in_([r.id for r in rows]))
+        .values(fiscal_status=_FISCALIZED, updated_at=now)
+    )
+    return register.fiscalize(
+        conn, [credit_of(r.id, integration_id, sold[r.credits], r) for r in rows], now
+    )
