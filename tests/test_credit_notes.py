@@ -9,15 +9,21 @@ import json
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 
+import sqlalchemy as sa
+from alembic import command
 from openapi_core import OpenAPI
 from sqlalchemy import update
 
+from intdash.core.db import Database
 from intdash.core.fiscal import record_hash
 from intdash.core.invoices import InvoiceData, InvoiceKind, LineItem, SourceState
+from intdash.core.migrations import HEAD
 from intdash.core.models import FiscalRecord
 from intdash.core.workspace import Workspace
 from intdash.providers.http import httpx
+from intdash.providers.paging import CURSOR_LENGTH, STREAMS_LENGTH, join_streams, split_streams
 from intdash.sandbox.vsdc_server import VsdcServer
 from tests.conftest import FakeClock
 from tests.test_fiscal_rules import listed, records, release, sale, source, upsert, usage
@@ -223,3 +229,51 @@ def test_a_custom_integration_pushes_a_credit_note(
     wrong = client.post(url, json=invoice(8, credits="ERP-1"), headers=bearer(key))
     assert wrong.status_code == 422
     assert "only a credit note" in wrong.text
+
+
+def test_migration_0015_keeps_invoices_and_cursors_and_goes_back(
+    db_url: str, tmp_path: Path
+) -> None:
+    (tmp_path / "home").mkdir(exist_ok=True)
+    db = Database(db_url)
+    config = db._alembic_config()
+    try:
+        with db.engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, "0014")
+        old_cursor = "2026-11-30T23:59:59+00:00 inv-1@1764547199000000#a1b2c3d4e5f6"
+        with db.engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO integrations (id, uid, type, name, created_at, settings, "
+                    "sync_enabled, cursor) VALUES (1, 'xero-abcdef', 'xero', 'Kowhai', "
+                    ":now, '{}', true, :cursor)"
+                ),
+                {"now": datetime(2026, 12, 1), "cursor": old_cursor},
+            )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO invoices (integration_id, external_id, kind, currency, total, "
+                    "fiscal_status, received_at, updated_at) VALUES (1, 'inv-1', 'sales', "
+                    "'FJD', 1150000, 'fiscalized', :now, :now)"
+                ),
+                {"now": datetime(2026, 12, 1)},
+            )
+        assert db.migrate() is True and db.current_revision() == HEAD
+        with db.engine.begin() as conn:
+            row = conn.execute(sa.text("SELECT cursor FROM integrations")).one()
+            assert row.cursor == old_cursor  # the invoices' part alone: read as before
+            assert split_streams(row.cursor) == (old_cursor, None)
+            kept = conn.execute(sa.text("SELECT external_id, credits FROM invoices")).all()
+            assert [tuple(r) for r in kept] == [("inv-1", None)]
+            both = join_streams(old_cursor.ljust(CURSOR_LENGTH, "x"), "c" * CURSOR_LENGTH)
+            assert both is not None and len(both) == STREAMS_LENGTH
+            conn.execute(sa.text("UPDATE integrations SET cursor = :c"), {"c": both})  # it fits
+        with db.engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.downgrade(config, "0014")
+        with db.engine.connect() as conn:
+            back = conn.execute(sa.text("SELECT cursor FROM integrations")).scalar_one()
+        assert back == old_cursor.ljust(CURSOR_LENGTH, "x")  # the credit notes' part dropped
+    finally:
+        db.engine.dispose()
