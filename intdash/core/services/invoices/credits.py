@@ -7,7 +7,7 @@ invoices), in the same transaction."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Container
 from datetime import datetime
 from typing import Any
 
@@ -80,16 +80,22 @@ def credit_of(credit_note_id: int, integration_id: int, credited_id: int, data: 
 def credit_waiting(
     conn: Connection,
     integration_id: int,
-    sold: Mapping[str, int],
+    sold: Container[str],
     register: FiscalRegister,
     now: datetime,
 ) -> list[dict[str, Any]]:
-    """Credit the credit notes that were waiting for these invoices, just fiscalized
-    (``sold``: external id -> row id), in the caller's transaction; returns the records."""
-    if not sold:
-        return []
+    """Credit the credit notes that were waiting for any of these invoices (``sold``: external
+    ids, some just fiscalized) and whose invoice now has a standing sale, in the caller's
+    transaction; returns the records. One look-up by the partial index when none waits."""
     found = conn.execute(_WAITING, {"b_integration": integration_id})
-    rows = sorted((r for r in found if r.credits in sold), key=lambda r: r.id)
+    waiting = [r for r in found if r.credits in sold]
+    if not waiting:
+        return []
+    credited = stored_credited(conn, integration_id, {r.credits for r in waiting})
+    rows = sorted(
+        (r for r in waiting if credited.get(r.credits, (0, ""))[1] == _FISCALIZED),
+        key=lambda r: r.id,
+    )
     if not rows:
         return []
     conn.execute(
@@ -98,5 +104,5 @@ def credit_waiting(
         .values(fiscal_status=_FISCALIZED, updated_at=now)
     )
     return register.fiscalize(
-        conn, [credit_of(r.id, integration_id, sold[r.credits], r) for r in rows], now
+        conn, [credit_of(r.id, integration_id, credited[r.credits][0], r) for r in rows], now
     )

@@ -274,8 +274,8 @@ class InvoiceService:
         new: list[InvoiceData] = []
         statuses: list[str] = []  # of the new ones
         to_register: list[ToFiscalize] = []  # in order: the stored invoices', then the new
-        now_stands: dict[str, str] = {}  # this batch's fiscal statuses, by external id
-        sold_now: list[str] = []  # invoices sold in this batch (credit notes may wait for them)
+        now_stands: dict[str, str] = {}  # with credit notes: this batch's fiscal statuses
+        any_sold = False  # a sale recorded (a credit note may have waited for its invoice)
         credits: list[tuple[InvoiceData, str]] = []  # credit notes to credit, and their invoice
         first_time = held = 0  # fiscalized for the first time (what the month counts); held
         outcomes: dict[str, str] = {}
@@ -320,9 +320,10 @@ class InvoiceService:
                 else:
                     status, sold = _HELD, False
                     held += 1
-            now_stands[external_id] = status
+            if credit_notes:
+                now_stands[external_id] = status
             if sold or step in _SALES_AGAIN:
-                sold_now.append(external_id)
+                any_sold = True
             if found is None:
                 new.append(data)
                 statuses.append(status)
@@ -356,20 +357,18 @@ class InvoiceService:
                 for invoice_id, data, status in zip(ids, new, statuses, strict=True)
                 if status == _FISCALIZED and data.kind is not _CREDIT_NOTE
             )
-            if credits or sold_now:
+            if credits:
                 new_ids = {data.external_id: i for i, data in zip(ids, new, strict=True)}
             result.created = len(new)
-        if credits or sold_now:
+        if credits:
             row_of = _rows_of(existing, credited, new_ids)
             to_register.extend(
                 credit_of(row_of[d.external_id], integration_id, row_of[named], d)
                 for d, named in credits
             )
         records = self.register.fiscalize(conn, to_register, now) if to_register else []
-        if sold_now:  # credit notes that waited for these invoices
-            records += credit_waiting(
-                conn, integration_id, {i: row_of[i] for i in sold_now}, self.register, now
-            )
+        if any_sold:  # credit notes that waited for an invoice of this batch
+            records += credit_waiting(conn, integration_id, latest, self.register, now)
         if records:
             self.count_fiscalized(conn, integration_id, now, first_time)
             # each invoice whose record changed, once (delivered as it now stands)
@@ -427,7 +426,7 @@ class InvoiceService:
         self.count_fiscalized(conn, integration_id, now, len(rows))
         self._touch(conn, integration_id, now)
         credited = credit_waiting(
-            conn, integration_id, {r.external_id: r.id for r in rows}, self.register, now
+            conn, integration_id, {r.external_id for r in rows}, self.register, now
         )
         self._ws.deliveries.enqueue(
             conn,
