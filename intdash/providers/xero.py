@@ -1,12 +1,13 @@
-"""Xero: OAuth 2.0 with PKCE, the consent's tenant from /connections, invoices by page and
-If-Modified-Since."""
+"""Xero: OAuth 2.0 with PKCE, the consent's tenant from /connections, invoices and then credit
+notes by page and If-Modified-Since."""
 
 from __future__ import annotations
 
 import base64
 import json
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -20,7 +21,7 @@ from intdash.providers.connector import Connector, RateProblem, member
 from intdash.providers.errors import AuthorisationFailed, MalformedResponse
 from intdash.providers.headers import seconds_from_now
 from intdash.providers.http import httpx
-from intdash.providers.paging import Listing, start_cursor, walk
+from intdash.providers.paging import Listing, StreamPages, chain_streams, start_cursor, walk
 from intdash.providers.ratelimit import RateLimits
 
 if TYPE_CHECKING:
@@ -37,19 +38,19 @@ def parse_ms_date(value: Any, field: str) -> datetime:
     return datetime.fromtimestamp(int(found.group(1)) / 1000, UTC)
 
 
-def _money(raw: Mapping[str, Any], field: str) -> Decimal:
+def _money(raw: Mapping[str, Any], field: str, what: str) -> Decimal:
     value = raw.get(field, 0)
     if isinstance(value, bool) or not isinstance(value, int | Decimal):
-        raise MalformedResponse(f"Xero: invoice {raw.get('InvoiceID')}: {field} is not a number")
+        raise MalformedResponse(f"Xero: {what}: {field} is not a number")
     return Decimal(value)
 
 
-def _number(raw: Mapping[str, Any], field: str, invoice_id: str) -> Decimal | None:
+def _number(raw: Mapping[str, Any], field: str, what: str) -> Decimal | None:
     value = raw.get(field)
     if value is None or type(value) is Decimal:  # the JSON's numbers are read as Decimals
         return value
     if isinstance(value, bool) or not isinstance(value, int | Decimal):
-        raise MalformedResponse(f"Xero: invoice {invoice_id}: a line's {field} is not a number")
+        raise MalformedResponse(f"Xero: {what}: a line's {field} is not a number")
     return Decimal(value)
 
 
@@ -57,29 +58,32 @@ def _number(raw: Mapping[str, Any], field: str, invoice_id: str) -> Decimal | No
 _INCLUSIVE = {"Exclusive": False, "Inclusive": True, "NoTax": None}
 
 
-def parse_line_items(raw: Mapping[str, Any], invoice_id: str) -> tuple[LineItem, ...]:
-    """The invoice's ``LineItems`` as Xero has them (paged and single reads carry them; a
-    ``summaryOnly`` listing does not: none then). A line's discount is Xero's
-    ``DiscountAmount``, or its ``DiscountRate`` percent of quantity x unit amount; a text-only
-    line (no quantity, unit amount nor amount) sells nothing and is left out."""
+def parse_line_items(
+    raw: Mapping[str, Any], invoice_id: str, *, document: str = "invoice"
+) -> tuple[LineItem, ...]:
+    """The invoice's (or credit note's: ``document``) ``LineItems`` as Xero has them (paged and
+    single reads carry them; a ``summaryOnly`` listing does not: none then). A line's discount
+    is Xero's ``DiscountAmount``, or its ``DiscountRate`` percent of quantity x unit amount; a
+    text-only line (no quantity, unit amount nor amount) sells nothing and is left out."""
+    what = f"{document} {invoice_id}"
     lines = raw.get("LineItems")
     if lines is None:
         return ()
     if not isinstance(lines, list) or not all(isinstance(line, dict) for line in lines):
-        raise MalformedResponse(f"Xero: invoice {invoice_id}: LineItems is not a list of lines")
+        raise MalformedResponse(f"Xero: {what}: LineItems is not a list of lines")
     basis = raw.get("LineAmountTypes", "Exclusive")
     if basis not in _INCLUSIVE:
-        raise MalformedResponse(f"Xero: invoice {invoice_id}: unknown LineAmountTypes {basis!r}")
+        raise MalformedResponse(f"Xero: {what}: unknown LineAmountTypes {basis!r}")
     items: list[LineItem] = []
     for line in lines:
-        quantity = _number(line, "Quantity", invoice_id)
-        unit = _number(line, "UnitAmount", invoice_id)
-        amount = _number(line, "LineAmount", invoice_id)
+        quantity = _number(line, "Quantity", what)
+        unit = _number(line, "UnitAmount", what)
+        amount = _number(line, "LineAmount", what)
         if not (quantity or unit or amount):
             continue
         quantity, unit = quantity or Decimal(0), unit or Decimal(0)
-        discount = _number(line, "DiscountAmount", invoice_id)
-        rate = _number(line, "DiscountRate", invoice_id)
+        discount = _number(line, "DiscountAmount", what)
+        rate = _number(line, "DiscountRate", what)
         if discount is None:
             discount = quantity * unit * rate / 100 if rate else Decimal(0)
         items.append(
@@ -90,7 +94,7 @@ def parse_line_items(raw: Mapping[str, Any], invoice_id: str) -> tuple[LineItem,
                 total=quantity * unit - discount if amount is None else amount,
                 discount=discount,
                 tax_code=line.get("TaxType") or None,
-                tax_amount=_number(line, "TaxAmount", invoice_id),
+                tax_amount=_number(line, "TaxAmount", what),
                 item_code=line.get("ItemCode") or None,
                 tax_inclusive=_INCLUSIVE[basis],
             )
@@ -98,17 +102,20 @@ def parse_line_items(raw: Mapping[str, Any], invoice_id: str) -> tuple[LineItem,
     return tuple(items)
 
 
-def parse_payments(raw: Mapping[str, Any], invoice_id: str) -> tuple[Payment, ...]:
+def parse_payments(
+    raw: Mapping[str, Any], invoice_id: str, *, document: str = "invoice"
+) -> tuple[Payment, ...]:
     """The invoice's ``Payments`` (their amounts; Xero's invoice does not say how each was
-    paid)."""
+    paid); a credit note's are the credit paid out (refunded in money)."""
+    what = f"{document} {invoice_id}"
     payments = raw.get("Payments")
     if not isinstance(payments, list):
         return ()
     found: list[Payment] = []
     for payment in payments:
-        amount = _number(payment, "Amount", invoice_id) if isinstance(payment, dict) else None
+        amount = _number(payment, "Amount", what) if isinstance(payment, dict) else None
         if amount is None:
-            raise MalformedResponse(f"Xero: invoice {invoice_id}: a payment has no Amount")
+            raise MalformedResponse(f"Xero: {what}: a payment has no Amount")
         found.append(Payment(amount))
     return tuple(found)
 
@@ -125,35 +132,86 @@ def source_state(status: Any) -> SourceState:
     return SourceState.VOID if status in VOID else SourceState.PENDING
 
 
-def parse_invoice(raw: Any) -> InvoiceData:
-    if not isinstance(raw, dict) or not isinstance(raw.get("InvoiceID"), str):
-        raise MalformedResponse("Xero: an invoice has no InvoiceID")
-    invoice_id = raw["InvoiceID"]
+def _document(
+    raw: Any, id_field: str, number_field: str, document: str, types: Mapping[str, InvoiceKind]
+) -> tuple[str, str, InvoiceData]:
+    """What an invoice and a credit note share: (its id, its Type, the rest of it read)."""
+    if not isinstance(raw, dict) or not isinstance(raw.get(id_field), str):
+        raise MalformedResponse(f"Xero: a listed {document} has no {id_field}")
+    external_id = raw[id_field]
+    what = f"{document} {external_id}"
     contact = member(raw, "Contact")
     kind = raw.get("Type")
-    if kind not in ("ACCREC", "ACCPAY", "ACCRECCREDIT", "ACCPAYCREDIT"):
-        raise MalformedResponse(f"Xero: invoice {invoice_id}: unknown Type {kind!r}")
+    if not isinstance(kind, str) or kind not in types:
+        raise MalformedResponse(f"Xero: {what}: unknown Type {kind!r}")
     currency = raw.get("CurrencyCode")
     if not isinstance(currency, str) or len(currency) != 3:
-        raise MalformedResponse(f"Xero: invoice {invoice_id}: bad CurrencyCode {currency!r}")
-    return InvoiceData(
-        external_id=invoice_id,
-        number=raw.get("InvoiceNumber") or None,
-        kind=InvoiceKind.SALES if kind.startswith("ACCREC") else InvoiceKind.PURCHASE,
+        raise MalformedResponse(f"Xero: {what}: bad CurrencyCode {currency!r}")
+    data = InvoiceData(
+        external_id=external_id,
+        number=raw.get(number_field) or None,
+        kind=types[kind],
         contact=contact.get("Name"),
         issue_date=parse_ms_date(raw["Date"], "Date").date() if raw.get("Date") else None,
         due_date=parse_ms_date(raw["DueDate"], "DueDate").date() if raw.get("DueDate") else None,
         currency=currency,
-        subtotal=_money(raw, "SubTotal"),
-        tax=_money(raw, "TotalTax"),
-        total=_money(raw, "Total"),
+        subtotal=_money(raw, "SubTotal", what),
+        tax=_money(raw, "TotalTax", what),
+        total=_money(raw, "Total", what),
         source_status=raw.get("Status"),
         source_updated_at=parse_ms_date(raw.get("UpdatedDateUTC"), "UpdatedDateUTC"),
         state=source_state(raw.get("Status")),
-        items=parse_line_items(raw, invoice_id),
+        items=parse_line_items(raw, external_id, document=document),
         buyer_tax_id=str(contact.get("TaxNumber") or "").strip() or None,
-        payments=parse_payments(raw, invoice_id),
+        payments=parse_payments(raw, external_id, document=document),
     )
+    return external_id, kind, data
+
+
+# an /Invoices answer holds invoices and bills; credit notes are /CreditNotes' alone
+INVOICE_TYPES = {"ACCREC": InvoiceKind.SALES, "ACCPAY": InvoiceKind.PURCHASE}
+CREDIT_NOTE_TYPES = {"ACCRECCREDIT": InvoiceKind.CREDIT_NOTE, "ACCPAYCREDIT": InvoiceKind.PURCHASE}
+
+
+def parse_invoice(raw: Any) -> InvoiceData:
+    """An invoice (ACCREC) or a bill (ACCPAY, a purchase) of ``GET /Invoices``."""
+    return _document(raw, "InvoiceID", "InvoiceNumber", "invoice", INVOICE_TYPES)[2]
+
+
+def parse_credit_note(raw: Any) -> InvoiceData:
+    """A credit note of ``GET /CreditNotes``. A sales one (ACCRECCREDIT) is a credit note that
+    credits the invoice of its earliest allocation by the allocation's Date (the first listed
+    of one date): a credit note allocated to several invoices names the first of them, as a
+    refund names one invoice, and one not allocated yet names none (its allocation, a change
+    that a later sync reads, names it then). A purchase one (ACCPAYCREDIT) is a purchase. Its
+    amounts are positive, as Xero writes them; its lines are read as an invoice's."""
+    credit_note_id, kind, data = _document(
+        raw, "CreditNoteID", "CreditNoteNumber", "credit note", CREDIT_NOTE_TYPES
+    )
+    if kind != "ACCRECCREDIT":
+        return data
+    return replace(data, credits=_first_allocated(raw, credit_note_id))
+
+
+def _first_allocated(raw: Mapping[str, Any], credit_note_id: str) -> str | None:
+    """The InvoiceID of the credit note's earliest allocation (by Date), if it has one."""
+    allocations = raw.get("Allocations") or []
+    if not isinstance(allocations, list):
+        raise MalformedResponse(f"Xero: credit note {credit_note_id}: Allocations is not a list")
+    first: tuple[datetime, str] | None = None
+    for allocation in allocations:
+        if not isinstance(allocation, dict) or allocation.get("IsDeleted") is True:
+            continue
+        invoice = allocation.get("Invoice")
+        invoice_id = invoice.get("InvoiceID") if isinstance(invoice, dict) else None
+        if not isinstance(invoice_id, str) or not invoice_id:
+            raise MalformedResponse(
+                f"Xero: credit note {credit_note_id}: an allocation names no invoice"
+            )
+        when = parse_ms_date(allocation.get("Date"), "an allocation's Date")
+        if first is None or when < first[0]:
+            first = (when, invoice_id)
+    return None if first is None else first[1]
 
 
 def _http_time(moment: datetime) -> str:
@@ -289,20 +347,32 @@ class XeroConnector(Connector):
     async def pages(
         self, api: ApiClient, cursor: str | None, since: date | None
     ) -> AsyncIterator[InvoicePage]:
-        """Invoices modified since the cursor, oldest change first, by keyset pages (see
+        """Invoices modified since the cursor, then credit notes (Xero lists them apart), each
+        oldest change first by keyset pages with a cursor of its own (see
         :mod:`intdash.providers.paging`); the order is asked for, never assumed."""
         size = self.settings.page_size
 
-        async def fetch(modified_since: datetime | None, page: int) -> Listing:
-            headers = {"If-Modified-Since": _http_time(modified_since)} if modified_since else {}
-            data = await api.get_json(
-                f"{self.api}/api.xro/2.0/Invoices",
-                params={"page": str(page), "pageSize": str(size), "order": "UpdatedDateUTC ASC"},
-                headers=headers,
-                what=f"Xero invoices page {page}",
-            )
-            raw = require(data, "Invoices", list, f"Xero invoices page {page}")
-            return Listing([parse_invoice(item) for item in raw], more=len(raw) >= size)
+        def stream(resource: str, parse: Callable[[Any], InvoiceData], label: str) -> StreamPages:
+            async def fetch(modified_since: datetime | None, page: int) -> Listing:
+                headers = (
+                    {"If-Modified-Since": _http_time(modified_since)} if modified_since else {}
+                )
+                data = await api.get_json(
+                    f"{self.api}/api.xro/2.0/{resource}",
+                    params={
+                        "page": str(page),
+                        "pageSize": str(size),
+                        "order": "UpdatedDateUTC ASC",
+                    },
+                    headers=headers,
+                    what=f"{label} page {page}",
+                )
+                raw = require(data, resource, list, f"{label} page {page}")
+                return Listing([parse(item) for item in raw], more=len(raw) >= size)
 
-        async for found in walk(fetch, start_cursor(cursor, since), label="Xero invoices"):
+            return lambda at: walk(fetch, start_cursor(at, since), label=label)
+
+        invoices = stream("Invoices", parse_invoice, "Xero invoices")
+        credit_notes = stream("CreditNotes", parse_credit_note, "Xero credit notes")
+        async for found in chain_streams(cursor, invoices, credit_notes):
             yield found
