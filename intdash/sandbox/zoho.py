@@ -7,7 +7,14 @@ after the time.
 
 The invoice list carries totals but no tax; the invoice itself
 (``GET /books/v3/invoices/{invoice_id}``) has its ``sub_total``, ``tax_total``, ``taxes``,
-``line_items``, ``payments`` and the customer's ``tax_reg_no``.
+``line_items``, ``payments`` and the customer's ``tax_reg_no``. Credit notes are listed and read
+alike (``/books/v3/creditnotes``, ``/creditnotes/{creditnote_id}`` and the invoices each was
+applied to, ``/creditnotes/{creditnote_id}/invoices``: :mod:`intdash.sandbox.zoho_credits`),
+only with a token whose consent granted ``ZohoBooks.creditnotes.READ`` (Zoho's scopes go by
+module: 401, code 57, otherwise); a company has none unless ``credit_notes`` asks for some.
+Lists take ``per_page`` from 1 to 200 (more is refused with code 2), ``sort_column`` and
+``sort_order``; the credit notes' list sorts by what is asked (by default the newest created
+first), the invoices' by modification only.
 
 Limits: 100 calls a minute per organisation and a daily allowance that depends on the plan
 (1,000 on Free up to 10,000 on Premium; the sandbox company is on Premium). Every API answer
@@ -22,7 +29,11 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -43,6 +54,16 @@ from intdash.sandbox.common import (
 )
 from intdash.sandbox.dataset import SourceInvoice, SourceLine
 from intdash.sandbox.oauth import OAuthPolicy, OAuthServer
+from intdash.sandbox.zoho_credits import (
+    SORT_COLUMNS,
+    CreditNotes,
+    render_credit_note,
+    render_credit_note_detail,
+    render_credited,
+    render_line,
+)
+from intdash.sandbox.zoho_credits import TAX_ID as TAX_ID
+from intdash.sandbox.zoho_credits import zoho_time as zoho_time
 
 ORGANIZATION_ID = "10234695"
 ORGANIZATION_NAME = "Zylker Traders"
@@ -58,15 +79,17 @@ STATUSES = (
     "void",
 )
 MAX_PER_PAGE = 200
+# what a self-client code is minted for unless the console's user picks otherwise
+SELF_CLIENT_SCOPE = "ZohoBooks.invoices.READ,ZohoBooks.creditnotes.READ,ZohoBooks.settings.READ"
+# the scopes that let a token read credit notes (Zoho's scopes go by module)
+CREDIT_NOTE_SCOPES = frozenset(
+    {"zohobooks.creditnotes.read", "zohobooks.creditnotes.all", "zohobooks.fullaccess.all"}
+)
 INVOICE_ID_BASE = 460000000000000
 DAILY_LIMIT_MESSAGE = (
     "You have reached the maximum number of API calls allowed per day for this organization. "
     "Please try again tomorrow."
 )
-
-
-def zoho_time(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S+0000")
 
 
 def parse_zoho_time(text: str) -> datetime:
@@ -92,7 +115,6 @@ def render_invoice(inv: SourceInvoice) -> dict[str, Any]:
     }
 
 
-TAX_ID = "460000000057001"  # the organisation's one tax: GST at 15 %
 PAYMENT_MODES = ("Bank Transfer", "Cash", "Credit Card", "Check")
 
 
@@ -128,23 +150,9 @@ def render_invoice_detail(inv: SourceInvoice) -> dict[str, Any]:
 
 
 def _line(inv: SourceInvoice, n: int, line: SourceLine) -> dict[str, Any]:
-    rate, total = (line.gross, line.gross) if inv.inclusive else (line.unit_price, line.net)
-    discount = line.quantity * line.unit_price - line.net
-    return {
-        "line_item_id": str(INVOICE_ID_BASE + 5_000_000 + inv.index * 10 + n),
-        "name": line.description,
-        "sku": line.item_code,
-        "item_order": n + 1,
-        "quantity": float(line.quantity),
-        "rate": float(rate),
-        "discount": f"{line.discount_rate:.2f}%" if line.discount_rate else 0.0,
-        "discount_amount": float(discount),
-        "tax_id": TAX_ID,
-        "tax_name": "GST (15%)",
-        "tax_type": "tax",
-        "tax_percentage": 15,
-        "item_total": float(total),
-    }
+    return render_line(
+        line, inv.inclusive, str(INVOICE_ID_BASE + 5_000_000 + inv.index * 10 + n), n
+    )
 
 
 def seconds_until_free(window: RateWindow) -> float:
@@ -169,6 +177,7 @@ class ZohoEmulator(PlatformEmulator):
         day_window: float = 86_400.0,
         token_throttle: int = 10,
         clock: Any = time.time,
+        credit_notes: int = 0,
     ) -> None:
         policy = OAuthPolicy(
             client_id,
@@ -181,6 +190,10 @@ class ZohoEmulator(PlatformEmulator):
         super().__init__("zoho", size, OAuthServer(policy, clock))
         self.minute = RateWindow(per_minute, minute_window)
         self.day = RateWindow(per_day, day_window)
+        self.calls_to: Counter[str] = Counter()  # API calls by what they asked for ("invoice")
+        # the company's credit notes, beside its invoices (none unless asked for)
+        self.credit_notes = CreditNotes(lambda: self.dataset, issued)
+        self.credit_notes.seed(credit_notes)
         self.app = Starlette(
             routes=[
                 Route("/accounts/oauth/v2/auth", self.authorize),
@@ -190,6 +203,11 @@ class ZohoEmulator(PlatformEmulator):
                 Route("/api/books/v3/organizations", self.organizations),
                 Route("/api/books/v3/invoices", self.invoices),
                 Route("/api/books/v3/invoices/{invoice_id}", self.invoice),
+                Route("/api/books/v3/creditnotes", self.creditnotes),
+                Route("/api/books/v3/creditnotes/{creditnote_id}", self.creditnote),
+                Route(
+                    "/api/books/v3/creditnotes/{creditnote_id}/invoices", self.creditnote_invoices
+                ),
             ]
         )
 
@@ -209,7 +227,7 @@ class ZohoEmulator(PlatformEmulator):
 
     async def self_client_code(self, request: Request) -> Response:
         """What Zoho's API console does for a self client: mint a grant code."""
-        scope = (await form_of(request)).get("scope", "ZohoBooks.invoices.READ")
+        scope = (await form_of(request)).get("scope", SELF_CLIENT_SCOPE)
         return json_response({"code": self.oauth.mint_code(scope)})
 
     def _rate_headers(self) -> dict[str, str]:
@@ -237,6 +255,7 @@ class ZohoEmulator(PlatformEmulator):
                 self._rate_headers(),
             )
         self.api_calls += 1
+        self.calls_to[handler.__name__.lstrip("_")] += 1
         await maybe_slow(self.faults)
         if self.faults.take("storm_429"):
             return self._too_many(44, "API calls per minute exceeded", 1)
@@ -276,23 +295,18 @@ class ZohoEmulator(PlatformEmulator):
 
     async def _invoices(self, request: Request) -> Response:
         query = request.query_params
-        if query.get("organization_id") != ORGANIZATION_ID:
-            return json_response({"code": 6041, "message": "Invalid organization_id"}, 400)
-        try:
-            page = max(int(query.get("page", "1")), 1)
-            per_page = min(max(int(query.get("per_page", "200")), 1), MAX_PER_PAGE)
-            since = (
-                parse_zoho_time(query["last_modified_time"])
-                if query.get("last_modified_time")
-                else None
-            )
-        except ValueError:
-            return json_response({"code": 2, "message": "Invalid value passed"}, 400)
+        asked = _list_query(query, ("last_modified_time",), "last_modified_time", "A")
+        if isinstance(asked, Response):
+            return asked
+        if asked.descending:  # (the sandbox lists invoices oldest change first only)
+            return json_response({"code": 2, "message": "Invalid value passed for sort_order"}, 400)
         if self.faults.take("malformed"):
             return Response(MALFORMED, media_type="application/json")
         # Zoho includes records modified exactly at the time given
+        since = asked.since
         inclusive = None if since is None else datetime.fromtimestamp(since.timestamp() - 1, UTC)
         total = self.dataset.count_after(inclusive)
+        page, per_page = asked.page, asked.per_page
         items = self.dataset.list_after(inclusive, (page - 1) * per_page, per_page)
         return json_response(
             {
@@ -322,3 +336,122 @@ class ZohoEmulator(PlatformEmulator):
             return json_response({"code": 1002, "message": "Invoice does not exist."}, 404)
         invoice = render_invoice_detail(self.dataset.invoice(index))
         return json_response({"code": 0, "message": "success", "invoice": invoice})
+
+    # -- credit notes (see intdash.sandbox.zoho_credits) --------------------------------------
+
+    def _invoice_ref(self, index: int) -> tuple[str, str]:
+        return str(INVOICE_ID_BASE + index), self.dataset.invoice(index).number
+
+    async def creditnotes(self, request: Request) -> Response:
+        return await self._api(request, self._creditnotes)
+
+    def _not_granted(self, request: Request) -> Response | None:
+        """The refusal of a token whose consent did not grant reading credit notes."""
+        grant = self.oauth.grant_of(bearer(request, "Zoho-oauthtoken"))
+        granted = {s.lower() for s in re.split(r"[,\s]+", grant.scope if grant else "") if s}
+        if granted & CREDIT_NOTE_SCOPES:
+            return None
+        message = "You are not authorized to perform this operation"
+        return json_response({"code": 57, "message": message}, 401)
+
+    async def _creditnotes(self, request: Request) -> Response:
+        """Credit notes by page, sorted by ``sort_column`` (Zoho's default: the newest created
+        first), those modified at or after ``last_modified_time`` when given."""
+        refused = self._not_granted(request)
+        if refused is not None:
+            return refused
+        asked = _list_query(request.query_params, SORT_COLUMNS, "created_time", "D")
+        if isinstance(asked, Response):
+            return asked
+        if self.faults.take("malformed"):
+            return Response(MALFORMED, media_type="application/json")
+        found = self.credit_notes.listing(asked.since, asked.sort_column, asked.descending)
+        page, per_page = asked.page, asked.per_page
+        items = found[(page - 1) * per_page : page * per_page]
+        return json_response(
+            {
+                "code": 0,
+                "message": "success",
+                "creditnotes": [render_credit_note(note) for note in items],
+                "page_context": {
+                    "page": page,
+                    "per_page": per_page,
+                    "has_more_page": page * per_page < len(found),
+                    "report_name": "Credit Notes",
+                    "sort_column": asked.sort_column,
+                    "sort_order": "D" if asked.descending else "A",
+                },
+            }
+        )
+
+    async def creditnote(self, request: Request) -> Response:
+        return await self._api(request, self._creditnote)
+
+    async def _creditnote(self, request: Request) -> Response:
+        refused = self._not_granted(request)
+        if refused is not None:
+            return refused
+        if request.query_params.get("organization_id") != ORGANIZATION_ID:
+            return json_response({"code": 6041, "message": "Invalid organization_id"}, 400)
+        note = self.credit_notes.find(request.path_params["creditnote_id"])
+        if note is None:
+            return json_response({"code": 1002, "message": "Credit note does not exist."}, 404)
+        body = render_credit_note_detail(note, self._invoice_ref)
+        return json_response({"code": 0, "message": "success", "creditnote": body})
+
+    async def creditnote_invoices(self, request: Request) -> Response:
+        return await self._api(request, self._creditnote_invoices)
+
+    async def _creditnote_invoices(self, request: Request) -> Response:
+        refused = self._not_granted(request)
+        if refused is not None:
+            return refused
+        if request.query_params.get("organization_id") != ORGANIZATION_ID:
+            return json_response({"code": 6041, "message": "Invalid organization_id"}, 400)
+        note = self.credit_notes.find(request.path_params["creditnote_id"])
+        if note is None:
+            return json_response({"code": 1002, "message": "Credit note does not exist."}, 404)
+        credited = render_credited(note, self._invoice_ref)
+        return json_response({"code": 0, "message": "success", "invoices_credited": credited})
+
+
+def issued(invoice: SourceInvoice) -> bool:
+    """Whether a credit note may be raised from the invoice: one sent, not a draft or void."""
+    return render_invoice(invoice)["status"] not in ("draft", "void")
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    """What a list call asks for."""
+
+    page: int
+    per_page: int
+    since: datetime | None
+    sort_column: str
+    descending: bool
+
+
+def _list_query(
+    query: Mapping[str, str], sorts: Iterable[str], default_sort: str, default_order: str
+) -> ListQuery | Response:
+    """A list call's organisation, page, ``per_page`` (1 to 200: more is refused, as Zoho
+    refuses it), ``last_modified_time`` and sort (a column of ``sorts``, ``sort_order`` A or
+    D), or the answer refusing them."""
+    if query.get("organization_id") != ORGANIZATION_ID:
+        return json_response({"code": 6041, "message": "Invalid organization_id"}, 400)
+    try:
+        page = max(int(query.get("page", "1")), 1)
+        per_page = int(query.get("per_page", "200"))
+        moment = query.get("last_modified_time")
+        since = parse_zoho_time(moment) if moment else None
+    except ValueError:
+        return json_response({"code": 2, "message": "Invalid value passed"}, 400)
+    if not 1 <= per_page <= MAX_PER_PAGE:
+        return json_response({"code": 2, "message": "Invalid value passed for per_page"}, 400)
+    column = query.get("sort_column", default_sort)
+    order = query.get("sort_order", default_order)
+    if column not in sorts:
+        return json_response({"code": 2, "message": "Invalid value passed for sort_column"}, 400)
+    if order not in ("A", "D"):
+        return json_response({"code": 2, "message": "Invalid value passed for sort_order"}, 400)
+    return ListQuery(page, per_page, since, column, order == "D")
