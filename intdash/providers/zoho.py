@@ -1,15 +1,18 @@
-"""Zoho Books: the accounts server and API domain of each connection, invoices by page and
-``last_modified_time``, each invoice's tax read from the invoice itself as the rate limits allow
-(:mod:`intdash.providers.zoho_tax`)."""
+"""Zoho Books: the accounts server and API domain of each connection, invoices and then credit
+notes (:mod:`intdash.providers.zoho_credits`) by page and ``last_modified_time``, the tax of each
+read from the document itself as the rate limits allow (:mod:`intdash.providers.zoho_tax`)."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import replace
 from datetime import UTC, date, datetime
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote, urlsplit
+
+from authlib.integrations.httpx_client import AsyncOAuth2Client
 
 from intdash.core.catalog import IntegrationType
 from intdash.core.config import ZohoSettings
@@ -20,9 +23,32 @@ from intdash.providers.connector import Connector, RateProblem, parse_json
 from intdash.providers.errors import AuthorisationFailed, MalformedResponse, RateLimited
 from intdash.providers.headers import seconds_from_now
 from intdash.providers.http import httpx
-from intdash.providers.paging import Listing, start_cursor, walk
+from intdash.providers.paging import (
+    Listing,
+    StreamPages,
+    chain_streams,
+    split_streams,
+    start_cursor,
+    walk,
+)
 from intdash.providers.ratelimit import RateLimits
-from intdash.providers.zoho_lines import buyer_tax_id, parse_line_items, parse_payments
+from intdash.providers.zoho_credits import (
+    CREDIT_NOTES,
+    Documents,
+    applied,
+    first_credited,
+    may_read,
+)
+from intdash.providers.zoho_credits import SCOPE as CREDIT_SCOPE
+from intdash.providers.zoho_lines import (
+    TIME_FORMAT,
+    amount,
+    buyer_tax_id,
+    parse_date,
+    parse_line_items,
+    parse_payments,
+    parse_time,
+)
 from intdash.providers.zoho_tax import (
     MINUTE_WAIT,
     Allowance,
@@ -39,33 +65,18 @@ from intdash.providers.zoho_tax import (
 if TYPE_CHECKING:
     from intdash.providers.api import ApiClient
 
+log = logging.getLogger(__name__)
+
 ACCOUNTS_HOSTS = {
     "accounts.zoho.com", "accounts.zoho.eu", "accounts.zoho.in", "accounts.zoho.com.au",
     "accounts.zoho.jp", "accounts.zohocloud.ca", "accounts.zoho.sa", "accounts.zoho.uk",
     "accounts.zoho.com.cn",
 }  # fmt: skip
-_TIME = "%Y-%m-%dT%H:%M:%S%z"
 
 
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}".lower()
-
-
-def _parse_time(value: Any, field: str, invoice_id: str) -> datetime:
-    try:
-        return datetime.strptime(str(value), _TIME).astimezone(UTC)
-    except ValueError:
-        raise MalformedResponse(f"Zoho: invoice {invoice_id}: bad {field}: {value!r}") from None
-
-
-def _parse_date(value: Any, field: str, invoice_id: str) -> date | None:
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(str(value))
-    except ValueError:
-        raise MalformedResponse(f"Zoho: invoice {invoice_id}: bad {field}: {value!r}") from None
 
 
 # sent, and the states a sent invoice moves through (viewed by the customer, unpaid, overdue,
@@ -80,13 +91,6 @@ def source_state(status: Any) -> SourceState:
     return SourceState.VOID if status == "void" else SourceState.PENDING
 
 
-def _amount(raw: Mapping[str, Any], field: str, invoice_id: str) -> Decimal:
-    value = raw.get(field)
-    if isinstance(value, bool) or not isinstance(value, int | Decimal):
-        raise MalformedResponse(f"Zoho: invoice {invoice_id}: {field} is not a number")
-    return Decimal(value)
-
-
 def parse_invoice(raw: Any) -> InvoiceData:
     """An invoice as Zoho's list has it (no tax: ``tax`` and ``subtotal`` are None, unknown; no
     lines, no payments) or as the invoice itself has it (``tax_total``; the subtotal is the
@@ -95,34 +99,36 @@ def parse_invoice(raw: Any) -> InvoiceData:
     if not isinstance(raw, dict) or not raw.get("invoice_id"):
         raise MalformedResponse("Zoho: an invoice has no invoice_id")
     invoice_id = str(raw["invoice_id"])
-    total = _amount(raw, "total", invoice_id)
-    tax = _amount(raw, "tax_total", invoice_id) if "tax_total" in raw else None
+    what = f"invoice {invoice_id}"
+    total = amount(raw, "total", what)
+    tax = amount(raw, "tax_total", what) if "tax_total" in raw else None
     return InvoiceData(
         external_id=invoice_id,
         number=raw.get("invoice_number") or None,
         kind=InvoiceKind.SALES,
         contact=raw.get("customer_name"),
-        issue_date=_parse_date(raw.get("date"), "date", invoice_id),
-        due_date=_parse_date(raw.get("due_date"), "due_date", invoice_id),
+        issue_date=parse_date(raw.get("date"), "date", what),
+        due_date=parse_date(raw.get("due_date"), "due_date", what),
         currency=str(raw.get("currency_code") or ""),
         subtotal=None if tax is None else total - tax,
         tax=tax,
         total=total,
         source_status=raw.get("status"),
-        source_updated_at=_parse_time(
-            raw.get("last_modified_time"), "last_modified_time", invoice_id
-        ),
+        source_updated_at=parse_time(raw.get("last_modified_time"), "last_modified_time", what),
         state=source_state(raw.get("status")),
-        items=parse_line_items(raw, invoice_id),
+        items=parse_line_items(raw, what),
         buyer_tax_id=buyer_tax_id(raw),
-        payments=parse_payments(raw, invoice_id),
+        payments=parse_payments(raw, what),
     )
+
+
+INVOICES = Documents("invoices", "invoice", "invoice", parse_invoice)
 
 
 class ZohoConnector(Connector):
     type: ClassVar[IntegrationType] = IntegrationType.ZOHO
     label: ClassVar[str] = "Zoho Books"
-    scope: ClassVar[str] = "ZohoBooks.invoices.READ,ZohoBooks.settings.READ"
+    scope: ClassVar[str] = f"ZohoBooks.invoices.READ,{CREDIT_SCOPE},ZohoBooks.settings.READ"
     auth_method: ClassVar[str] = "client_secret_post"
     grant_codes: ClassVar[bool] = True
     default_limits: ClassVar[RateLimits] = RateLimits(per_window=100, window=60.0)
@@ -134,6 +140,15 @@ class ZohoConnector(Connector):
 
     def authorize_params(self) -> dict[str, str]:
         return {"access_type": "offline", "prompt": "consent"}
+
+    def oauth_client(self, redirect_uri: str | None = None) -> AsyncOAuth2Client:
+        """Zoho takes the scope with the consent alone (its refresh takes none): a refresh does
+        not ask for it again, so a connection consented to before the connector asked for more
+        (credit notes) goes on refreshing, with what it was granted."""
+        client = super().oauth_client(redirect_uri)
+        if redirect_uri is None:  # (a refresh, or a self-client code's exchange)
+            client.scope = None
+        return client
 
     def _trusted(self, url: str, configured: str, hosts: set[str] | None) -> bool:
         """Only Zoho's own servers (or the one configured) may receive our client secret."""
@@ -256,53 +271,101 @@ class ZohoConnector(Connector):
         return parse_json(response, what)
 
     async def _read(
-        self, api: ApiClient, base: str, tenant: Tenant, listed: InvoiceData, budget: TaxBudget
+        self,
+        api: ApiClient,
+        base: str,
+        tenant: Tenant,
+        docs: Documents,
+        listed: InvoiceData,
+        budget: TaxBudget,
     ) -> InvoiceData:
-        """The invoice itself, with its tax (one call, spent from the budget). A newer version
-        than the one listed is taken as it is: it is what the books hold now."""
+        """The document itself, with its tax (one call, spent from the budget); a credit note
+        that names no invoice but has been applied, with the invoice it was applied to (one call
+        more). A newer version than the one listed is taken as it is: it is what the books hold
+        now."""
         budget.spend()
-        what = f"Zoho invoice {listed.external_id}"
-        data = await self._get(
-            api,
-            f"{base}/invoices/{quote(listed.external_id, safe='')}",
-            {"organization_id": tenant.id},
-            what,
-            budget,
-        )
-        read = parse_invoice(require(data, "invoice", dict, what))
+        what = f"Zoho {docs.noun} {listed.external_id}"
+        url = f"{base}/{docs.path}/{quote(listed.external_id, safe='')}"
+        org = {"organization_id": tenant.id}
+        raw = require(await self._get(api, url, org, what, budget), docs.one, dict, what)
+        read = docs.parse(raw)
         if read.external_id != listed.external_id or read.tax is None:
-            raise MalformedResponse(f"{what}: the answer is not that invoice with its tax_total")
+            raise MalformedResponse(
+                f"{what}: the answer is not that {docs.noun} with its tax_total"
+            )
         listed_at, read_at = listed.source_updated_at, read.source_updated_at
         if listed_at is not None and read_at is not None and read_at < listed_at:
             return listed  # (an older copy than the list's: not to be trusted)
+        if read.kind is InvoiceKind.CREDIT_NOTE and read.credits is None and applied(raw):
+            budget.spend()
+            credited = await self._get(api, f"{url}/invoices", org, what, budget)
+            read = replace(read, credits=first_credited(credited, what))
         return read
 
     async def pages(
         self, api: ApiClient, cursor: str | None, since: date | None
     ) -> AsyncIterator[InvoicePage]:
-        """Invoices modified since the cursor, oldest change first, by keyset pages (see
-        :mod:`intdash.providers.paging`), then the tax of those stored without it.
+        """Invoices modified since the cursor, then credit notes (two streams, each with its
+        part of the cursor: :func:`~intdash.providers.paging.chain_streams`), each oldest change
+        first, by keyset pages (see :mod:`intdash.providers.paging`), then the tax of those
+        stored without it.
 
-        Zoho's list has no tax, and reading it costs a call per invoice: more than a large first
-        sync can afford (:mod:`intdash.providers.zoho_tax`). So the tax is read only of the
-        invoices that are fiscalized (approved sales: not drafts, not voids), in the list's
-        order, as far as the sync's :class:`~intdash.providers.zoho_tax.TaxBudget` goes; the
+        Zoho's lists have no tax, and reading it costs a call per document: more than a large
+        first sync can afford (:mod:`intdash.providers.zoho_tax`). So the tax is read only of
+        what is fiscalized (approved sales and credit notes: not drafts, not voids), in each
+        list's order, as far as the sync's :class:`~intdash.providers.zoho_tax.TaxBudget` goes
+        (one budget for both streams, the day's reads counted in each part of the cursor); the
         rest are stored with their tax unknown (None, never 0), and wait, not fiscalized (see
         :func:`intdash.core.services.invoices.service._without_tax`). Where reading stopped is
-        kept in the cursor (:class:`~intdash.providers.zoho_tax.TaxState`): while anything waits,
-        new invoices join the end of the queue, and after listing what changed, each sync
-        reads on from there, oldest first, as its budget allows, listing again from that point
-        (a call per 200 invoices) rather than reading invoices one by one to find them.
-        Zoho's ``last_modified_time`` includes the time given; what is read twice is upserted
-        unchanged."""
+        kept in each stream's cursor (:class:`~intdash.providers.zoho_tax.TaxState`): while
+        anything waits, new documents join the end of the queue, and after listing what
+        changed, each sync reads on from there, oldest first, as its budget allows, listing
+        again from that point (a call per 200) rather than reading documents one by one to find
+        them. Zoho's ``last_modified_time`` includes the time given; what is read twice is
+        upserted unchanged."""
         tenant = api.tenant
         if tenant is None:
             raise AuthorisationFailed("Zoho: no organization chosen yet: connect first")
+        day = datetime.fromtimestamp(self.clock(), UTC).date()
+        parts = [TaxState.split(part)[1] for part in split_streams(cursor)]
+        reads = max(state.reads if state.day == day else 0 for state in parts)
+        budget = TaxBudget(self.settings.daily_limit, reads, self.limits.per_window // 2)
+        token = await api.token()
+        base = self._api(token.extra)  # (the connection's api_domain)
+
+        def stream(docs: Documents) -> StreamPages:
+            def pages_of(part: str | None) -> AsyncIterator[InvoicePage]:
+                return self._stream(api, base, tenant, docs, part, since, budget, day)
+
+            return pages_of
+
+        credit_notes = stream(CREDIT_NOTES)
+        if not may_read(token.scope):
+            log.warning(
+                "Zoho: organization %s: the consent does not grant %s: credit notes are not "
+                "read until it is connected again",
+                tenant.id,
+                CREDIT_SCOPE,
+            )
+            credit_notes = _nothing
+        async for page in chain_streams(cursor, stream(INVOICES), credit_notes):
+            yield page
+
+    async def _stream(
+        self,
+        api: ApiClient,
+        base: str,
+        tenant: Tenant,
+        docs: Documents,
+        cursor: str | None,
+        since: date | None,
+        budget: TaxBudget,
+        day: date,
+    ) -> AsyncIterator[InvoicePage]:
+        """One list's documents modified since its cursor, read as :meth:`pages` says."""
         paging, state = TaxState.split(cursor)
-        state.today(datetime.fromtimestamp(self.clock(), UTC).date())
-        budget = TaxBudget(self.settings.daily_limit, state.reads, self.limits.per_window // 2)
+        state.today(day)
         ended = [False]  # whether the last page listed was the list's last
-        base = self._api((await api.token()).extra)  # (the connection's api_domain)
 
         async def fetch(modified_since: datetime | None, page: int) -> Listing:
             params = {
@@ -313,24 +376,24 @@ class ZohoConnector(Connector):
                 "page": str(page),
             }
             if modified_since is not None:
-                params["last_modified_time"] = modified_since.astimezone(UTC).strftime(_TIME)
-            what = f"Zoho invoices page {page}"
-            data = await self._get(api, f"{base}/invoices", params, what, budget)
-            raw = require(data, "invoices", list, what)
+                params["last_modified_time"] = modified_since.astimezone(UTC).strftime(TIME_FORMAT)
+            what = f"{docs.label} page {page}"
+            data = await self._get(api, f"{base}/{docs.path}", params, what, budget)
+            raw = require(data, docs.path, list, what)
             context = data.get("page_context") if isinstance(data, dict) else None
             more = isinstance(context, dict) and bool(context.get("has_more_page"))
             ended[0] = not more
-            return Listing([parse_invoice(item) for item in raw], more=more)
+            return Listing([docs.parse(item) for item in raw], more=more)
 
         async def read(listed: InvoiceData) -> InvoiceData:
-            return await self._read(api, base, tenant, listed, budget)
+            return await self._read(api, base, tenant, docs, listed, budget)
 
         def page_of(invoices: list[InvoiceData], paged: str | None) -> InvoicePage:
             state.reads = budget.reads
             return InvoicePage(invoices, state.encode(paged))
 
         handled = Handled()
-        async for found in walk(fetch, start_cursor(paging, since), label="Zoho invoices"):
+        async for found in walk(fetch, start_cursor(paging, since), label=docs.label):
             paging = found.cursor
             out: list[InvoiceData] = []
             for index, listed in enumerate(found.invoices):
@@ -352,5 +415,11 @@ class ZohoConnector(Connector):
                 out.append(listed)
             yield page_of(out, paging)
         if state.backlog is not None and budget.allows():
-            async for page in read_on(fetch, read, state, budget, ended):
+            async for page in read_on(fetch, read, state, budget, ended, label=docs.label):
                 yield page_of(page, paging)
+
+
+async def _nothing(_cursor: str | None) -> AsyncIterator[InvoicePage]:
+    """A stream not read: no page (its part of the cursor stays as it was)."""
+    return
+    yield  # (an async generator)

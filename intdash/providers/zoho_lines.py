@@ -1,45 +1,72 @@
-"""Zoho Books: what the invoice itself has beyond its list's fields and tax (see
-:mod:`intdash.providers.zoho_tax`): its line items, payments and the customer's tax number."""
+"""Zoho Books: the fields its invoices and credit notes share (times, dates, amounts), and what
+the document itself has beyond its list's fields and tax (see :mod:`intdash.providers.zoho_tax`):
+its line items, payments and the customer's tax number.
+
+``what`` names the document in errors: "invoice 460000000000001", "credit note ..."."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
 from intdash.core.invoices import LineItem, Payment
 from intdash.providers.errors import MalformedResponse
 
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
 
-def _line_number(raw: Mapping[str, Any], field: str, invoice_id: str) -> Decimal | None:
+
+def parse_time(value: Any, field: str, what: str) -> datetime:
+    try:
+        return datetime.strptime(str(value), TIME_FORMAT).astimezone(UTC)
+    except ValueError:
+        raise MalformedResponse(f"Zoho: {what}: bad {field}: {value!r}") from None
+
+
+def parse_date(value: Any, field: str, what: str) -> date | None:
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        raise MalformedResponse(f"Zoho: {what}: bad {field}: {value!r}") from None
+
+
+def amount(raw: Mapping[str, Any], field: str, what: str) -> Decimal:
+    value = raw.get(field)
+    if isinstance(value, bool) or not isinstance(value, int | Decimal):
+        raise MalformedResponse(f"Zoho: {what}: {field} is not a number")
+    return Decimal(value)
+
+
+def _line_number(raw: Mapping[str, Any], field: str, what: str) -> Decimal | None:
     value = raw.get(field)
     if value is None or value == "":
         return None
     if isinstance(value, bool) or not isinstance(value, int | Decimal):
-        raise MalformedResponse(
-            f"Zoho: invoice {invoice_id}: {field} of a line or payment is not a number"
-        )
+        raise MalformedResponse(f"Zoho: {what}: {field} of a line or payment is not a number")
     return Decimal(value)
 
 
-def _discount(line: Mapping[str, Any], gross: Decimal, invoice_id: str) -> Decimal:
+def _discount(line: Mapping[str, Any], gross: Decimal, what: str) -> Decimal:
     """A line's discount as an amount: ``discount_amount``, else ``discount`` ("12.5%" a
     percentage of quantity x rate, a number an amount)."""
-    amount = _line_number(line, "discount_amount", invoice_id)
-    if amount is not None:
-        return amount
+    stated = _line_number(line, "discount_amount", what)
+    if stated is not None:
+        return stated
     given = line.get("discount")
     if isinstance(given, str) and given.strip().endswith("%"):
         try:
             return gross * Decimal(given.strip()[:-1]) / 100
         except ArithmeticError:
             raise MalformedResponse(
-                f"Zoho: invoice {invoice_id}: a line's discount is not a percentage: {given!r}"
+                f"Zoho: {what}: a line's discount is not a percentage: {given!r}"
             ) from None
-    return _line_number(line, "discount", invoice_id) or Decimal(0)
+    return _line_number(line, "discount", what) or Decimal(0)
 
 
-def parse_line_items(raw: Mapping[str, Any], invoice_id: str) -> tuple[LineItem, ...]:
+def parse_line_items(raw: Mapping[str, Any], what: str) -> tuple[LineItem, ...]:
     """The ``line_items`` of the invoice itself (the list has none): ``rate`` is the unit
     price and ``item_total`` the line's amount, with tax when ``is_inclusive_tax``; the tax is
     Zoho's ``tax_id`` at ``tax_percentage`` (the line's tax amount is not stated)."""
@@ -47,14 +74,14 @@ def parse_line_items(raw: Mapping[str, Any], invoice_id: str) -> tuple[LineItem,
     if lines is None:
         return ()
     if not isinstance(lines, list) or not all(isinstance(line, dict) for line in lines):
-        raise MalformedResponse(f"Zoho: invoice {invoice_id}: line_items is not a list of lines")
+        raise MalformedResponse(f"Zoho: {what}: line_items is not a list of lines")
     inclusive = raw.get("is_inclusive_tax")
     items: list[LineItem] = []
     for line in lines:
-        quantity = _line_number(line, "quantity", invoice_id) or Decimal(0)
-        rate = _line_number(line, "rate", invoice_id) or Decimal(0)
-        discount = _discount(line, quantity * rate, invoice_id)
-        total = _line_number(line, "item_total", invoice_id)
+        quantity = _line_number(line, "quantity", what) or Decimal(0)
+        rate = _line_number(line, "rate", what) or Decimal(0)
+        discount = _discount(line, quantity * rate, what)
+        total = _line_number(line, "item_total", what)
         items.append(
             LineItem(
                 name=str(line.get("name") or line.get("description") or ""),
@@ -63,7 +90,7 @@ def parse_line_items(raw: Mapping[str, Any], invoice_id: str) -> tuple[LineItem,
                 total=quantity * rate - discount if total is None else total,
                 discount=discount,
                 tax_code=str(line["tax_id"]) if line.get("tax_id") else None,
-                tax_rate=_line_number(line, "tax_percentage", invoice_id),
+                tax_rate=_line_number(line, "tax_percentage", what),
                 item_code=str(line["sku"]) if line.get("sku") else None,
                 tax_inclusive=inclusive if isinstance(inclusive, bool) else None,
             )
@@ -71,7 +98,7 @@ def parse_line_items(raw: Mapping[str, Any], invoice_id: str) -> tuple[LineItem,
     return tuple(items)
 
 
-def parse_payments(raw: Mapping[str, Any], invoice_id: str) -> tuple[Payment, ...]:
+def parse_payments(raw: Mapping[str, Any], what: str) -> tuple[Payment, ...]:
     """The invoice's ``payments``: each one's ``amount`` and ``payment_mode``."""
     payments = raw.get("payments")
     if not isinstance(payments, list):
@@ -79,12 +106,12 @@ def parse_payments(raw: Mapping[str, Any], invoice_id: str) -> tuple[Payment, ..
     found: list[Payment] = []
     for payment in payments:
         if not isinstance(payment, dict):
-            raise MalformedResponse(f"Zoho: invoice {invoice_id}: a payment is not an object")
+            raise MalformedResponse(f"Zoho: {what}: a payment is not an object")
         mode = payment.get("payment_mode")
-        amount = _line_number(payment, "amount", invoice_id)
-        if amount is None:
-            raise MalformedResponse(f"Zoho: invoice {invoice_id}: a payment has no amount")
-        found.append(Payment(amount, str(mode) if mode else None))
+        paid = _line_number(payment, "amount", what)
+        if paid is None:
+            raise MalformedResponse(f"Zoho: {what}: a payment has no amount")
+        found.append(Payment(paid, str(mode) if mode else None))
     return tuple(found)
 
 

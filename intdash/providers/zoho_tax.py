@@ -233,12 +233,14 @@ def listing_start(position: Position) -> Cursor:
     return Cursor(position[0])
 
 
+FISCALIZED = frozenset({InvoiceKind.SALES, InvoiceKind.CREDIT_NOTE})
+
+
 def needs_tax(invoice: InvoiceData) -> bool:
-    """Whether its tax must be read: an approved sale (what is fiscalized) listed without it."""
+    """Whether its tax must be read: an approved sale or sales credit note (what is
+    fiscalized) listed without it."""
     return (
-        invoice.tax is None
-        and invoice.kind is InvoiceKind.SALES
-        and invoice.state is SourceState.APPROVED
+        invoice.tax is None and invoice.kind in FISCALIZED and invoice.state is SourceState.APPROVED
     )
 
 
@@ -254,6 +256,8 @@ async def read_on(
     state: TaxState,
     budget: TaxBudget,
     ended: list[bool],
+    *,
+    label: str = "Zoho invoices",
 ) -> AsyncIterator[list[InvoiceData]]:
     """Read the tax of the invoices stored without it, oldest first, from where reading
     stopped (``state.backlog``, moved on as they are read), while the budget allows; each
@@ -289,7 +293,7 @@ async def read_on(
         return True
 
     try:
-        async for found in walk(fetch, listing_start(state.backlog), label="Zoho invoices"):
+        async for found in walk(fetch, listing_start(state.backlog), label=label):
             todo: list[InvoiceData] = []
             for listed in found.invoices:
                 moment = modified_at(listed)
