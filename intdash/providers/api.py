@@ -82,15 +82,17 @@ class ApiClient:
     async def _token_now(self) -> TokenSet:
         if self._token is not None:
             return self._token
-        stored, self._stored = self._stored, None
+        stored = self._stored
         if stored is not None and self.tokens.usable(stored):
-            return stored
-        return await self.tokens.valid(self.connector, self.integration_id)
+            return stored  # every call of a sync, while it is not expiring: no read each call
+        self._stored = await self.tokens.valid(self.connector, self.integration_id)
+        return self._stored
 
     async def _refreshed(self, stale: TokenSet) -> TokenSet:
         if self._token is not None:
             raise ReconnectNeeded(f"{self.connector.label} refused the new access token")
-        return await self.tokens.refresh(self.connector, self.integration_id, stale)
+        self._stored = await self.tokens.refresh(self.connector, self.integration_id, stale)
+        return self._stored
 
     async def get(
         self,
