@@ -16,7 +16,7 @@ from authlib.integrations.httpx_client import AsyncOAuth2Client
 
 from intdash.core.catalog import IntegrationType
 from intdash.core.config import ZohoSettings
-from intdash.core.invoices import InvoiceData, InvoiceKind, SourceState
+from intdash.core.invoices import InvoiceData, InvoiceKind
 from intdash.providers.api import LARGE_BODY, require
 from intdash.providers.base import InvoicePage, Tenant, TokenSet
 from intdash.providers.connector import Connector, RateProblem, parse_json
@@ -40,15 +40,9 @@ from intdash.providers.zoho_credits import (
     may_read,
 )
 from intdash.providers.zoho_credits import SCOPE as CREDIT_SCOPE
-from intdash.providers.zoho_lines import (
-    TIME_FORMAT,
-    amount,
-    buyer_tax_id,
-    parse_date,
-    parse_line_items,
-    parse_payments,
-    parse_time,
-)
+from intdash.providers.zoho_lines import TIME_FORMAT
+from intdash.providers.zoho_lines import parse_invoice as parse_invoice
+from intdash.providers.zoho_lines import source_state as source_state
 from intdash.providers.zoho_tax import (
     MINUTE_WAIT,
     Allowance,
@@ -77,49 +71,6 @@ ACCOUNTS_HOSTS = {
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}".lower()
-
-
-# sent, and the states a sent invoice moves through (viewed by the customer, unpaid, overdue,
-# partly or wholly paid): all issued
-APPROVED = frozenset({"sent", "viewed", "unpaid", "overdue", "partially_paid", "paid"})
-
-
-def source_state(status: Any) -> SourceState:
-    """Zoho Books: a draft (or one pending approval) is not issued; void is gone."""
-    if status in APPROVED:
-        return SourceState.APPROVED
-    return SourceState.VOID if status == "void" else SourceState.PENDING
-
-
-def parse_invoice(raw: Any) -> InvoiceData:
-    """An invoice as Zoho's list has it (no tax: ``tax`` and ``subtotal`` are None, unknown; no
-    lines, no payments) or as the invoice itself has it (``tax_total``; the subtotal is the
-    total before tax, which is Zoho's ``sub_total`` when the invoice has no discount, shipping or
-    adjustment; its ``line_items`` and ``payments``)."""
-    if not isinstance(raw, dict) or not raw.get("invoice_id"):
-        raise MalformedResponse("Zoho: an invoice has no invoice_id")
-    invoice_id = str(raw["invoice_id"])
-    what = f"invoice {invoice_id}"
-    total = amount(raw, "total", what)
-    tax = amount(raw, "tax_total", what) if "tax_total" in raw else None
-    return InvoiceData(
-        external_id=invoice_id,
-        number=raw.get("invoice_number") or None,
-        kind=InvoiceKind.SALES,
-        contact=raw.get("customer_name"),
-        issue_date=parse_date(raw.get("date"), "date", what),
-        due_date=parse_date(raw.get("due_date"), "due_date", what),
-        currency=str(raw.get("currency_code") or ""),
-        subtotal=None if tax is None else total - tax,
-        tax=tax,
-        total=total,
-        source_status=raw.get("status"),
-        source_updated_at=parse_time(raw.get("last_modified_time"), "last_modified_time", what),
-        state=source_state(raw.get("status")),
-        items=parse_line_items(raw, what),
-        buyer_tax_id=buyer_tax_id(raw),
-        payments=parse_payments(raw, what),
-    )
 
 
 INVOICES = Documents("invoices", "invoice", "invoice", parse_invoice)

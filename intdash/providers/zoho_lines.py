@@ -1,6 +1,7 @@
-"""Zoho Books: the fields its invoices and credit notes share (times, dates, amounts), and what
-the document itself has beyond its list's fields and tax (see :mod:`intdash.providers.zoho_tax`):
-its line items, payments and the customer's tax number.
+"""Zoho Books' invoices as intdash reads them (:func:`parse_invoice`), with what its credit
+notes share with them (times, dates, amounts), and what the document itself has beyond its list's
+fields and tax (see :mod:`intdash.providers.zoho_tax`): its line items, payments and the
+customer's tax number.
 
 ``what`` names the document in errors: "invoice 460000000000001", "credit note ..."."""
 
@@ -11,7 +12,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from intdash.core.invoices import LineItem, Payment
+from intdash.core.invoices import InvoiceData, InvoiceKind, LineItem, Payment, SourceState
 from intdash.providers.errors import MalformedResponse
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
@@ -123,3 +124,46 @@ def buyer_tax_id(raw: Mapping[str, Any]) -> str | None:
         if value:
             return value
     return None
+
+
+# sent, and the states a sent invoice moves through (viewed by the customer, unpaid, overdue,
+# partly or wholly paid): all issued
+APPROVED = frozenset({"sent", "viewed", "unpaid", "overdue", "partially_paid", "paid"})
+
+
+def source_state(status: Any) -> SourceState:
+    """Zoho Books: a draft (or one pending approval) is not issued; void is gone."""
+    if status in APPROVED:
+        return SourceState.APPROVED
+    return SourceState.VOID if status == "void" else SourceState.PENDING
+
+
+def parse_invoice(raw: Any) -> InvoiceData:
+    """An invoice as Zoho's list has it (no tax: ``tax`` and ``subtotal`` are None, unknown; no
+    lines, no payments) or as the invoice itself has it (``tax_total``; the subtotal is the
+    total before tax, which is Zoho's ``sub_total`` when the invoice has no discount, shipping or
+    adjustment; its ``line_items`` and ``payments``)."""
+    if not isinstance(raw, dict) or not raw.get("invoice_id"):
+        raise MalformedResponse("Zoho: an invoice has no invoice_id")
+    invoice_id = str(raw["invoice_id"])
+    what = f"invoice {invoice_id}"
+    total = amount(raw, "total", what)
+    tax = amount(raw, "tax_total", what) if "tax_total" in raw else None
+    return InvoiceData(
+        external_id=invoice_id,
+        number=raw.get("invoice_number") or None,
+        kind=InvoiceKind.SALES,
+        contact=raw.get("customer_name"),
+        issue_date=parse_date(raw.get("date"), "date", what),
+        due_date=parse_date(raw.get("due_date"), "due_date", what),
+        currency=str(raw.get("currency_code") or ""),
+        subtotal=None if tax is None else total - tax,
+        tax=tax,
+        total=total,
+        source_status=raw.get("status"),
+        source_updated_at=parse_time(raw.get("last_modified_time"), "last_modified_time", what),
+        state=source_state(raw.get("status")),
+        items=parse_line_items(raw, what),
+        buyer_tax_id=buyer_tax_id(raw),
+        payments=parse_payments(raw, what),
+    )
