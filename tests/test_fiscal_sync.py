@@ -1,6 +1,7 @@
 """Invoices synced from a platform, signed by the (emulated) V-SDC end to end: Xero's invoices
 with their lines, over real OAuth, real HTTP and real mutual TLS; a void at Xero becomes a refund
-that names the original's SDC number and time."""
+that names the original's SDC number and time, and so does a credit note allocated at Xero (a
+refund of its own items)."""
 
 from __future__ import annotations
 
@@ -140,3 +141,42 @@ def test_the_sdc_answering_its_status_after_an_outage_makes_what_waited_due(
     [due] = outbox(vws)
     assert due.next_attempt_at <= vws.clock()
     assert vws.fiscal.setup.unavailable() is None
+
+
+async def test_a_xero_credit_note_is_signed_as_a_refund_naming_the_invoice_it_credits(
+    vws: Workspace, sandbox: Sandbox, vsdc_emulator: VsdcServer
+) -> None:
+    vws.plans.set("scale")
+    uid = vws.integrations.create("xero").integration.uid
+    await connect(vws, uid)
+    vws.fiscal.setup.map_code(uid, "OUTPUT2", "A")
+    assert (await SyncEngine(vws).run(uid)).outcome is RunOutcome.OK
+    await FiscalSender(vws).drain()
+    stored = invoices(vws)
+    sold = {stored[r.invoice_id].external_id: r for r in outbox(vws) if r.kind == "sale"}
+    due = next(
+        i for i in stored.values() if i.external_id in sold and i.source_status == "AUTHORISED"
+    )
+    # raised against it at Xero and allocated to it: the next sync credits it
+    index = sandbox.xero.dataset.index_of(due.external_id)
+    assert index is not None
+    note = sandbox.xero.credit_notes.create(invoice=index)
+    sandbox.xero.credit_notes.allocate(note.id, index)
+    assert (await SyncEngine(vws).run(uid)).outcome is RunOutcome.OK
+    await FiscalSender(vws).drain()
+    [credit] = [r for r in outbox(vws) if r.kind == "credit"]
+    assert credit.status == "signed", credit.error
+    stored_note = invoices(vws)[credit.invoice_id]
+    assert (stored_note.kind, stored_note.credits) == ("credit note", due.external_id)
+    assert stored_note.number == note.number
+    request = json.loads(credit.request)
+    original = sold[due.external_id]
+    assert request["TransactionType"] == 1
+    assert request["ReferentDocumentNumber"] == original.sdc_invoice_number
+    assert request["ReferentDocumentDT"] == original.sdc_time
+    lines = json.loads(stored_note.items)
+    assert [item["Name"] for item in request["Items"]] == [line["name"] for line in lines]
+    total = sum((Decimal(str(item["TotalAmount"])) for item in request["Items"]), Decimal(0))
+    assert total == stored_note.total == note.total  # its own amount, not the invoice's
+    assert vsdc_emulator.emulator.verify(json.loads(credit.response))
+    assert vws.invoices.verify().ok
