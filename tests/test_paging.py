@@ -246,7 +246,8 @@ def test_a_full_sync_of_5000_xero_invoices_takes_six_listing_calls(
     connected: tuple[Workspace, Sandbox, dict[str, str]],
 ) -> None:
     """Xero serves pages of up to 1,000 invoices (since July 2024): 5,000 take five pages and
-    the call that finds nothing more (within 6, where pages of 100 took 51)."""
+    the call that finds nothing more (within 6, where pages of 100 took 51); then one listing
+    of its credit notes, which finds none."""
     ws, box, uids = connected
     data = Dataset(5000, seed="calls")
     box.xero.organisations[xero_emulator.TENANT_ID].dataset = data
@@ -258,4 +259,4 @@ def test_a_full_sync_of_5000_xero_invoices_takes_six_listing_calls(
 
     calls = asyncio.run(run())
     assert len(store.invoices) == 5000
-    assert calls <= 6
+    assert calls <= 6 + 1
