@@ -69,11 +69,12 @@ def demo_sandbox(vsdc_directory: Path | None = None) -> Sandbox:
     """Companies of different sizes, so that one integration runs over its monthly limit: the
     MYOB company (every invoice it lists is issued). Zoho Books reads each invoice's tax within
     its rate limit, so its invoices are fiscalized over several syncs. With ``vsdc_directory``,
-    TaxCore's V-SDC emulator beside them, its CA and taxpayer kept there."""
+    TaxCore's V-SDC emulator beside them, its CA and taxpayer kept there. Each company has
+    credit notes too (some naming an invoice, some none yet), fiscalized as refunds."""
     return Sandbox(
-        xero=XeroEmulator(size=1200),
-        myob=MyobEmulator(size=2500),
-        zoho=ZohoEmulator(size=800),
+        xero=XeroEmulator(size=1200, credit_notes=True),
+        myob=MyobEmulator(size=2500, credit_every=50),
+        zoho=ZohoEmulator(size=800, credit_notes=6),
         vsdc=vsdc_directory is not None,
         vsdc_directory=vsdc_directory,
     )

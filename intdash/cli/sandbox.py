@@ -31,7 +31,10 @@ def sandbox(
     port: int, size: int, xero_webhook: str | None, vsdc_port: int | None, vsdc_dir: Path | None
 ) -> None:
     """Run the emulators and print the settings that point intdash at them."""
+    from intdash.sandbox.myob import MyobEmulator
     from intdash.sandbox.server import Sandbox
+    from intdash.sandbox.xero import XeroEmulator
+    from intdash.sandbox.zoho import ZohoEmulator
 
     if xero_webhook is not None and not xero_webhook.startswith(("http://", "https://")):
         raise click.BadParameter("give an http:// or https:// URL", param_hint="--xero-webhook")
@@ -39,12 +42,21 @@ def sandbox(
         vsdc_port = port + 1 if 0 < port < 65535 else 0
     try:
         box = Sandbox(
-            size=size, port=port, vsdc=True, vsdc_port=vsdc_port, vsdc_directory=vsdc_dir
+            size=size,
+            port=port,
+            # credit notes among the invoices (against some of them: none without invoices)
+            xero=XeroEmulator(size=size, credit_notes=size > 0),
+            myob=MyobEmulator(size=size, credit_every=50),
+            zoho=ZohoEmulator(size=size, credit_notes=6 if size else 0),
+            vsdc=True,
+            vsdc_port=vsdc_port,
+            vsdc_directory=vsdc_dir,
         ).start()
     except (OSError, RuntimeError) as exc:
         raise click.ClickException(f"the sandbox could not start: {exc}") from exc
     click.echo(
         f"# intdash sandbox on {box.url}: Xero, MYOB and Zoho Books with {size:,} invoices each"
+        " and credit notes"
     )
     for name, value in box.settings(DEFAULT_REDIRECT_URI).items():
         click.echo(f"export {name}={value}")
