@@ -277,3 +277,18 @@ def test_migration_0015_keeps_invoices_and_cursors_and_goes_back(
         assert back == old_cursor.ljust(CURSOR_LENGTH, "x")  # the credit notes' part dropped
     finally:
         db.engine.dispose()
+
+
+def test_a_credit_note_listed_again_without_its_tax_keeps_what_it_credits(ws: Workspace) -> None:
+    uid = source(ws)
+    upsert(ws, uid, sale(1), credit_note(1, "ext-1"))
+    # Zoho's list tells neither tax nor the invoice: what was read before is kept, not wiped
+    listed_again = replace(credit_note(1, None), tax=None, subtotal=None, contact="Kowhai Cafe Ltd")
+    upsert(ws, uid, listed_again)
+    row = listed(ws, uid)["cn-1"]
+    assert (row.credits, row.fiscal_status, row.contact) == (
+        "ext-1",
+        "fiscalized",
+        "Kowhai Cafe Ltd",
+    )
+    assert len(records(ws)) == 2

@@ -136,7 +136,10 @@ def _as_read_before(found: Any, data: InvoiceData) -> InvoiceData:
     """An invoice whose source did not tell its tax this time (``data.tax`` is None: Zoho's list
     has none; its connector reads the invoice itself as its budgets allow), with the subtotal,
     tax, lines, buyer and payments read before kept when its total and currency are unchanged,
-    rather than forgotten."""
+    rather than forgotten; so is the invoice a credit note credits (a list without tax does
+    not tell it either)."""
+    if found is not None and found.credits is not None and data.credits is None:
+        data = replace(data, credits=found.credits)
     if (
         found is not None
         and found.tax is not None
