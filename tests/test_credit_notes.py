@@ -253,27 +253,46 @@ def test_migration_0015_keeps_invoices_and_cursors_and_goes_back(
             )
             conn.execute(
                 sa.text(
-                    "INSERT INTO invoices (integration_id, external_id, kind, currency, total, "
-                    "fiscal_status, received_at, updated_at) VALUES (1, 'inv-1', 'sales', "
-                    "'FJD', 1150000, 'fiscalized', :now, :now)"
+                    "INSERT INTO integrations (id, uid, type, name, created_at, settings, "
+                    "sync_enabled, cursor) VALUES (2, 'myob-abcdef', 'myob', 'Bondi', "
+                    ":now, '{}', true, :cursor)"
                 ),
-                {"now": datetime(2026, 12, 1)},
+                {"now": datetime(2026, 12, 1), "cursor": old_cursor},
             )
+            # a sale of each, and MYOB's credit note read as a sale of negative amounts
+            for integration, external_id, total in ((1, "inv-1", 115), (2, "m-1", -23)):
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO invoices (integration_id, external_id, kind, currency, "
+                        "total, fiscal_status, received_at, updated_at) VALUES (:i, :e, "
+                        "'sales', 'FJD', :total, 'fiscalized', :now, :now)"
+                    ),
+                    {
+                        "i": integration,
+                        "e": external_id,
+                        "total": total * 10_000 if db.engine.dialect.name == "sqlite" else total,
+                        "now": datetime(2026, 12, 1),
+                    },
+                )
         assert db.migrate() is True and db.current_revision() == HEAD
         with db.engine.begin() as conn:
-            row = conn.execute(sa.text("SELECT cursor FROM integrations")).one()
-            assert row.cursor == old_cursor  # the invoices' part alone: read as before
-            assert split_streams(row.cursor) == (old_cursor, None)
-            kept = conn.execute(sa.text("SELECT external_id, credits FROM invoices")).all()
-            assert [tuple(r) for r in kept] == [("inv-1", None)]
+            cursors = conn.execute(sa.text("SELECT id, cursor FROM integrations ORDER BY id"))
+            # the Xero one's: the invoices' part alone, read as before; the MYOB one's cleared,
+            # its sales to be read again (its negative sale, as the credit note it is)
+            assert [tuple(r) for r in cursors] == [(1, old_cursor), (2, None)]
+            assert split_streams(old_cursor) == (old_cursor, None)
+            kept = conn.execute(
+                sa.text("SELECT external_id, credits FROM invoices ORDER BY external_id")
+            ).all()
+            assert [tuple(r) for r in kept] == [("inv-1", None), ("m-1", None)]
             both = join_streams(old_cursor.ljust(CURSOR_LENGTH, "x"), "c" * CURSOR_LENGTH)
             assert both is not None and len(both) == STREAMS_LENGTH
-            conn.execute(sa.text("UPDATE integrations SET cursor = :c"), {"c": both})  # it fits
+            conn.execute(sa.text("UPDATE integrations SET cursor = :c WHERE id = 1"), {"c": both})
         with db.engine.begin() as conn:
             config.attributes["connection"] = conn
             command.downgrade(config, "0014")
         with db.engine.connect() as conn:
-            back = conn.execute(sa.text("SELECT cursor FROM integrations")).scalar_one()
+            back = conn.execute(sa.text("SELECT cursor FROM integrations WHERE id = 1")).scalar()
         assert back == old_cursor.ljust(CURSOR_LENGTH, "x")  # the credit notes' part dropped
     finally:
         db.engine.dispose()
@@ -292,3 +311,15 @@ def test_a_credit_note_listed_again_without_its_tax_keeps_what_it_credits(ws: Wo
         "Kowhai Cafe Ltd",
     )
     assert len(records(ws)) == 2
+
+
+def test_a_credit_note_stored_as_a_sale_before_is_refunded_then_credited(ws: Workspace) -> None:
+    uid = source(ws)
+    # as MYOB's negative sales were read before credit notes were known: a sale of its own
+    upsert(ws, uid, sale(1), replace(sale(2, total="-23.00", tax="-3.00"), external_id="cn-1"))
+    assert records(ws) == [(1, "ext-1", "sale", None), (2, "cn-1", "sale", None)]
+    upsert(ws, uid, credit_note(1, "ext-1"))  # read again as what it is
+    assert records(ws)[2:] == [(3, "cn-1", "refund", 2), (4, "cn-1", "credit", 1)]
+    row = listed(ws, uid)["cn-1"]
+    assert (row.kind, row.fiscal_status, row.credits) == ("credit note", "fiscalized", "ext-1")
+    assert ws.invoices.verify().ok

@@ -3,7 +3,10 @@ external id of the invoice it credits, and fiscalized as a refund naming that in
 integration's cursor holds a second stream's (the credit notes') beside the invoices'.
 
 Every invoice is kept; existing rows credit nothing (NULL). Existing cursors read as the
-invoices' alone: the credit notes' stream starts from the sync-from date, or the beginning.
+invoices' alone: the credit notes' stream starts from the sync-from date, or the beginning. A MYOB
+integration that stored sales of negative amounts (credit notes, read as sales before) has its
+cursor cleared: its next sync reads its sales again, and each such one, read as the credit note it
+is, has a sale it made refunded and is credited against the invoice it names.
 
 Revision ID: 0015
 Revises: 0014
@@ -50,6 +53,29 @@ def upgrade() -> None:
         postgresql_where=waiting,
     )
     _cursor_length(420, 200)
+    integrations = sa.table(
+        "integrations",
+        sa.column("id", sa.Integer()),
+        sa.column("type", sa.String()),
+        sa.column("cursor", sa.String()),
+    )
+    invoices = sa.table(
+        "invoices",
+        sa.column("integration_id", sa.Integer()),
+        sa.column("kind", sa.String()),
+        sa.column("total", sa.BigInteger()),
+    )
+    negative_sales = (
+        sa.select(invoices.c.integration_id)
+        .where(invoices.c.kind == "sales", invoices.c.total < 0)
+        .where(invoices.c.integration_id == integrations.c.id)
+        .exists()
+    )
+    op.execute(
+        sa.update(integrations)
+        .where(integrations.c.type == "myob", negative_sales)
+        .values(cursor=None)
+    )
 
 
 def downgrade() -> None:

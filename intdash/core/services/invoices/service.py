@@ -284,6 +284,7 @@ class InvoiceService:
         outcomes: dict[str, str] = {}
         for external_id, told in latest.items():
             found = existing.get(external_id)
+            unsold = False
             data = told if told.tax is not None else _as_read_before(found, told)
             if found is None:
                 status, step = next_step(None, data, False)
@@ -293,6 +294,11 @@ class InvoiceService:
                     outcomes[external_id] = "unchanged"
                     continue
                 status, step = next_step(found.fiscal_status, data, _amounts_changed(found, data))
+                if data.kind is _CREDIT_NOTE and found.kind != _CREDIT_NOTE:
+                    # stored as a sale before it was read as a credit note (MYOB's negative
+                    # sales): a sale it made is refunded, and it is credited as one now is
+                    unsold = found.fiscal_status == _FISCALIZED
+                    status, step = next_step(None, data, False)
             if told.tax is None:
                 status, step = _without_tax(found, status, step)
                 if status == _AWAITING_TAX:
@@ -332,7 +338,7 @@ class InvoiceService:
                 statuses.append(status)
                 outcomes[external_id] = "created"
                 continue
-            if step in _REFUNDS:  # what was sold is refunded
+            if step in _REFUNDS or unsold:  # what was sold is refunded
                 to_register.append(
                     _to_fiscalize(found.id, integration_id, found, RecordKind.REFUND)
                 )
