@@ -78,7 +78,15 @@ FISCAL_WORDS = {
     FiscalStatus.REFUNDED.value: "refunded",
     FiscalStatus.AWAITING_APPROVAL.value: "awaiting",
     FiscalStatus.AWAITING_TAX.value: "no tax yet",
+    FiscalStatus.AWAITING_INVOICE.value: "no invoice",  # a credit note: its invoice not sold
 }
+_CREDIT_NOTE = "credit note"
+
+
+def total_text(row: InvoiceRow) -> str:
+    """The total as the history shows it: a credit note's with a minus, as it gives back."""
+    sign = "-" if row.kind == _CREDIT_NOTE else ""
+    return f"{sign}{row.total} {row.currency}"
 
 
 def table_width(columns: Sequence[tuple[Any, ...]], gap: int, scrollbar: int = 2) -> int:
@@ -421,7 +429,7 @@ class InvoicesScreen(PagedScreen):
         if self.sdc:
             return self.sdc_cells(row)
         fiscal = (
-            f"#{row.fiscal_seq}"
+            f"{'credit ' if row.kind == _CREDIT_NOTE else ''}#{row.fiscal_seq}"
             if row.fiscal_seq and row.fiscal_status == FiscalStatus.FISCALIZED.value
             else FISCAL_WORDS.get(row.fiscal_status, row.fiscal_status)
         )
@@ -431,7 +439,7 @@ class InvoicesScreen(PagedScreen):
             row.number or "—",
             row.contact or "—",
             row.issue_date.isoformat() if row.issue_date else "—",
-            f"{row.total} {row.currency}",
+            total_text(row),
             row.source_status or "—",
             fiscal,
         )
@@ -457,7 +465,7 @@ class InvoicesScreen(PagedScreen):
             row.number or "—",
             row.contact or "—",
             *([] if short else [row.issue_date.isoformat() if row.issue_date else "—"]),
-            f"{row.total} {row.currency}",
+            total_text(row),
             sdc,
             delay,
         ]
