@@ -79,7 +79,7 @@ def _sqlite_row(
         stamp,
         status,
         data.number,
-        data.kind.value,
+        data.kind,  # a StrEnum: the driver binds it as the text it is
         data.contact,
         issue.isoformat() if issue else None,
         due.isoformat() if due else None,
