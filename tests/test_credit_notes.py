@@ -323,3 +323,23 @@ def test_a_credit_note_stored_as_a_sale_before_is_refunded_then_credited(ws: Wor
     row = listed(ws, uid)["cn-1"]
     assert (row.kind, row.fiscal_status, row.credits) == ("credit note", "fiscalized", "ext-1")
     assert ws.invoices.verify().ok
+
+
+def test_only_a_sales_invoice_is_credited(ws: Workspace) -> None:
+    uid = source(ws)
+    upsert(ws, uid, sale(1), credit_note(1, "ext-1"))
+    bill = replace(sale(2), kind=InvoiceKind.PURCHASE)
+    # naming a credit note (in its own push, and in one batch), or a purchase: it waits
+    upsert(ws, uid, credit_note(2, "cn-1"))
+    upsert(ws, uid, bill, credit_note(3, "cn-1"), credit_note(4, "ext-2"))
+    assert [fiscal_status(ws, uid, f"cn-{n}") for n in (2, 3, 4)] == ["awaiting invoice"] * 3
+    assert records(ws) == [(1, "ext-1", "sale", None), (2, "cn-1", "credit", 1)]
+    assert ws.invoices.verify().ok
+
+
+def test_a_waiting_credit_note_listed_without_its_tax_keeps_its_invoice(ws: Workspace) -> None:
+    uid = source(ws)
+    upsert(ws, uid, credit_note(1, "ext-1"))  # its invoice not here yet: it waits
+    upsert(ws, uid, replace(credit_note(1, None), tax=None, subtotal=None, total=Decimal("24")))
+    row = listed(ws, uid)["cn-1"]
+    assert (row.fiscal_status, row.credits) == ("awaiting tax", "ext-1")

@@ -15,14 +15,16 @@ from sqlalchemy import Connection, bindparam, select, text, update
 
 from intdash.core.dbtypes import canonical_text
 from intdash.core.fiscal import FiscalRegister, ToFiscalize
+from intdash.core.invoices import InvoiceKind
 from intdash.core.models import FiscalStatus, Invoice, RecordKind
 
 INVOICES = Invoice.__table__  # type: ignore[attr-defined]
 _FISCALIZED = FiscalStatus.FISCALIZED.value
+_SALES = InvoiceKind.SALES.value  # only a sales invoice's sale is credited
 AWAITING_INVOICE = FiscalStatus.AWAITING_INVOICE.value
 
 _CREDITED = (
-    select(INVOICES.c.id, INVOICES.c.external_id, INVOICES.c.fiscal_status)
+    select(INVOICES.c.id, INVOICES.c.external_id, INVOICES.c.fiscal_status, INVOICES.c.kind)
     .where(INVOICES.c.integration_id == bindparam("b_integration"))
     .where(INVOICES.c.external_id.in_(bindparam("b_ids", expanding=True)))
 )
@@ -47,12 +49,12 @@ _WAITING = (
 
 def stored_credited(
     conn: Connection, integration_id: int, external_ids: Collection[str]
-) -> dict[str, tuple[int, str]]:
-    """The stored invoices of these external ids: each one's row id and fiscal status."""
+) -> dict[str, tuple[int, str, str]]:
+    """The stored documents of these external ids: each one's row id, fiscal status and kind."""
     if not external_ids:
         return {}
     return {
-        row.external_id: (row.id, row.fiscal_status)
+        row.external_id: (row.id, row.fiscal_status, row.kind)
         for row in conn.execute(
             _CREDITED, {"b_integration": integration_id, "b_ids": sorted(external_ids)}
         )
@@ -93,7 +95,7 @@ def credit_waiting(
         return []
     credited = stored_credited(conn, integration_id, {r.credits for r in waiting})
     rows = sorted(
-        (r for r in waiting if credited.get(r.credits, (0, ""))[1] == _FISCALIZED),
+        (r for r in waiting if credited.get(r.credits, (0, "", ""))[1:] == (_FISCALIZED, _SALES)),
         key=lambda r: r.id,
     )
     if not rows:

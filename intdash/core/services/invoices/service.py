@@ -192,8 +192,42 @@ _TOUCH = (
 )
 
 
+def _sale_stands(
+    named: str,
+    now_stands: dict[str, str],
+    latest: dict[str, InvoiceData],
+    existing: dict[str, Any],
+    credited: dict[str, tuple[int, str, str]],
+) -> bool:
+    """Whether the document a credit note names is a sales invoice whose sale stands, as this
+    batch leaves it (only a sale is credited: never another credit note, nor a purchase)."""
+    if named in now_stands:
+        return now_stands[named] == _FISCALIZED and latest[named].kind is InvoiceKind.SALES
+    before = existing.get(named)
+    if before is not None:
+        return bool(before.fiscal_status == _FISCALIZED and before.kind == InvoiceKind.SALES)
+    found = credited.get(named)
+    return found is not None and found[1:] == (_FISCALIZED, InvoiceKind.SALES.value)
+
+
+def _unrecorded_wait(
+    conn: Connection, asked: list[ToFiscalize], records: list[dict[str, Any]], now: datetime
+) -> None:
+    """Credit notes the register was asked to credit and did not: awaiting invoice."""
+    recorded = {r["invoice_id"] for r in records if r["kind"] == RecordKind.CREDIT.value}
+    missed = [
+        a.invoice_id for a in asked if a.kind == RecordKind.CREDIT and a.invoice_id not in recorded
+    ]
+    if missed:
+        conn.execute(
+            update(INVOICES)
+            .where(INVOICES.c.id.in_(missed))
+            .values(fiscal_status=AWAITING_INVOICE, updated_at=now)
+        )
+
+
 def _rows_of(
-    existing: dict[str, Any], credited: dict[str, tuple[int, str]], new_ids: dict[str, int]
+    existing: dict[str, Any], credited: dict[str, tuple[int, str, str]], new_ids: dict[str, int]
 ) -> dict[str, int]:
     """Row ids by external id: of the stored invoices read, and of the new ones."""
     rows = {external_id: row.id for external_id, row in existing.items()}
@@ -260,7 +294,7 @@ class InvoiceService:
         result = BatchResult(fetched=len(batch))
         if not latest:
             return result
-        credited: dict[str, tuple[int, str]] = {}  # the invoices credit notes name, as stored
+        credited: dict[str, tuple[int, str, str]] = {}  # what credit notes name, as stored
         if credit_notes:  # after the invoices they may credit, which this batch may bring
             for data in credit_notes:
                 latest[data.external_id] = latest.pop(data.external_id)
@@ -302,7 +336,13 @@ class InvoiceService:
             if told.tax is None:
                 status, step = _without_tax(found, status, step)
                 if status == _AWAITING_TAX:
-                    data = told  # not what an earlier version said: it waits for its own
+                    # not what an earlier version said: it waits for its own (but a credit
+                    # note keeps the invoice it credits, which the list did not tell)
+                    data = (
+                        told
+                        if told.credits or not data.credits
+                        else replace(told, credits=data.credits)
+                    )
                     values = values_of(data)
                 if status == _WAIT or (
                     found is not None and not any(getattr(found, f) != values[f] for f in FIELDS)
@@ -311,11 +351,7 @@ class InvoiceService:
                     continue
             if step is _CREDIT:  # against its invoice's standing sale, or it waits
                 named = data.credits
-                stands = now_stands.get(named) if named else None
-                if stands is None and named:
-                    before = existing.get(named)
-                    stands = before.fiscal_status if before else credited.get(named, (0, ""))[1]
-                if stands == _FISCALIZED and named:
+                if named and _sale_stands(named, now_stands, latest, existing, credited):
                     credits.append((data, named))
                 else:
                     status, step = AWAITING_INVOICE, Step.NOTHING
@@ -376,6 +412,8 @@ class InvoiceService:
                 for d, named in credits
             )
         records = self.register.fiscalize(conn, to_register, now) if to_register else []
+        if credits:  # one the register did not record (no standing sale after all) waits
+            _unrecorded_wait(conn, to_register, records, now)
         if any_sold:  # credit notes that waited for an invoice of this batch
             records += credit_waiting(conn, integration_id, latest, self.register, now)
         if records:
