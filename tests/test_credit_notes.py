@@ -343,3 +343,21 @@ def test_a_waiting_credit_note_listed_without_its_tax_keeps_its_invoice(ws: Work
     upsert(ws, uid, replace(credit_note(1, None), tax=None, subtotal=None, total=Decimal("24")))
     row = listed(ws, uid)["cn-1"]
     assert (row.fiscal_status, row.credits) == ("awaiting tax", "ext-1")
+
+
+def test_a_refused_sale_refunded_before_it_was_signed_is_withdrawn(
+    vws: Workspace, vsdc_emulator: VsdcServer
+) -> None:
+    uid = source(vws)
+    upsert(vws, uid, sale(1))
+    # MYOB's credit note as it was read before: a sale of negative amounts, which the SDC refuses
+    upsert(vws, uid, replace(sale(2, total="-23.00", tax="-3.00"), external_id="cn-1"))
+    drain(vws)
+    assert [(r.kind, r.status) for r in rows(vws)] == [("sale", "signed"), ("sale", "failed")]
+    upsert(vws, uid, credit_note(1, "ext-1"))  # read again as the credit note it is
+    assert drain(vws) == 1
+    found = [(r.kind, r.status) for r in rows(vws)]
+    # nothing to refund at the SDC (it never signed that sale): withdrawn; the credit is signed
+    assert found == [("sale", "signed"), ("sale", "withdrawn"), ("credit", "signed")]
+    assert vws.fiscal.counts().failed == 0
+    assert vws.invoices.verify().ok

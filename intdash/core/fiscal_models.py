@@ -26,6 +26,8 @@ class OutboxStatus(StrEnum):
     SENT = "sent"  # claimed and sent; no answer recorded yet (reconciled if none comes)
     SIGNED = "signed"  # the SDC's whole response is stored
     FAILED = "failed"  # refused by the SDC (or not buildable): the operator must act
+    # a sale the SDC refused, refunded before it was ever signed: nothing to sign or refund
+    WITHDRAWN = "withdrawn"
 
 
 class FiscalOutbox(SQLModel, table=True):

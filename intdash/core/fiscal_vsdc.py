@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, event, insert, select
+from sqlalchemy import Connection, event, insert, select, update
 
 from intdash.core.fiscal import HashChainRegister, ToFiscalize, Verification
 from intdash.core.fiscal_models import FiscalOutbox, OutboxStatus
@@ -36,6 +36,8 @@ _SALE = RecordKind.SALE.value
 _REFUND = RecordKind.REFUND.value
 _CREDIT = RecordKind.CREDIT.value
 _SIGNED = OutboxStatus.SIGNED.value
+_FAILED = OutboxStatus.FAILED.value
+_WITHDRAWN = OutboxStatus.WITHDRAWN.value
 
 
 def new_request_id(tokens: TokenSource) -> str:
@@ -106,19 +108,30 @@ class VsdcRegister:
                     ],
                 )
         if refunds:
+            sold: dict[int, tuple[int, str]] = {}  # a refunded sale's record -> (row, content)
+            refused: list[int] = []  # sales the SDC refused: withdrawn, never refunded there
             for row in conn.execute(
-                select(OUTBOX.c.id, OUTBOX.c.record_seq, OUTBOX.c.content).where(
+                select(OUTBOX.c.id, OUTBOX.c.record_seq, OUTBOX.c.content, OUTBOX.c.status).where(
                     OUTBOX.c.record_seq.in_({r["refers_to"] for r in refunds})
                 )
             ):
-                named[row.record_seq] = (row.id, row.content)
+                if row.status == _FAILED:
+                    refused.append(row.id)
+                else:
+                    sold[row.record_seq] = (row.id, row.content)
+            if refused:
+                conn.execute(
+                    update(OUTBOX)
+                    .where(OUTBOX.c.id.in_(refused))
+                    .values(status=_WITHDRAWN, next_attempt_at=at)
+                )
             # a sale the SDC never had (recorded by the local register alone): nothing to
             # refund there
-            refunds = [r for r in refunds if r["refers_to"] in named]
+            refunds = [r for r in refunds if r["refers_to"] in sold]
             if refunds:
                 conn.execute(
                     insert(OUTBOX),
-                    [self._row(r, *named[r["refers_to"]], at) for r in refunds],
+                    [self._row(r, *sold[r["refers_to"]], at) for r in refunds],
                 )
         return len(sales) + len(refunds) + len(credits)
 

@@ -43,6 +43,8 @@ OUTBOX = FiscalOutbox.__table__  # type: ignore[attr-defined]
 INTEGRATIONS = Integration.__table__  # type: ignore[attr-defined]
 PENDING, SENT = OutboxStatus.PENDING.value, OutboxStatus.SENT.value
 SIGNED, FAILED = OutboxStatus.SIGNED.value, OutboxStatus.FAILED.value
+WITHDRAWN = OutboxStatus.WITHDRAWN.value
+DONE = (SIGNED, WITHDRAWN)  # an invoice's rows after these go ahead
 FIRST_RETRY = timedelta(seconds=1)
 LONGEST_RETRY = timedelta(minutes=5)
 LEASE_MARGIN = timedelta(seconds=10)
@@ -156,7 +158,7 @@ class FiscalService:
                         and_(
                             earlier.c.invoice_id == OUTBOX.c.invoice_id,
                             earlier.c.id < OUTBOX.c.id,
-                            earlier.c.status != SIGNED,
+                            earlier.c.status.not_in(DONE),
                         )
                     )
                 )
@@ -418,7 +420,7 @@ class FiscalService:
         counts: dict[int, dict[str, int]] = {}
         for integration_id, status, n in conn.execute(
             select(OUTBOX.c.integration_id, OUTBOX.c.status, func.count())
-            .where(OUTBOX.c.status != SIGNED)
+            .where(OUTBOX.c.status.not_in(DONE))
             .group_by(OUTBOX.c.integration_id, OUTBOX.c.status)
         ):
             counts.setdefault(integration_id, {})[status] = n

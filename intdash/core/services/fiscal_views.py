@@ -35,6 +35,7 @@ STATE_WORDS = {
     OutboxStatus.PENDING.value: "pending",
     OutboxStatus.SENT.value: "sending",
     OutboxStatus.FAILED.value: "failed",
+    OutboxStatus.WITHDRAWN.value: "withdrawn",  # refused, then refunded before it was signed
 }
 
 
