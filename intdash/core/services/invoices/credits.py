@@ -13,10 +13,10 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, select, text, update
 
-from intdash.core.dbtypes import canonical_text
 from intdash.core.fiscal import FiscalRegister, ToFiscalize
 from intdash.core.invoices import InvoiceKind
 from intdash.core.models import FiscalStatus, Invoice, RecordKind
+from intdash.core.services.invoices.fiscalizable import to_fiscalize
 
 INVOICES = Invoice.__table__  # type: ignore[attr-defined]
 _FISCALIZED = FiscalStatus.FISCALIZED.value
@@ -63,20 +63,7 @@ def stored_credited(
 
 def credit_of(credit_note_id: int, integration_id: int, credited_id: int, data: Any) -> ToFiscalize:
     """What the register is told of a credit note (``data``: an InvoiceData or a stored row)."""
-    if data.tax is None:  # the rules never get here: a record states the tax its source told
-        raise ValueError(f"credit note {data.external_id} cannot be fiscalized: tax not known")
-    return ToFiscalize(
-        invoice_id=credit_note_id,
-        integration_id=integration_id,
-        external_id=data.external_id,
-        number=data.number,
-        issue_date=data.issue_date.isoformat() if data.issue_date else None,
-        currency=data.currency,
-        total=canonical_text(data.total),
-        tax=canonical_text(data.tax),
-        kind=RecordKind.CREDIT,
-        credits=credited_id,
-    )
+    return to_fiscalize(credit_note_id, integration_id, data, RecordKind.CREDIT, credited_id)
 
 
 def credit_waiting(

@@ -10,13 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
-from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, bindparam, select, update
 
 from intdash.core.clock import month_start
-from intdash.core.dbtypes import canonical_text
 from intdash.core.fiscal import (
     FiscalRegister,
     HashChainRegister,
@@ -41,6 +39,7 @@ from intdash.core.services.invoices.credits import (
     credit_waiting,
     stored_credited,
 )
+from intdash.core.services.invoices.fiscalizable import to_fiscalize as _to_fiscalize
 from intdash.core.services.invoices.listing import InvoiceRow, page
 from intdash.core.services.invoices.usage import count_fiscalized, fiscalized_in_month
 from intdash.core.services.plans import CURRENT
@@ -84,44 +83,6 @@ class BatchResult:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         if other.room is not None:
             self.room = other.room
-
-
-class _Fiscalizable(Protocol):
-    """What the register needs of an invoice: new ones (InvoiceData) and stored rows alike."""
-
-    @property
-    def external_id(self) -> str: ...
-    @property
-    def number(self) -> str | None: ...
-    @property
-    def issue_date(self) -> date | None: ...
-    @property
-    def currency(self) -> str: ...
-    @property
-    def total(self) -> Decimal: ...
-    @property
-    def tax(self) -> Decimal | None: ...
-
-
-def _to_fiscalize(
-    invoice_id: int,
-    integration_id: int,
-    data: _Fiscalizable,
-    kind: RecordKind = RecordKind.SALE,
-) -> ToFiscalize:
-    if data.tax is None:  # the rules never get here: a record states the tax its source told
-        raise ValueError(f"invoice {data.external_id} cannot be fiscalized: its tax is not known")
-    return ToFiscalize(
-        invoice_id=invoice_id,
-        integration_id=integration_id,
-        external_id=data.external_id,
-        number=data.number,
-        issue_date=data.issue_date.isoformat() if data.issue_date else None,
-        currency=data.currency,
-        total=canonical_text(data.total),
-        tax=canonical_text(data.tax),
-        kind=kind,
-    )
 
 
 def _amounts_changed(found: Any, data: InvoiceData) -> bool:
