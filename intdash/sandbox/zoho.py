@@ -57,6 +57,7 @@ from intdash.sandbox.oauth import OAuthPolicy, OAuthServer
 from intdash.sandbox.zoho_credits import (
     SORT_COLUMNS,
     CreditNotes,
+    SourceCredit,
     render_credit_note,
     render_credit_note_detail,
     render_credited,
@@ -387,7 +388,9 @@ class ZohoEmulator(PlatformEmulator):
     async def creditnote(self, request: Request) -> Response:
         return await self._api(request, self._creditnote)
 
-    async def _creditnote(self, request: Request) -> Response:
+    def _credit_note_of(self, request: Request) -> SourceCredit | Response:
+        """The credit note the request names, or the answer that refuses it (no scope, another
+        organisation, no such note)."""
         refused = self._not_granted(request)
         if refused is not None:
             return refused
@@ -396,6 +399,12 @@ class ZohoEmulator(PlatformEmulator):
         note = self.credit_notes.find(request.path_params["creditnote_id"])
         if note is None:
             return json_response({"code": 1002, "message": "Credit note does not exist."}, 404)
+        return note
+
+    async def _creditnote(self, request: Request) -> Response:
+        note = self._credit_note_of(request)
+        if isinstance(note, Response):
+            return note
         body = render_credit_note_detail(note, self._invoice_ref)
         return json_response({"code": 0, "message": "success", "creditnote": body})
 
@@ -403,14 +412,9 @@ class ZohoEmulator(PlatformEmulator):
         return await self._api(request, self._creditnote_invoices)
 
     async def _creditnote_invoices(self, request: Request) -> Response:
-        refused = self._not_granted(request)
-        if refused is not None:
-            return refused
-        if request.query_params.get("organization_id") != ORGANIZATION_ID:
-            return json_response({"code": 6041, "message": "Invalid organization_id"}, 400)
-        note = self.credit_notes.find(request.path_params["creditnote_id"])
-        if note is None:
-            return json_response({"code": 1002, "message": "Credit note does not exist."}, 404)
+        note = self._credit_note_of(request)
+        if isinstance(note, Response):
+            return note
         credited = render_credited(note, self._invoice_ref)
         return json_response({"code": 0, "message": "success", "invoices_credited": credited})
 

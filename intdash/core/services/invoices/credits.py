@@ -16,7 +16,7 @@ from sqlalchemy import Connection, bindparam, select, text, update
 from intdash.core.fiscal import FiscalRegister, ToFiscalize
 from intdash.core.invoices import InvoiceKind
 from intdash.core.models import FiscalStatus, Invoice, RecordKind
-from intdash.core.services.invoices.fiscalizable import to_fiscalize
+from intdash.core.services.invoices.fiscalizable import STORED_COLUMNS, to_fiscalize
 
 INVOICES = Invoice.__table__  # type: ignore[attr-defined]
 _FISCALIZED = FiscalStatus.FISCALIZED.value
@@ -30,16 +30,7 @@ _CREDITED = (
 )
 
 _WAITING = (
-    select(
-        INVOICES.c.id,
-        INVOICES.c.external_id,
-        INVOICES.c.number,
-        INVOICES.c.issue_date,
-        INVOICES.c.currency,
-        INVOICES.c.total,
-        INVOICES.c.tax,
-        INVOICES.c.credits,
-    )
+    select(*STORED_COLUMNS, INVOICES.c.credits)
     .where(INVOICES.c.integration_id == bindparam("b_integration"))
     # the partial index's own condition, word for word (a bound value would not use it)
     .where(text("fiscal_status = 'awaiting invoice'"))

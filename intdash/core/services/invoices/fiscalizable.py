@@ -9,7 +9,14 @@ from typing import Protocol
 
 from intdash.core.dbtypes import canonical_text
 from intdash.core.fiscal import ToFiscalize
-from intdash.core.models import RecordKind
+from intdash.core.models import Invoice, RecordKind
+
+_INVOICES = Invoice.__table__  # type: ignore[attr-defined]
+# what :func:`to_fiscalize` reads of a stored row (a held invoice released, a waiting credit note)
+STORED_COLUMNS = tuple(
+    _INVOICES.c[name]
+    for name in ("id", "external_id", "number", "issue_date", "currency", "total", "tax")
+)
 
 
 class Fiscalizable(Protocol):

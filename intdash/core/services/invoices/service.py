@@ -39,6 +39,7 @@ from intdash.core.services.invoices.credits import (
     credit_waiting,
     stored_credited,
 )
+from intdash.core.services.invoices.fiscalizable import STORED_COLUMNS
 from intdash.core.services.invoices.fiscalizable import to_fiscalize as _to_fiscalize
 from intdash.core.services.invoices.listing import InvoiceRow, page
 from intdash.core.services.invoices.usage import count_fiscalized, fiscalized_in_month
@@ -409,15 +410,7 @@ class InvoiceService:
         if room <= 0:
             return 0
         rows = conn.execute(
-            select(
-                INVOICES.c.id,
-                INVOICES.c.external_id,
-                INVOICES.c.number,
-                INVOICES.c.issue_date,
-                INVOICES.c.currency,
-                INVOICES.c.total,
-                INVOICES.c.tax,
-            )
+            select(*STORED_COLUMNS)
             .where(INVOICES.c.integration_id == integration_id)
             .where(INVOICES.c.fiscal_status == FiscalStatus.HELD.value)
             .order_by(INVOICES.c.id)
