@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Callable
 
 import click
 
@@ -52,4 +53,15 @@ async def serve_forever(ws: Workspace, *, schedule: bool = True) -> None:
 def serve(state: CliState, no_scheduler: bool) -> None:
     """Run headless: the sync scheduler and intdash's HTTP server, until SIGTERM."""
     state.structured_stderr = True
-    asyncio.run(serve_forever(state.workspace, schedule=not no_scheduler))
+    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+        runner.run(serve_forever(state.workspace, schedule=not no_scheduler))
+
+
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop where it is installed (not on Windows): the server's sockets, timers and
+    hand-offs from threads in C; else asyncio's own."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
