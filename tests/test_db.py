@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from typing import Any
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -189,8 +190,12 @@ def test_database_file_is_private(ws: Workspace) -> None:
 def test_sqlite_writes_take_the_lock_at_once(ws: Workspace) -> None:
     from sqlalchemy import event
 
-    seen: list[str] = []
-    event.listen(ws.db.engine, "before_cursor_execute", lambda *a: seen.append(a[2]))
+    seen: list[str] = []  # what SQLite itself is told
+
+    def trace(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        dbapi_connection.set_trace_callback(seen.append)
+
+    event.listen(ws.db.engine, "checkout", trace)
     with ws.db.write() as session:
         session.exec(select(Integration)).all()
     with ws.db.read() as session:
