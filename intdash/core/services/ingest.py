@@ -60,21 +60,22 @@ _INTEGRATIONS = Integration.__table__  # type: ignore[attr-defined]
 # the key's state and its integration's, as the push is written (revoked or disabled a moment
 # ago: refused); the integration's row is locked, one push of it at a time, so that the
 # month's room is counted right
-_KEY_AND_INTEGRATION = (
-    select(
-        _KEYS.c.id.label("key_row"),
-        _KEYS.c.revoked_at,
-        _KEYS.c.last_used_at,
-        _INTEGRATIONS.c.id,
-        _INTEGRATIONS.c.uid,
-        _INTEGRATIONS.c.type,
-        _INTEGRATIONS.c.removed_at,
-        _INTEGRATIONS.c.sync_enabled,
-    )
-    .join(_INTEGRATIONS, _INTEGRATIONS.c.id == _KEYS.c.integration_id)
-    .where(_KEYS.c.key_id == bindparam("b_key"))
-)
+_KEY_ROWS = select(
+    _KEYS.c.key_id,
+    _KEYS.c.id.label("key_row"),
+    _KEYS.c.revoked_at,
+    _KEYS.c.last_used_at,
+    _INTEGRATIONS.c.id,
+    _INTEGRATIONS.c.uid,
+    _INTEGRATIONS.c.type,
+    _INTEGRATIONS.c.removed_at,
+    _INTEGRATIONS.c.sync_enabled,
+).join(_INTEGRATIONS, _INTEGRATIONS.c.id == _KEYS.c.integration_id)
+_KEY_AND_INTEGRATION = _KEY_ROWS.where(_KEYS.c.key_id == bindparam("b_key"))
 _KEY_AND_INTEGRATION_LOCKED = _KEY_AND_INTEGRATION.with_for_update(of=_INTEGRATIONS)
+# the keys of a group's pushes at once, where no row is locked (SQLite: its write lock is the
+# whole database's)
+_KEYS_AND_INTEGRATIONS = _KEY_ROWS.where(_KEYS.c.key_id.in_(bindparam("b_keys", expanding=True)))
 
 
 def repeated(external_ids: Sequence[str]) -> list[tuple[int, int]]:
@@ -187,9 +188,19 @@ class IngestService:
         ws = self._ws
         outcomes: list[Pushed | None] = [None] * len(pushes)
         checked: dict[int, Any] = {}
+        keys = sorted({push.key_id for push in pushes})
+        # the keys read at once, unless integrations' rows are to be locked one at a time
+        at_once = len(keys) == 1 or ws.db.is_sqlite
+        if len(keys) == 1:
+            found = {keys[0]: conn.execute(query, {"b_key": keys[0]}).first()}
+        elif at_once:
+            found = {r.key_id: r for r in conn.execute(_KEYS_AND_INTEGRATIONS, {"b_keys": keys})}
         for n in _in_lock_order(pushes):
             push = pushes[n]
-            row = self._checked(conn, query, plan, push)
+            if at_once:
+                row = _check(found.get(push.key_id), plan, push)
+            else:
+                row = self._checked(conn, query, plan, push)
             if isinstance(row, IntdashError):
                 outcomes[n] = Pushed(error=row)
             else:
@@ -203,7 +214,7 @@ class IngestService:
                 ids = [data.external_id for n in group for data in pushes[n].invoices]
                 if len(set(ids)) != len(ids):  # one invoice twice: in order, one push at a time
                     for n in group:
-                        outcomes[n] = self._write(conn, checked[n], pushes[n], now)
+                        outcomes[n] = self._write(conn, checked[n], plan, pushes[n], now)
                     continue
                 for n in group:
                     if checked[n].key_row not in touched:
@@ -211,7 +222,9 @@ class IngestService:
                         ws.keys.touch_in(conn, checked[n].key_row, checked[n].last_used_at, now)
                 ws.invoices.release_due(conn, integration_id, now)
                 batch = [data for n in group for data in pushes[n].invoices]
-                result = ws.invoices.upsert(conn, integration_id, batch, now, track=True)
+                result = ws.invoices.upsert(
+                    conn, integration_id, batch, now, limit=plan.monthly_limit, track=True
+                )
                 told = result.outcomes or {}
                 stored = self.read(conn, integration_id, ids)
                 for n in group:
@@ -229,19 +242,17 @@ class IngestService:
 
     def _checked(self, conn: Connection, query: Any, plan: PlanView, push: Push) -> Any:
         """The key's and integration's row, or the refusal (nothing written)."""
-        row = conn.execute(query, {"b_key": push.key_id}).first()
-        if row is None or row.uid != push.uid:
-            return KeyRefused("unknown API key")
-        if row.revoked_at is not None:
-            return KeyRefused("this API key has been revoked")
-        refused = _refusal(row, plan)
-        return IntegrationRefused(refused) if refused is not None else row
+        return _check(conn.execute(query, {"b_key": push.key_id}).first(), plan, push)
 
-    def _write(self, conn: Connection, row: Any, push: Push, now: datetime) -> Pushed:
+    def _write(
+        self, conn: Connection, row: Any, plan: PlanView, push: Push, now: datetime
+    ) -> Pushed:
         ws = self._ws
         ws.keys.touch_in(conn, row.key_row, row.last_used_at, now)
         ws.invoices.release_due(conn, row.id, now)
-        result = ws.invoices.upsert(conn, row.id, push.invoices, now, track=True)
+        result = ws.invoices.upsert(
+            conn, row.id, push.invoices, now, limit=plan.monthly_limit, track=True
+        )
         outcomes = result.outcomes or {}
         ids = [data.external_id for data in push.invoices]
         stored = self.read(conn, row.id, ids)
@@ -256,7 +267,7 @@ class IngestService:
                     row = self._checked(conn, query, plan, push)
                     if isinstance(row, IntdashError):
                         return Pushed(error=row)
-                    return self._write(conn, row, push, now)
+                    return self._write(conn, row, plan, push, now)
             except IntegrityError:
                 # the same new invoice pushed at once through another process: its insert won;
                 # again, it is now an update or nothing
@@ -293,6 +304,17 @@ class IngestService:
         """See :func:`~intdash.core.services.stored.read_stored`."""
         vsdc = self._ws.settings.fiscal.register == "vsdc"
         return read_stored(conn, integration_id, external_ids, vsdc=vsdc)
+
+
+def _check(row: Any, plan: PlanView, push: Push) -> Any:
+    """``row`` (the push's key and its integration, as read in the transaction), or the
+    refusal of the push (nothing written)."""
+    if row is None or row.uid != push.uid:
+        return KeyRefused("unknown API key")
+    if row.revoked_at is not None:
+        return KeyRefused("this API key has been revoked")
+    refused = _refusal(row, plan)
+    return IntegrationRefused(refused) if refused is not None else row
 
 
 def _in_lock_order(pushes: Sequence[Push]) -> list[int]:

@@ -33,6 +33,9 @@ _RECORDS_OF = (
     .where(RECORDS.c.invoice_id.in_(bindparam("b_ids", expanding=True)))
     .order_by(RECORDS.c.seq)
 )
+_RECORDS_OF_ONE = (
+    select(RECORDS).where(RECORDS.c.invoice_id == bindparam("b_id")).order_by(RECORDS.c.seq)
+)
 # with the V-SDC as the register: each record with its outbox row (what the SDC made of it), in
 # the same statement
 SDC_COLUMNS = ("status", "sdc_invoice_number", "sdc_time", "invoice_counter", "verification_url",
@@ -140,7 +143,13 @@ def _records(conn: Any, invoice_ids: list[int], *, vsdc: bool) -> dict[int, tupl
     sales: dict[int, dict[str, Any]] = {}
     refunds: dict[int, dict[str, Any]] = {}  # by the sale they refund
     sdc: dict[int, dict[str, Any]] = {}  # by the record's seq
-    for r in conn.execute(_RECORDS_WITH_SDC if vsdc else _RECORDS_OF, {"b_ids": invoice_ids}):
+    if vsdc:
+        rows = conn.execute(_RECORDS_WITH_SDC, {"b_ids": invoice_ids})
+    elif len(invoice_ids) == 1:  # a single push's
+        rows = conn.execute(_RECORDS_OF_ONE, {"b_id": invoice_ids[0]})
+    else:
+        rows = conn.execute(_RECORDS_OF, {"b_ids": invoice_ids})
+    for r in rows:
         if vsdc and r.sdc_row is not None:
             sdc[r.seq] = {name: getattr(r, f"sdc_{name}") for name in SDC_COLUMNS}
         record = {

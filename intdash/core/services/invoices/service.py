@@ -135,16 +135,15 @@ def _without_tax(found: Any, status: str, step: Step) -> tuple[str, Step]:
 
 
 # built once: every push and every page reads the stored copies of what it brings
-_EXISTING = (
-    select(
-        INVOICES.c.id,
-        INVOICES.c.external_id,
-        INVOICES.c.fiscal_status,
-        *(INVOICES.c[f] for f in FIELDS),
-    )
-    .where(INVOICES.c.integration_id == bindparam("b_integration"))
-    .where(INVOICES.c.external_id.in_(bindparam("b_ids", expanding=True)))
-)
+_STORED_OF = select(
+    INVOICES.c.id,
+    INVOICES.c.external_id,
+    INVOICES.c.fiscal_status,
+    *(INVOICES.c[f] for f in FIELDS),
+).where(INVOICES.c.integration_id == bindparam("b_integration"))
+_EXISTING = _STORED_OF.where(INVOICES.c.external_id.in_(bindparam("b_ids", expanding=True)))
+# a single push's: no list to expand into the statement
+_EXISTING_ONE = _STORED_OF.where(INVOICES.c.external_id == bindparam("b_id"))
 
 
 _TOUCH = (
@@ -218,11 +217,14 @@ class InvoiceService:
         transaction (the one that writes the fiscal records)."""
         count_fiscalized(conn, integration_id, at, n)
 
-    def room(self, conn: Connection, integration_id: int, now: datetime) -> int:
-        """How many more invoices this integration may fiscalize this month (the plan read in
-        the caller's transaction)."""
-        plans = self._ws.plans
-        limit = plans.view_of(conn.execute(CURRENT).first()).monthly_limit
+    def room(
+        self, conn: Connection, integration_id: int, now: datetime, limit: int | None = None
+    ) -> int:
+        """How many more invoices this integration may fiscalize this month: of ``limit``, the
+        plan's monthly limit when the caller has read it in its transaction, else the plan read
+        in the caller's transaction."""
+        if limit is None:
+            limit = self._ws.plans.view_of(conn.execute(CURRENT).first()).monthly_limit
         return max(0, limit - self.fiscalized_this_month(conn, integration_id, now))
 
     # -- writing -----------------------------------------------------------------------------
@@ -235,12 +237,14 @@ class InvoiceService:
         now: datetime,
         room: int | None = None,
         *,
+        limit: int | None = None,
         track: bool = False,
     ) -> BatchResult:
         """Insert new invoices and update changed ones, in the caller's transaction.
 
         Approved sales invoices are fiscalized while the month's limit allows (``room``, when
-        the caller keeps count, else counted here) and held beyond it; the rest follow
+        the caller keeps count, else counted here, of ``limit`` when the caller has read the
+        plan) and held beyond it; the rest follow
         :func:`~intdash.core.fiscal.next_step` (a void refunds, new amounts refund and fiscalize
         again); one whose tax its source did not tell is never fiscalized on a guess
         (:func:`_without_tax`). Within a batch the last copy of an invoice wins.
@@ -263,12 +267,13 @@ class InvoiceService:
             credited = stored_credited(
                 conn, integration_id, {d.credits for d in credit_notes if d.credits} - set(latest)
             )
-        existing = {
-            row.external_id: row
-            for row in conn.execute(
-                _EXISTING, {"b_integration": integration_id, "b_ids": list(latest)}
-            )
-        }
+        wanted = list(latest)
+        if len(wanted) == 1:
+            one = {"b_integration": integration_id, "b_id": wanted[0]}
+            rows = conn.execute(_EXISTING_ONE, one)
+        else:
+            rows = conn.execute(_EXISTING, {"b_integration": integration_id, "b_ids": wanted})
+        existing = {row.external_id: row for row in rows}
         changes: list[dict[str, Any]] = []
         new: list[InvoiceData] = []
         statuses: list[str] = []  # of the new ones
@@ -320,7 +325,7 @@ class InvoiceService:
             sold = step is _FIRST_SALE
             if sold:  # as far as the month's room goes
                 if room is None:
-                    room = self.room(conn, integration_id, now)
+                    room = self.room(conn, integration_id, now, limit)
                 if room > 0:
                     room -= 1
                     first_time += 1
