@@ -104,6 +104,11 @@ class SQLiteDialect(SQLiteDialect_pysqlite):
 registry.register("sqlite.intdash", __name__, "SQLiteDialect")
 
 
+def _forget_begin(_dbapi_connection: Any, record: Any) -> None:
+    """A BEGIN mode given to a connection whose transaction never began is not the next's."""
+    record.info.pop(_BEGIN_KEY, None)
+
+
 def _create_private(path: Path) -> None:
     """Create an empty file only its owner can read (SQLite gives its -wal and -shm files the
     database file's mode). Its folder must exist."""
@@ -225,6 +230,7 @@ class Database:
         event.listen(self.engine, "handle_error", self._storage_error)
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_on_connect)
+            event.listen(self.engine, "checkin", _forget_begin)
 
     def _storage_error(self, context: ExceptionContext) -> None:
         """Raise a full disk or a read-only database in words, without the SQL."""
@@ -271,6 +277,17 @@ class Database:
             except BaseException:
                 session.rollback()
                 raise
+
+    @contextlib.contextmanager
+    def write_connection(self) -> Iterator[Connection]:
+        """:meth:`write` without the ORM session: a connection in a transaction that takes the
+        write lock at once and commits at the end (the hottest writers, which run Core
+        statements only)."""
+        with self._writers, self.engine.connect() as conn:
+            if self.is_sqlite:
+                conn.execution_options(**{_BEGIN_KEY: "IMMEDIATE"})
+            with conn.begin():
+                yield conn
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, or_, select, update
 
 from intdash.core.catalog import Flow, type_spec, types_that
 from intdash.core.errors import ConflictError, NotFoundError
@@ -153,7 +153,8 @@ class Claimed:
 # built once: every fiscalized invoice asks which webhooks take it
 _HOOKS = (
     select(INTEGRATIONS.c.id, INTEGRATIONS.c.settings)
-    .where(INTEGRATIONS.c.type.in_([kind.value for kind in types_that(Flow.DELIVERS)]))
+    # the types one by one, not a list expanded into the statement each time it runs
+    .where(or_(*(INTEGRATIONS.c.type == kind.value for kind in types_that(Flow.DELIVERS))))
     .where(INTEGRATIONS.c.removed_at.is_(None))
     .where(INTEGRATIONS.c.sync_enabled.is_(True))
 )

@@ -18,6 +18,7 @@ from intdash.core.errors import ConflictError, FieldErrors, IntdashError, NotFou
 from intdash.core.invoices import InvoiceData
 from intdash.core.models import ApiKey, Integration
 from intdash.core.plans import LicenceState
+from intdash.core.services.plans import CURRENT
 from intdash.core.services.stored import StoredInvoice, read_stored, with_outcome
 from intdash.core.status import Reason
 
@@ -168,9 +169,8 @@ class IngestService:
     def _group(self, pushes: Sequence[Push], *, guarded: bool) -> list[Pushed]:
         ws = self._ws
         now = ws.clock()
-        with ws.db.write() as session:
-            conn = session.connection()
-            plan = ws.plans.current(session)
+        with ws.db.write_connection() as conn:
+            plan = ws.plans.view_of(conn.execute(CURRENT).first())
             query = _KEY_AND_INTEGRATION if ws.db.is_sqlite else _KEY_AND_INTEGRATION_LOCKED
             if guarded:
                 done: list[Pushed | None] = [None] * len(pushes)
