@@ -48,15 +48,15 @@ def to_fiscalize(
     if data.tax is None:  # the rules never get here: a record states the tax its source told
         what = "credit note" if kind == RecordKind.CREDIT else "invoice"
         raise ValueError(f"{what} {data.external_id} cannot be fiscalized: its tax is not known")
-    return ToFiscalize(
-        invoice_id=invoice_id,
-        integration_id=integration_id,
-        external_id=data.external_id,
-        number=data.number,
-        issue_date=data.issue_date.isoformat() if data.issue_date else None,
-        currency=data.currency,
-        total=canonical_text(data.total),
-        tax=canonical_text(data.tax),
-        kind=kind,
-        credits=credits,
+    return ToFiscalize(  # by position: a third of the cost of naming each field
+        invoice_id,
+        integration_id,
+        data.external_id,
+        data.number,
+        data.issue_date.isoformat() if data.issue_date else None,
+        data.currency,
+        canonical_text(data.total),
+        canonical_text(data.tax),
+        kind,
+        credits,
     )
