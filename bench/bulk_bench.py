@@ -4,7 +4,8 @@ plain ``executemany`` of the same rows into the same schema with the same indexe
     python bench/bulk_bench.py [--count 100000] [--batch 1000] [--rounds 3] [--profile FILE]
 
 Each round makes two throwaway workspaces (every migration applied: the same tables, indexes
-and pragmas) and, alternately, fills one through ``InvoiceService.upsert`` (batches of
+and pragmas) and, alternately ``--chunk`` batches at a time (so that a change in the shared
+machine's speed falls on both alike), fills one through ``InvoiceService.upsert`` (batches of
 ``--batch``, each in one write transaction, as a sync's pages are) and the other with the
 driver's ``executemany`` of the rows intdash stored, read back from the first: the invoices and
 their fiscal records, batch by batch in the same transactions. The baseline does no Python
@@ -52,72 +53,90 @@ def workspace(home: Path) -> tuple[Workspace, int]:
     return ws, integration_id
 
 
-def ours(ws: Workspace, integration_id: int, invoices: Sequence[InvoiceData], batch: int) -> float:
+def ours(ws: Workspace, integration_id: int, invoices: Sequence[InvoiceData], batch: int,
+         room: int | None) -> tuple[float, int | None]:  # fmt: skip
+    """Seconds to upsert ``invoices`` in batches, each in one write transaction; the room left."""
     started = time.perf_counter()
-    room = None
     for start in range(0, len(invoices), batch):
         with ws.db.write() as session:
             room = ws.invoices.upsert(
                 session.connection(), integration_id, invoices[start : start + batch],
                 ws.clock(), room,
             ).room  # fmt: skip
-    return len(invoices) / (time.perf_counter() - started)
+    return time.perf_counter() - started, room
 
 
-def stored_rows(path: Path, table: str) -> tuple[list[str], list[tuple[Any, ...]]]:
-    with sqlite3.connect(path) as db:
-        cursor = db.execute(f"SELECT * FROM {table} ORDER BY rowid")  # noqa: S608 - fixed names
-        return [c[0] for c in cursor.description], cursor.fetchall()
+def stored_since(db: sqlite3.Connection, table: str, after: int) -> tuple[list[str], list[Any]]:
+    """The columns of ``table`` and its rows after rowid ``after``, in order."""
+    cursor = db.execute(f"SELECT * FROM {table} WHERE rowid > ? ORDER BY rowid", (after,))  # noqa: S608 - fixed names
+    return [c[0] for c in cursor.description], cursor.fetchall()
 
 
-def baseline(path: Path, tables: dict[str, tuple[list[str], list[tuple[Any, ...]]]],
-             count: int, batch: int) -> float:  # fmt: skip
+class Baseline:
     """executemany of the same rows into the same tables, batch by batch, as intdash's
     connections are set up (WAL, synchronous NORMAL, foreign keys on)."""
-    db = sqlite3.connect(path, isolation_level=None)
-    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON"):
-        db.execute(f"PRAGMA {pragma}")
-    statements = {
-        table: f"INSERT INTO {table} ({', '.join(columns)}) "  # noqa: S608 - fixed names
-        f"VALUES ({', '.join('?' for _ in columns)})"
-        for table, (columns, _) in tables.items()
-    }
-    started = time.perf_counter()
-    for start in range(0, count, batch):
-        db.execute("BEGIN IMMEDIATE")
-        for table, (_, rows) in tables.items():
-            db.executemany(statements[table], rows[start : start + batch])
-        db.execute("COMMIT")
-    rate = count / (time.perf_counter() - started)
-    db.close()
-    return rate
+
+    def __init__(self, path: Path) -> None:
+        self.db = sqlite3.connect(path, isolation_level=None)
+        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON"):
+            self.db.execute(f"PRAGMA {pragma}")
+
+    def insert(self, tables: dict[str, tuple[list[str], list[Any]]], batch: int) -> float:
+        """Seconds to insert the rows of ``tables`` (as many of each), ``batch`` a transaction."""
+        statements = {
+            table: f"INSERT INTO {table} ({', '.join(columns)}) "  # noqa: S608 - fixed names
+            f"VALUES ({', '.join('?' for _ in columns)})"
+            for table, (columns, _) in tables.items()
+        }
+        count = len(next(iter(tables.values()))[1])
+        started = time.perf_counter()
+        for start in range(0, count, batch):
+            self.db.execute("BEGIN IMMEDIATE")
+            for table, (_, rows) in tables.items():
+                self.db.executemany(statements[table], rows[start : start + batch])
+            self.db.execute("COMMIT")
+        return time.perf_counter() - started
 
 
-def one_round(count: int, batch: int, profile: Path | None) -> tuple[float, float]:
+def one_round(count: int, batch: int, chunk: int, profile: Path | None) -> tuple[float, float]:
+    """intdash's rate and the baseline's, measured alternately ``chunk`` batches at a time (so
+    that a change in the machine's speed falls on both alike)."""
     home = Path(tempfile.mkdtemp(prefix="intdash-bulk-"))
     try:
         ws, integration_id = workspace(home / "ours")
+        base_ws, base_integration = workspace(home / "base")
+        assert base_integration == integration_id
+        base_path, path = base_ws.db.sqlite_path, ws.db.sqlite_path
+        assert base_path is not None and path is not None
+        base_ws.close()
+        base = Baseline(base_path)
+        reader = sqlite3.connect(path)
         invoices = [sample_invoice(n) for n in range(count)]
         profiler = cProfile.Profile() if profile else None
-        if profiler:
-            profiler.enable()
-        rate = ours(ws, integration_id, invoices, batch)
+        spent = floor = 0.0
+        room: int | None = None
+        seen = {"invoices": 0, "fiscal_records": 0}
+        step = batch * chunk
+        for start in range(0, count, step):
+            if profiler:
+                profiler.enable()
+            seconds, room = ours(ws, integration_id, invoices[start : start + step], batch, room)
+            if profiler:
+                profiler.disable()
+            spent += seconds
+            tables = {t: stored_since(reader, t, after) for t, after in seen.items()}
+            assert len(tables["invoices"][1]) == len(tables["fiscal_records"][1])
+            for t, (columns, rows) in tables.items():
+                seen[t] = rows[-1][columns.index("id" if t == "invoices" else "seq")]
+            floor += base.insert(tables, batch)
         if profiler and profile:
-            profiler.disable()
             with profile.open("w") as out:
                 pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(40)
         assert ws.invoices.verify().records == count
-        path = ws.db.sqlite_path
-        assert path is not None
+        reader.close()
+        base.db.close()
         ws.close()
-        tables = {t: stored_rows(path, t) for t in ("invoices", "fiscal_records")}
-        base_ws, base_integration = workspace(home / "base")
-        assert base_integration == integration_id
-        base_path = base_ws.db.sqlite_path
-        assert base_path is not None
-        base_ws.close()
-        floor = baseline(base_path, tables, count, batch)
-        return rate, floor
+        return count / spent, count / floor
     finally:
         shutil.rmtree(home, ignore_errors=True)
 
@@ -127,12 +146,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--count", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--chunk", type=int, default=10, help="batches timed at a time, alternately"
+    )
     parser.add_argument("--profile", metavar="FILE", help="cProfile intdash's part (one round)")
     args = parser.parse_args(argv)
     results = []
     for n in range(1 if args.profile else args.rounds):
         rate, floor = one_round(
-            args.count, args.batch, Path(args.profile) if args.profile else None
+            args.count, args.batch, args.chunk, Path(args.profile) if args.profile else None
         )
         results.append((rate, floor))
         print(f"round {n + 1}: intdash {rate:,.0f} invoices/s, executemany {floor:,.0f}/s, "

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from typing import Any
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata

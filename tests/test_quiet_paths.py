@@ -191,6 +191,23 @@ def test_concurrent_pushes_are_committed_together_and_each_answered_after_it(
     assert ws.invoices.verify().records == 8
 
 
+async def test_a_push_a_turn_of_the_loop_behind_the_first_goes_in_its_group() -> None:
+    groups: list[list[str]] = []
+
+    def write(pushes: Sequence[Push]) -> list[Pushed]:
+        groups.append([push.key_id for push in pushes])
+        return [Pushed([]) for _ in pushes]
+
+    writer = GroupWriter(write)
+
+    async def behind() -> Pushed:
+        await asyncio.sleep(0)  # its request still being read as the first is submitted
+        return await writer.submit(Push("second", "ITG-1", []))
+
+    await asyncio.gather(writer.submit(Push("first", "ITG-1", [])), behind())
+    assert groups == [["first", "second"]]
+
+
 def test_a_push_that_fails_as_it_is_written_leaves_the_rest_of_its_group(
     env: dict[str, str], clock: FakeClock, monkeypatch: Any
 ) -> None:
