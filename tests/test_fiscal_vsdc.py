@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,12 +22,15 @@ from intdash.core.fiscal_models import FiscalOutbox
 from intdash.core.invoices import InvoiceData, LineItem, SourceState, line_columns
 from intdash.core.models import Invoice
 from intdash.core.workspace import Workspace
+from intdash.providers.http import httpx
 from intdash.providers.vsdc import CertificateError, CredentialsRefused
 from intdash.sandbox.vsdc_server import VsdcServer
 from intdash.sync.fiscalize import FiscalSender, configure
 from tests.conftest import FakeClock
 from tests.test_fiscal_rules import sale, source, upsert, voided
+from tests.test_ingest import Served, bearer, custom, invoice
 from tests.vsdc import vsdc_emulator, vsdc_pki
+from tests.waiting import wait_for
 
 __all__ = ["vsdc_emulator", "vsdc_pki"]  # fixtures
 OUTBOX = FiscalOutbox.__table__  # type: ignore[attr-defined]
@@ -273,6 +277,36 @@ def test_a_serving_process_sends_what_an_upsert_queued_at_once(
         asyncio.run(run())
     finally:
         ws.close()
+
+
+def test_serve_signs_a_pushed_invoice_through_the_sdc(
+    env: dict[str, str], vsdc_emulator: VsdcServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The real ``intdash serve`` (its own event loop and HTTP stack) takes a push, and its
+    scheduler has the SDC sign it over mutual TLS; the invoice's answer then says so."""
+    settings = {"INTDASH_FISCAL__REGISTER": "vsdc", **vsdc_emulator.settings()}
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    ws = Workspace.open(load_settings(), actor="tester")
+    try:
+        asyncio.run(configure(ws, vsdc_emulator.pfx, vsdc_emulator.password, vsdc_emulator.pac))
+        _uid, key = custom(ws)
+    finally:
+        ws.close()
+    with (
+        Served({**env, **settings}, tmp_path / "serve.log", schedule=True) as live,
+        httpx.Client(timeout=30) as client,
+    ):
+        pushed = client.post(f"{live.url}/v1/invoices", json=invoice(1), headers=bearer(key))
+        assert pushed.status_code == 201, pushed.text
+
+        def signed() -> dict[str, Any] | None:
+            got = client.get(f"{live.url}/v1/invoices/ERP-1", headers=bearer(key)).json()
+            return got if (got.get("sdc") or {}).get("status") == "signed" else None
+
+        answer = wait_for(signed, 30, every=0.1)
+    assert answer["sdc"]["sdc_invoice_number"] and answer["sdc"]["verification_url"]
+    assert answer["fiscal_record"]["seq"] == 1
 
 
 def test_the_taxpayers_secrets_rotate_and_are_checked_with_the_others(vws: Workspace) -> None:

@@ -56,10 +56,15 @@ class LiveServer:
 
 
 class Served:
-    """A real ``intdash serve --no-scheduler`` on a free loopback port, with ``env`` and
-    ``settings`` (``INTDASH_SERVER__*`` without the prefix), its log in ``log``."""
+    """A real ``intdash serve --no-scheduler`` (or with its scheduler) on a free loopback port,
+    with ``env`` and ``settings`` (``INTDASH_SERVER__*`` without the prefix), its log in
+    ``log``."""
 
-    def __init__(self, env: dict[str, str], log: Path, **settings: str) -> None:
+    def __init__(
+        self, env: dict[str, str], log: Path, *, schedule: bool = False, **settings: str
+    ) -> None:
+        """``schedule``: run the scheduler too (a plain ``intdash serve``)."""
+        self.schedule = schedule
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
@@ -75,7 +80,7 @@ class Served:
         script = Path(sys.executable).with_name("intdash")
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
-                [str(script), "serve", "--no-scheduler"],
+                [str(script), "serve", *([] if self.schedule else ["--no-scheduler"])],
                 env=self.env,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
