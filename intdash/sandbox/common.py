@@ -89,7 +89,11 @@ class RateWindow:
     def remaining(self) -> int:
         with self._lock:
             now = self.clock()
-            return self.limit - sum(1 for t in self._calls if t > now - self.window)
+            # pruned as hit() does (calls are kept in time order), not counted one by one: a
+            # wide window holds every call of a long run
+            while self._calls and self._calls[0] <= now - self.window:
+                self._calls.popleft()
+            return self.limit - len(self._calls)
 
 
 class InFlight:

@@ -261,8 +261,7 @@ class SyncEngine:
                 self._held[integration_id] = lock
             now = ws.clock()
             try:
-                with ws.db.write() as session:
-                    conn = session.connection()
+                with ws.db.write_connection() as conn:
                     # holding the lock, any other holder is dead: its lease is taken over
                     claim = ws.leases.claim_in(
                         conn, name, self.holder, self.claim_ttl, lock is not None
@@ -375,8 +374,7 @@ class SyncEngine:
         now = ws.clock()
         lease_given = False
         try:
-            with ws.db.write() as session:
-                conn = session.connection()
+            with ws.db.write_connection() as conn:
                 ours = steps.give_back(conn, claim_name(integration_id), self.holder)
                 if not lost:
                     steps.drop(conn, cancel_name(integration_id))

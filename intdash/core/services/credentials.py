@@ -24,6 +24,11 @@ if TYPE_CHECKING:
 _CREDENTIALS = Credential.__table__  # type: ignore[attr-defined]
 NAMES = sa_select(_CREDENTIALS.c.integration_id, _CREDENTIALS.c.name)  # built once
 NAMES_OF = NAMES.where(_CREDENTIALS.c.integration_id.in_(bindparam("ids", expanding=True)))
+# an integration's secrets of some names: every sync reads its token and tenant so
+_MANY = select(Credential).where(
+    Credential.integration_id == bindparam("b_integration"),
+    col(Credential.name).in_(bindparam("b_names", expanding=True)),
+)
 
 OAUTH_TOKEN = "oauth_token"  # noqa: S105 - credential names
 TENANT_ID = "tenant_id"
@@ -79,11 +84,7 @@ class CredentialStore:
         wanted = sorted(set(names))
         if not wanted:
             return {}
-        rows = session.exec(
-            select(Credential).where(
-                Credential.integration_id == integration_id, col(Credential.name).in_(wanted)
-            )
-        )
+        rows = session.exec(_MANY, params={"b_integration": integration_id, "b_names": wanted})
         vault = self._ws.vault
         return {
             row.name: StoredSecret(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Row, func
+from sqlalchemy import Row, bindparam, func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 UID_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"  # no 0/o, 1/l/i: read aloud, typed safely
 UID_LENGTH = 6
+# built once: every sync, push check and dashboard action finds its integration by UID
+_BY_UID = select(Integration).where(Integration.uid == bindparam("b_uid"))
 
 
 class IntegrationService:
@@ -87,7 +89,7 @@ class IntegrationService:
             return self._views(session, [self.find(session, uid)])[0]
 
     def find(self, session: Session, uid: str) -> Integration:
-        row = session.exec(select(Integration).where(Integration.uid == uid.strip())).first()
+        row = session.exec(_BY_UID, params={"b_uid": uid.strip()}).first()
         if row is None:
             raise NotFoundError(f"no integration with UID {uid!r} ('intdash integrations list')")
         return row
