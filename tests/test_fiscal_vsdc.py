@@ -293,10 +293,9 @@ def test_serve_signs_a_pushed_invoice_through_the_sdc(
         _uid, key = custom(ws)
     finally:
         ws.close()
-    with (
-        Served({**env, **settings}, tmp_path / "serve.log", schedule=True) as live,
-        httpx.Client(timeout=30) as client,
-    ):
+    served = Served({**env, **settings}, tmp_path / "serve.log")
+    served.schedule = True
+    with served as live, httpx.Client(timeout=30) as client:
         pushed = client.post(f"{live.url}/v1/invoices", json=invoice(1), headers=bearer(key))
         assert pushed.status_code == 201, pushed.text
 

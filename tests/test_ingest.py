@@ -60,11 +60,8 @@ class Served:
     with ``env`` and ``settings`` (``INTDASH_SERVER__*`` without the prefix), its log in
     ``log``."""
 
-    def __init__(
-        self, env: dict[str, str], log: Path, *, schedule: bool = False, **settings: str
-    ) -> None:
-        """``schedule``: run the scheduler too (a plain ``intdash serve``)."""
-        self.schedule = schedule
+    def __init__(self, env: dict[str, str], log: Path, **settings: str) -> None:
+        self.schedule = False  # set before entering: run the scheduler too (a plain serve)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
