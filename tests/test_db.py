@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -200,7 +201,36 @@ def test_sqlite_writes_take_the_lock_at_once(ws: Workspace) -> None:
         session.exec(select(Integration)).all()
     with ws.db.read() as session:
         session.exec(select(Integration)).all()
-    assert [s for s in seen if s.startswith("BEGIN")] == ["BEGIN IMMEDIATE", "BEGIN DEFERRED"]
+    with ws.db.write_connection() as conn:  # the pushes' and syncs' writer
+        conn.execute(select(Integration)).all()
+    # a connection told to begin IMMEDIATE whose transaction never began: not the next one's
+    with ws.db.engine.connect() as conn:
+        conn.execution_options(intdash_begin="IMMEDIATE")
+    with ws.db.read() as session:
+        session.exec(select(Integration)).all()
+    begins = [s for s in seen if s.startswith("BEGIN")]
+    assert begins == ["BEGIN IMMEDIATE", "BEGIN DEFERRED", "BEGIN IMMEDIATE", "BEGIN DEFERRED"]
+
+
+def test_sqlite_through_another_driver_is_refused() -> None:
+    with pytest.raises(ConfigError, match="sqlite\\+pysqlcipher is not supported"):
+        normalise_url("sqlite+pysqlcipher:///tmp/x.db")
+    assert normalise_url("sqlite+pysqlite:///tmp/x.db").drivername == "sqlite+pysqlite"
+
+
+def test_a_batchs_stored_invoices_are_found_whatever_their_ids(ws: Workspace) -> None:
+    """The upsert finds what a batch already stored (SQLite looks them up through a JSON array
+    of the ids): an id with quotes, a backslash, other scripts or a NUL is updated, not
+    inserted again (which the unique index would refuse)."""
+    from tests.test_fiscal_rules import sale, source, upsert
+
+    ids = ['q"uote', "back\\slash", "Ünïcødé 🧾", "nul\x00byte", "  spaced ", "123"]
+    uid = source(ws)
+    first = [replace(sale(n), external_id=i) for n, i in enumerate(ids)]
+    assert upsert(ws, uid, *first).created == len(ids)
+    again = [replace(invoice, total=Decimal("230.00"), tax=Decimal("30.00")) for invoice in first]
+    result = upsert(ws, uid, *again)
+    assert (result.created, result.updated) == (0, len(ids))
 
 
 def test_concurrent_writers_in_several_processes(ws: Workspace, env: dict[str, str]) -> None:

@@ -51,6 +51,11 @@ def normalise_url(raw: str) -> URL:
         raise ConfigError(f"INTDASH_DATABASE_URL is not a database URL: {raw!r}") from None
     if url.drivername in ("postgresql", "postgres"):
         url = url.set(drivername="postgresql+psycopg")
+    if url.get_backend_name() == "sqlite" and url.drivername not in ("sqlite", "sqlite+pysqlite"):
+        raise ConfigError(
+            f"INTDASH_DATABASE_URL: {url.drivername} is not supported; use sqlite:///PATH "
+            "(Python's own sqlite3)"
+        )
     if url.get_backend_name() not in ("sqlite", "postgresql"):
         raise ConfigError(
             f"INTDASH_DATABASE_URL: {url.get_backend_name()} is not supported; "

@@ -39,26 +39,53 @@ _408 = (
 )
 
 
+class _HeadTooLarge(Exception):
+    """A request's line and headers over the limit (the parser answers 400 and closes)."""
+
+
 class _Protocol(HttpToolsProtocol):
     """uvicorn's httptools protocol (a C parser: the HTTP stack is most of a small request's
     cost in pure Python), closing a connection whose request line and headers are not all in
-    within ``header_timeout`` seconds of connecting or of the request's first byte."""
+    within ``header_timeout`` seconds of connecting or of the request's first byte (any byte,
+    a stray line break too, once the answer before it is sent), and refusing (400) a request
+    line and headers of over ``max_head`` bytes, as uvicorn's h11 protocol does: llhttp itself
+    sets no bound, and uvicorn gathers the URL piece by piece."""
 
     header_timeout = 10.0
+    max_head = 16 * 1024  # h11's bound
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._deadline: asyncio.TimerHandle | None = None
         self._started = False  # some of the awaited request has come
+        self._head = 0  # bytes of the request line and headers so far
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._await_headers()
 
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        # bytes while no request is under way (filler the parser drops, or the start of the
+        # next request): its line and headers are awaited from now
+        if self._idle() and not self.transport.is_closing():
+            self._started = True
+            self._await_headers()
+
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._started = True
-        self._await_headers()
+        self._head = 0
+        if self._idle():  # a pipelined request is awaited once the one before is answered
+            self._started = True
+            self._await_headers()
+
+    def on_url(self, url: bytes) -> None:
+        self._count(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count(len(name) + len(value) + 4)
+        super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
         self._headers_in()
@@ -67,6 +94,15 @@ class _Protocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._headers_in()
         super().connection_lost(exc)
+
+    def _idle(self) -> bool:
+        """No request under way: none yet, or the last one answered."""
+        return self.cycle is None or self.cycle.response_complete
+
+    def _count(self, size: int) -> None:
+        self._head += size
+        if self._head > self.max_head:
+            raise _HeadTooLarge
 
     def _await_headers(self) -> None:
         if self._deadline is None:
@@ -80,7 +116,7 @@ class _Protocol(HttpToolsProtocol):
 
     def _too_late(self) -> None:
         self._deadline = None
-        if self.transport.is_closing():
+        if self.transport.is_closing() or not self._idle():
             return
         if self._started:
             self.transport.write(_408)

@@ -276,7 +276,8 @@ class InvoiceService:
         if len(wanted) == 1:
             one = {"b_integration": integration_id, "b_id": wanted[0]}
             rows = conn.execute(_EXISTING_ONE, one)
-        elif conn.dialect.name == "sqlite":
+        elif conn.dialect.name == "sqlite" and not any("\x00" in i for i in wanted):
+            # (SQLite's JSON text ends a string at a NUL: such an id goes in a list)
             listed = json.dumps(wanted)
             rows = conn.execute(_EXISTING_JSON, {"b_integration": integration_id, "b_json": listed})
         else:
