@@ -224,7 +224,9 @@ def test_a_batchs_stored_invoices_are_found_whatever_their_ids(ws: Workspace) ->
     inserted again (which the unique index would refuse)."""
     from tests.test_fiscal_rules import sale, source, upsert
 
-    ids = ['q"uote', "back\\slash", "Ünïcødé 🧾", "nul\x00byte", "  spaced ", "123"]
+    ids = ['q"uote', "back\\slash", "Ünïcødé 🧾", "  spaced ", "123"]
+    if not ON_POSTGRES:  # PostgreSQL's text holds no NUL at all
+        ids.append("nul\x00byte")
     uid = source(ws)
     first = [replace(sale(n), external_id=i) for n, i in enumerate(ids)]
     assert upsert(ws, uid, *first).created == len(ids)
