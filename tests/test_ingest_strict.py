@@ -432,6 +432,15 @@ def test_half_a_request_is_closed_within_the_header_timeout(served: tuple[Served
         assert time.monotonic() - started < 3
 
 
+def _health(sock: socket.socket) -> None:
+    """Ask for the health on a kept-alive connection and read the whole answer."""
+    sock.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n")
+    answer = b""
+    while b"\r\n\r\n" not in answer or not answer.endswith(b"}"):
+        answer += sock.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 200 ")
+
+
 def test_a_line_break_after_an_answer_does_not_hold_the_connection(
     served: tuple[Served, str],
 ) -> None:
@@ -439,11 +448,7 @@ def test_a_line_break_after_an_answer_does_not_hold_the_connection(
     line and headers no longer than the header timeout."""
     live, _ = served
     with _connect(live) as sock:
-        sock.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n")
-        answer = b""
-        while b"\r\n\r\n" not in answer or not answer.endswith(b"}"):
-            answer += sock.recv(4096)
-        assert answer.startswith(b"HTTP/1.1 200 ")
+        _health(sock)
         sock.sendall(b"\r\n")  # the keep-alive wait ends on any byte
         waited, _ = _until_closed(sock)
     assert waited < 3, waited
@@ -474,11 +479,7 @@ def test_an_idle_connection_is_closed_after_the_keep_alive_timeout(
 ) -> None:
     live, _ = served
     with _connect(live) as sock:
-        sock.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n")
-        answer = b""
-        while b"\r\n\r\n" not in answer or not answer.endswith(b"}"):
-            answer += sock.recv(4096)
-        assert answer.startswith(b"HTTP/1.1 200 ")
+        _health(sock)
         waited, _ = _until_closed(sock)
     assert 0.5 < waited < 4, waited
 
