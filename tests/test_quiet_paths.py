@@ -16,7 +16,8 @@ from sqlalchemy import event
 from intdash.core.models import RunOutcome
 from intdash.core.services.ingest import Push, Pushed
 from intdash.core.workspace import Workspace
-from intdash.providers.http import httpx
+from intdash.providers.http import httpx, shared_client
+from intdash.providers.transport import PlatformTransport
 from intdash.sandbox.server import Sandbox
 from intdash.server.ingest import GroupWriter
 from intdash.sync.engine import SyncEngine, Trigger
@@ -97,10 +98,15 @@ async def test_syncs_share_the_platforms_client_and_its_connection(
         real(self, *args, **kwargs)
 
     monkeypatch.setattr(httpx.AsyncClient, "__init__", counting_init)
+    transport = shared_client("xero", httpx.Timeout(5.0))._transport
+    assert isinstance(transport, PlatformTransport)
+    connected = transport.connections_made
     engine = SyncEngine(pws)
     for _ in range(3):
         assert (await engine.run(uid)).outcome is RunOutcome.OK
     assert len(made) <= 1  # made once for the process (and loop), not once a sync
+    # six requests (invoices and credit notes, three times) on the connection kept alive
+    assert transport.connections_made - connected <= 1
 
 
 def test_a_single_push_is_one_transaction_and_no_read_before_it(

@@ -15,6 +15,8 @@ from http.cookiejar import CookieJar, DefaultCookiePolicy
 
 import httpx2 as httpx
 
+from intdash.providers.transport import PlatformTransport
+
 __all__ = ["close_clients", "httpx", "shared_client", "shared_tls"]
 
 
@@ -49,7 +51,10 @@ def shared_client(
     client = per_loop.get(key)
     if client is None or client.is_closed:
         client = per_loop[key] = httpx.AsyncClient(
-            timeout=timeout, transport=transport, verify=shared_tls(), cookies=_no_cookies()
+            timeout=timeout,
+            transport=transport or PlatformTransport(shared_tls()),
+            verify=shared_tls(),  # (a proxy's transport, from the environment, is httpx's own)
+            cookies=_no_cookies(),
         )
     return client
 
