@@ -78,7 +78,8 @@ async def test_a_sync_that_finds_nothing_is_one_read_and_two_writes(
     assert (second.outcome, second.fetched) == (RunOutcome.OK, 0)
     # the start (claim, run, next slot) and the end (outcome, claim given back)
     assert counted.commits == 2, counted.statements
-    assert len(counted.statements) <= 17, "\n".join(
+    # (PostgreSQL: the claim's advisory lock taken and let go, its lease read for update)
+    assert len(counted.statements) <= (15 if ON_POSTGRES else 12), "\n".join(
         s.split("\n")[0][:90] for s in counted.statements
     )
     assert not [s for s in counted.writes if "invoices" in s.split("SET")[0]], counted.writes

@@ -271,13 +271,14 @@ class SyncEngine:
                     steps.drop(conn, cancel_name(integration_id))  # an old request
                     why = _interrupted(claim.other, claim.over_dead)
                     next_at = ws.schedule.after(uid, row.type, now, plan)
-                    run_id = steps.start(conn, integration_id, trigger.value, now, next_at, why)
-                    # held invoices get room when the month turns (a plan change releases them)
-                    released = ws.invoices.release_due(conn, integration_id, now)
                     # where the run starts from, as its claim stands: a run that held the claim
                     # until a moment ago has moved the cursor since the integration was read
-                    fresh = conn.execute(steps.WHERE_FROM, {"b_id": integration_id}).one()
+                    run_id, fresh = steps.start(
+                        conn, integration_id, trigger.value, now, next_at, why
+                    )
                     row.cursor, row.sync_from, row.remote_id = fresh
+                    # held invoices get room when the month turns (a plan change releases them)
+                    released = ws.invoices.release_due(conn, integration_id, now)
             except IntegrityError:  # another process inserted the claim first
                 raise AlreadyRunning.held(uid, ws.leases.current(name)) from None
         except BaseException:
@@ -375,9 +376,9 @@ class SyncEngine:
         lease_given = False
         try:
             with ws.db.write_connection() as conn:
-                ours = steps.give_back(conn, claim_name(integration_id), self.holder)
-                if not lost:
-                    steps.drop(conn, cancel_name(integration_id))
+                # (lost: any request to stop is the run's that has the claim now)
+                cancel = None if lost else cancel_name(integration_id)
+                ours = steps.give_back(conn, claim_name(integration_id), self.holder, cancel)
                 conn.execute(
                     steps.END,
                     {"b_id": run_id, "b_outcome": outcome.value, "b_now": now, "b_error": error},

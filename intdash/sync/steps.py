@@ -9,15 +9,16 @@ totals, the claim extended, and whether someone asked the run to stop.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BindParameter, Connection, bindparam, case, insert, or_, select, update
+from sqlalchemy import BindParameter, Connection, Update, bindparam, case, insert, or_, update
 
 from intdash.core.budget import DailyBudget
 from intdash.core.models import Integration, RunOutcome, SyncRun
-from intdash.core.services.leases import DROP, GIVE_BACK
+from intdash.core.services.leases import DROP, GIVE_BACK, GIVE_BACK_AND_DROP
 from intdash.core.services.plans import PlanView
 from intdash.providers.connect import ApiParts
 
@@ -43,14 +44,14 @@ START = insert(_RUNS).values(
     updated=0,
     held=0,
 )
+# the run's start on the integration, and where the run starts from as its claim stands (a run
+# that held the claim until a moment ago has moved the cursor since the integration was read)
 ATTEMPTED = (
     update(_INTEGRATIONS)
     .where(_INTEGRATIONS.c.id == _ID)
     .values(last_attempted_sync=bindparam("b_now"), next_sync_at=bindparam("b_next"))
+    .returning(_INTEGRATIONS.c.cursor, _INTEGRATIONS.c.sync_from, _INTEGRATIONS.c.remote_id)
 )
-WHERE_FROM = select(
-    _INTEGRATIONS.c.cursor, _INTEGRATIONS.c.sync_from, _INTEGRATIONS.c.remote_id
-).where(_INTEGRATIONS.c.id == _ID)
 PROGRESS = (
     update(_RUNS)
     .where(_RUNS.c.id == _ID)
@@ -99,26 +100,38 @@ def ended(
 ) -> None:
     """The integration's side of a run's end, one statement: its last success (or, when
     ``error`` is given, the error shown), an empty last page's cursor, today's calls."""
-    values: dict[str, Any] = {}
     params: dict[str, Any] = {"b_id": integration_id}
     if ok:
-        values.update(last_successful_sync=bindparam("b_now"), last_sync_error=None)
         params["b_now"] = now
     elif error is not None:
-        values["last_sync_error"] = bindparam("b_error")
         params["b_error"] = error
     if cursor is not None:
-        values["cursor"] = bindparam("b_cursor")
         params["b_cursor"] = cursor.value
     if daily is not None:
+        params.update(_daily_params(daily))
+    statement = _ended(ok, error is not None, cursor is not None, daily is not None)
+    if statement is not None:
+        conn.execute(statement, params)
+
+
+@functools.cache
+def _ended(ok: bool, error: bool, cursor: bool, daily: bool) -> Update | None:
+    """:func:`ended`'s statement for what it writes, built once (a run's end is on the path of
+    every sync, and building a statement costs more than running it)."""
+    values: dict[str, Any] = {}
+    if ok:
+        values.update(last_successful_sync=bindparam("b_now"), last_sync_error=None)
+    elif error:
+        values["last_sync_error"] = bindparam("b_error")
+    if cursor:
+        values["cursor"] = bindparam("b_cursor")
+    if daily:
         values.update(
             daily_remaining=_daily(_I.daily_remaining, bindparam("b_remaining")),
             daily_observed_at=_daily(_I.daily_observed_at, bindparam("b_observed")),
             daily_resets_at=_daily(_I.daily_resets_at, bindparam("b_resets")),
         )
-        params.update(_daily_params(daily))
-    if values:
-        conn.execute(update(_INTEGRATIONS).where(_I.id == _ID).values(values), params)
+    return update(_INTEGRATIONS).where(_I.id == _ID).values(values) if values else None
 
 
 def _daily_params(daily: DailyBudget) -> dict[str, Any]:
@@ -152,9 +165,12 @@ def store_daily(conn: Connection, integration_id: int, daily: DailyBudget | None
         conn.execute(DAILY, {"b_id": integration_id, **_daily_params(daily)})
 
 
-def give_back(conn: Connection, name: str, holder: str) -> bool:
-    """Release ``holder``'s lease ``name``; False when it is not (any longer) its."""
-    return bool(conn.execute(GIVE_BACK, {"b_name": name, "b_holder": holder}).rowcount)
+def give_back(conn: Connection, claim: str, holder: str, cancel: str | None) -> bool:
+    """Release ``holder``'s lease ``claim`` (and drop the lease ``cancel``, a request to stop,
+    when named); False when the claim is not (any longer) its."""
+    params = {"b_claim": claim, "b_holder": holder, "b_cancel": cancel}
+    statement = GIVE_BACK if cancel is None else GIVE_BACK_AND_DROP
+    return claim in conn.execute(statement, params).scalars().all()
 
 
 def drop(conn: Connection, name: str) -> None:
@@ -163,12 +179,13 @@ def drop(conn: Connection, name: str) -> None:
 
 def start(
     conn: Connection, integration_id: int, trigger: str, now: datetime, next_at: datetime, why: str
-) -> int:
-    """Record the run's start (and any earlier run of it left running as interrupted)."""
+) -> tuple[int, Any]:
+    """Record the run's start (and any earlier run of it left running as interrupted); its id,
+    and where it starts from (the cursor, the sync-from date, the remote id)."""
     conn.execute(INTERRUPT, {"b_id": integration_id, "b_now": now, "b_why": why})
     run_id = conn.execute(
         START, {"b_id": integration_id, "b_trigger": trigger, "b_now": now}
     ).inserted_primary_key
-    conn.execute(ATTEMPTED, {"b_id": integration_id, "b_now": now, "b_next": next_at})
+    fresh = conn.execute(ATTEMPTED, {"b_id": integration_id, "b_now": now, "b_next": next_at})
     assert run_id is not None
-    return int(run_id[0])
+    return int(run_id[0]), fresh.one()

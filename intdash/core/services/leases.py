@@ -15,7 +15,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, text, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    bindparam,
+    delete,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
@@ -50,8 +61,22 @@ TAKE = (
         holder=bindparam("b_holder"), acquired_at=bindparam("b_at"), expires_at=bindparam("b_until")
     )
 )
-GIVE_BACK = delete(_LEASES).where(
-    _LEASES.c.name == bindparam("b_name"), _LEASES.c.holder == bindparam("b_holder")
+# a holder's claim given back (its name returned when it was still the holder's)
+GIVE_BACK = (
+    delete(_LEASES)
+    .where(_LEASES.c.name == bindparam("b_claim"), _LEASES.c.holder == bindparam("b_holder"))
+    .returning(_LEASES.c.name)
+)
+# ... and a request to stop its work dropped, whoever made it, in the same statement
+GIVE_BACK_AND_DROP = (
+    delete(_LEASES)
+    .where(
+        or_(
+            and_(_LEASES.c.name == bindparam("b_claim"), _LEASES.c.holder == bindparam("b_holder")),
+            _LEASES.c.name == bindparam("b_cancel"),
+        )
+    )
+    .returning(_LEASES.c.name)
 )
 DROP = delete(_LEASES).where(_LEASES.c.name == bindparam("b_name"))
 
