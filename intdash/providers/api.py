@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
@@ -29,6 +30,14 @@ MAX_SERVER_RETRIES = 2
 LARGE_BODY = 64 * 1024
 
 _pacers: dict[tuple[int, str, str], Pacer] = {}
+
+
+@functools.lru_cache(maxsize=512)
+def _url(url: str, params: tuple[tuple[str, str], ...]) -> httpx.URL:
+    """The URL of a call, parsed once: a schedule makes the same listing call (page one, the
+    same order) for an integration again and again, and httpx parses a URL given as text more
+    than once a request, each time costing more than the exchange itself."""
+    return httpx.URL(url, params=params)
 
 
 def pacer_for(connector: Connector, tenant_id: str) -> Pacer:
@@ -104,6 +113,7 @@ class ApiClient:
         """GET ``url``: a 2xx answer, or a typed error."""
         label = self.connector.label
         token = await self._token_now()
+        target = _url(url, tuple(params.items()) if params else ())
         refreshed = False
         rate_tries = server_tries = 0
         while True:
@@ -114,7 +124,7 @@ class ApiClient:
             try:
                 async with self.pacer:
                     self.calls += 1
-                    response = await self._http.get(url, params=params, headers=request_headers)
+                    response = await self._http.get(target, headers=request_headers)
             except httpx.TimeoutException:
                 raise ProviderTimeout(f"{label} did not answer in time ({url})") from None
             except httpx.TransportError as exc:
