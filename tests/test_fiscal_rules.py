@@ -414,3 +414,18 @@ def test_migration_keeps_the_register_and_unholds_what_is_not_issued(ws: Workspa
         "voided", "awaiting approval", "fiscalized"
     ]  # fmt: skip
     assert ws.invoices.verify().ok
+
+
+def test_a_digest_and_a_sale_hash_are_what_earlier_records_were_made_with() -> None:
+    """The register's hashes are spelled out for speed; records stored by any earlier version
+    must still verify, so each stays the SHA-256 of the same text."""
+    import hashlib
+
+    from intdash.core.fiscal import GENESIS, ToFiscalize, invoice_digest, record_hash
+
+    told = ToFiscalize(7, 3, "INV-ext|1", None, "2026-01-05", "FJD", "115.00", "15.00")
+    joined = "|".join(["3", "INV-ext|1", "", "2026-01-05", "FJD", "115.00", "15.00"])
+    assert invoice_digest(told) == hashlib.sha256(joined.encode()).hexdigest()
+    stamp = "2026-01-05T00:00:00.000000+00:00"
+    sale = hashlib.sha256(f"1|{GENESIS}|{stamp}|{invoice_digest(told)}".encode()).hexdigest()
+    assert record_hash(1, GENESIS, stamp, invoice_digest(told)) == sale

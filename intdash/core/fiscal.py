@@ -29,6 +29,7 @@ from intdash.core.invoices import InvoiceData, InvoiceKind, SourceState
 from intdash.core.models import FiscalRecord, FiscalStatus, Invoice, RecordKind
 
 GENESIS = "0" * 64
+_sha256 = hashlib.sha256
 _records = FiscalRecord.__table__  # type: ignore[attr-defined]
 _invoices = Invoice.__table__  # type: ignore[attr-defined]
 
@@ -154,18 +155,11 @@ class FiscalRegister(Protocol):
 
 def invoice_digest(invoice: ToFiscalize) -> str:
     """SHA-256 of the invoice as it is fiscalized: later edits at the source do not change it."""
-    payload = "|".join(
-        [
-            str(invoice.integration_id),
-            invoice.external_id,
-            invoice.number or "",
-            invoice.issue_date or "",
-            invoice.currency,
-            invoice.total,
-            invoice.tax,
-        ]
+    payload = (
+        f"{invoice.integration_id}|{invoice.external_id}|{invoice.number or ''}|"
+        f"{invoice.issue_date or ''}|{invoice.currency}|{invoice.total}|{invoice.tax}"
     )
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+    return _sha256(payload.encode("utf-8")).hexdigest()
 
 
 def record_hash(
@@ -253,7 +247,10 @@ class HashChainRegister:
             else:
                 content = invoice_digest(invoice)
             seq += 1
-            digest = record_hash(seq, prev, stamp, content, kind, refers_to)
+            if refers_to is None and kind == _SALE:  # record_hash's first case, spelled out
+                digest = _sha256(f"{seq}|{prev}|{stamp}|{content}".encode()).hexdigest()
+            else:
+                digest = record_hash(seq, prev, stamp, content, kind, refers_to)
             rows.append(
                 {
                     "seq": seq,
