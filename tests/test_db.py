@@ -13,7 +13,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from sqlmodel import col, select
 
 from intdash.core.db import Database, normalise_url
 from intdash.core.dbtypes import canonical_amount
@@ -286,3 +286,61 @@ def test_monthly_usage_backfilled_from_the_register(ws: Workspace) -> None:
         )
     assert counts == [("2026-11-01", 7), ("2026-12-01", 3)]
     assert ws.integrations.get(uid).invoices_this_month == 3
+
+
+@pytest.mark.parametrize("count", [0, 1, 2, 319, 320, 321, 641, 1000])
+def test_rows_go_in_several_a_statement_in_order_and_exact(tmp_path: Path, count: int) -> None:
+    """insert_rows (a bulk sync's invoices and fiscal records on SQLite): every row, in order,
+    each value as given, whatever the number of rows against the rows a statement holds."""
+    from sqlalchemy import create_engine, event
+
+    from intdash.core.db import MULTI_ROW_VALUES, insert_rows
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'rows.db'}")
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    rows = [
+        (n, f"text {n} 'quoted'", None if n % 7 else Decimal(n).to_eng_string())
+        for n in range(count)
+    ]
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (id INTEGER PRIMARY KEY, a INTEGER, b TEXT, c TEXT)")
+        insert_rows(conn, "INSERT INTO t (a, b, c) VALUES", rows)
+        stored = conn.exec_driver_sql("SELECT id, a, b, c FROM t ORDER BY id").all()
+    assert [tuple(r[1:]) for r in stored] == rows
+    assert [r[0] for r in stored] == list(range(1, count + 1))  # numbered in the order given
+    per = MULTI_ROW_VALUES // 3
+    inserts = [s for s in statements if s.startswith("INSERT")]
+    assert len(inserts) == (count > 0) * ((count >= per) + (count % per > 0))
+    if count >= per:
+        assert inserts[0].count("(?, ?, ?)") == per
+
+
+def test_a_bulk_batch_is_written_several_rows_a_statement(ws: Workspace) -> None:
+    """A page of new invoices and their fiscal records reach SQLite in multi-row statements,
+    with the invoices numbered in the page's order and each record naming its own."""
+    from sqlalchemy import event
+
+    from tests.test_integrations import add_invoices
+
+    if ON_POSTGRES:
+        pytest.skip("SQLite's bulk path")
+    uid = ws.integrations.create("custom").integration.uid
+    ws.plans.set("scale")
+    statements: list[str] = []
+
+    def seen(*args: Any) -> None:
+        statements.append(args[2])
+
+    event.listen(ws.db.engine, "before_cursor_execute", seen)
+    try:
+        add_invoices(ws, uid, 1000)
+    finally:
+        event.remove(ws.db.engine, "before_cursor_execute", seen)
+    into = [s for s in statements if s.startswith(("INSERT INTO invoices", "INSERT INTO fiscal"))]
+    assert into and all(s.count("), (") > 0 for s in into[:2]), [s[:80] for s in into]
+    with ws.db.read() as session:
+        found = select(Invoice.id, Invoice.external_id).order_by(col(Invoice.id))
+        rows = session.exec(found).all()
+    assert [e for _, e in rows] == [f"ext-{n}" for n in range(1000)]
+    assert ws.invoices.verify().records == 1000

@@ -25,6 +25,7 @@ from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy import Connection, insert, select, text
 
+from intdash.core.db import insert_rows
 from intdash.core.invoices import InvoiceData, InvoiceKind, SourceState
 from intdash.core.models import FiscalRecord, FiscalStatus, Invoice, RecordKind
 
@@ -188,11 +189,11 @@ def stamp_of(moment: datetime) -> str:
 
 _SQLITE_SALES = (
     "INSERT INTO fiscal_records (seq, invoice_id, integration_id, recorded_at, invoice_digest, "
-    "prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    "prev_hash, hash) VALUES"
 )
 _SQLITE_REFUNDS = (
     "INSERT INTO fiscal_records (seq, invoice_id, integration_id, recorded_at, kind, refers_to, "
-    "invoice_digest, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "invoice_digest, prev_hash, hash) VALUES"
 )
 
 
@@ -278,8 +279,7 @@ class HashChainRegister:
             return rows
         if sqlite:
             for statement, values in ((_SQLITE_SALES, sales), (_SQLITE_REFUNDS, refunds)):
-                if values:
-                    conn.exec_driver_sql(statement, values)
+                insert_rows(conn, statement, values)
         else:
             conn.execute(insert(_records), rows)
         return rows

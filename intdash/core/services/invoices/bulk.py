@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select
 
+from intdash.core.db import insert_rows
 from intdash.core.dbtypes import MONEY_PLACES, Money
 from intdash.core.invoices import InvoiceData, items_to_json, line_columns, payments_to_json
 from intdash.core.models import Invoice
@@ -38,10 +39,8 @@ FIELDS = (
 _INSERT_COLUMNS = (
     "integration_id", "external_id", "received_at", "updated_at", "fiscal_status", *FIELDS,
 )  # fmt: skip
-_SQLITE_INSERT = (
-    f"INSERT INTO invoices ({', '.join(_INSERT_COLUMNS)}) "  # noqa: S608 - fixed names
-    f"VALUES ({', '.join('?' for _ in _INSERT_COLUMNS)})"
-)
+_SQLITE_INTO = f"INSERT INTO invoices ({', '.join(_INSERT_COLUMNS)}) VALUES"
+_SQLITE_INSERT = f"{_SQLITE_INTO} ({', '.join('?' for _ in _INSERT_COLUMNS)})"
 
 
 def sqlite_time(moment: datetime | None) -> str | None:
@@ -146,8 +145,9 @@ def insert_new(
         assert inserted is not None
         return [int(inserted)]
     before = conn.exec_driver_sql("SELECT COALESCE(MAX(id), 0) FROM invoices").scalar_one()
-    conn.exec_driver_sql(
-        _SQLITE_INSERT,
+    insert_rows(
+        conn,
+        _SQLITE_INTO,
         [
             _sqlite_row(integration_id, data, status, stamp)
             for data, status in zip(new, statuses, strict=True)
