@@ -2,12 +2,13 @@
 
 This is what the scheduler does thousands of times an hour. ``--count`` Xero integrations, one
 organisation each, are synced once in full; then every one of them is synced again, rounds in
-a row, ``--workers`` at a time, as a serve's workers would. Each of those syncs is one listing
-call that answers no invoice.
+a row, ``--workers`` at a time, as a serve's workers would. Each of those syncs is two listing
+calls (invoices, then credit notes) that answer nothing new.
 
 Printed, per round and as medians: syncs a second, intdash's CPU per sync (the process's CPU
 less the emulator's server thread, read on that thread's own clock), and beside it the emulator's
-own CPU per call: the cost of the same HTTP exchange on the other side.
+own CPU per call (its server thread's CPU over the calls it answered): the cost of the same
+HTTP exchange on the other side.
 
     python bench/nochange_bench.py [--count 300] [--rounds 5] [--workers 4] [--database URL]
     python bench/nochange_bench.py --profile out.txt   # yappi, every thread, one round
@@ -34,6 +35,7 @@ from sqlmodel import col, select
 
 from intdash.core.models import Integration, RunOutcome
 from intdash.core.workspace import Workspace
+from intdash.sandbox.xero import XeroEmulator
 from intdash.sync.engine import SyncEngine, Trigger
 
 TARGET_CPU_MS = 5.0
@@ -46,6 +48,7 @@ class Round:
     seconds: float
     cpu_ms: float  # intdash's, per sync
     sandbox_ms: float | None  # the emulator's, per call
+    calls: float  # listing calls a sync (invoices, then credit notes)
 
     @property
     def rate(self) -> float:
@@ -72,18 +75,25 @@ async def sync_all(engine: SyncEngine, uids: Sequence[str], workers: int) -> lis
 
 
 async def one_round(
-    engine: SyncEngine, uids: Sequence[str], workers: int, sandbox_cpu: SandboxCpu
+    engine: SyncEngine,
+    uids: Sequence[str],
+    workers: int,
+    sandbox_cpu: SandboxCpu,
+    xero: XeroEmulator,
 ) -> Round:
+    calls0 = xero.api_calls
     cpu0, box0, wall0 = time.process_time(), sandbox_cpu.seconds(), time.perf_counter()
     outcomes = await sync_all(engine, uids, workers)
     wall, cpu, box = time.perf_counter() - wall0, time.process_time() - cpu0, sandbox_cpu.seconds()
+    calls = xero.api_calls - calls0
     bad = [o for o in outcomes if o is not RunOutcome.OK]
     if bad:
         raise SystemExit(f"{len(bad)} syncs were not ok: {bad[:3]}")
     box_s = None if box is None or box0 is None else box - box0
     ours = cpu - (box_s or 0.0)
     n = len(outcomes)
-    return Round(n, wall, 1000 * ours / n, None if box_s is None else 1000 * box_s / n)
+    per_call = None if box_s is None else 1000 * box_s / max(calls, 1)
+    return Round(n, wall, 1000 * ours / n, per_call, calls / n)
 
 
 async def bench(args: argparse.Namespace) -> None:
@@ -94,13 +104,15 @@ async def bench(args: argparse.Namespace) -> None:
             uids = uids_of(ws, ids)
             engine = SyncEngine(ws)
             sandbox_cpu = SandboxCpu()
-            first = await one_round(engine, uids, args.workers, sandbox_cpu)
+            first = await one_round(engine, uids, args.workers, sandbox_cpu, sandbox.xero)
             print(f"full syncs of {len(uids)} integrations (20 invoices each): {first.rate:.0f}/s")
             if args.profile:
-                await profiled(engine, uids, args.workers, sandbox_cpu, Path(args.profile))
+                out = Path(args.profile)
+                await profiled(engine, uids, args.workers, sandbox_cpu, sandbox.xero, out)
                 return
             rounds = [
-                await one_round(engine, uids, args.workers, sandbox_cpu) for _ in range(args.rounds)
+                await one_round(engine, uids, args.workers, sandbox_cpu, sandbox.xero)
+                for _ in range(args.rounds)
             ]
             report(rounds, args.workers)
     finally:
@@ -108,7 +120,12 @@ async def bench(args: argparse.Namespace) -> None:
 
 
 async def profiled(
-    engine: SyncEngine, uids: Sequence[str], workers: int, sandbox_cpu: SandboxCpu, out: Path
+    engine: SyncEngine,
+    uids: Sequence[str],
+    workers: int,
+    sandbox_cpu: SandboxCpu,
+    xero: XeroEmulator,
+    out: Path,
 ) -> None:
     try:
         # Not a dependency of the project: looked up by name, so the checks pass without it.
@@ -118,7 +135,7 @@ async def profiled(
 
     yappi.set_clock_type("cpu")
     yappi.start(builtins=True)
-    result = await one_round(engine, uids, workers, sandbox_cpu)
+    result = await one_round(engine, uids, workers, sandbox_cpu, xero)
     yappi.stop()
     stats = yappi.get_func_stats()
     with out.open("w") as f:
@@ -135,7 +152,8 @@ def report(rounds: Sequence[Round], workers: int) -> None:
         box = "?" if r.sandbox_ms is None else f"{r.sandbox_ms:.2f}"
         print(
             f"round {n}: {r.syncs} no-change syncs in {r.seconds:.2f} s: {r.rate:.0f}/s; "
-            f"intdash {r.cpu_ms:.2f} ms CPU a sync; the emulator {box} ms CPU a call"
+            f"intdash {r.cpu_ms:.2f} ms CPU a sync; the emulator {box} ms CPU a call, "
+            f"{r.calls:.1f} calls a sync"
         )
     rate = statistics.median(r.rate for r in rounds)
     cpu = statistics.median(r.cpu_ms for r in rounds)

@@ -79,7 +79,7 @@ async def test_a_sync_that_finds_nothing_is_one_read_and_two_writes(
     # the start (claim, run, next slot) and the end (outcome, claim given back)
     assert counted.commits == 2, counted.statements
     # (PostgreSQL: the claim's advisory lock taken and let go, its lease read for update)
-    assert len(counted.statements) <= (15 if ON_POSTGRES else 12), "\n".join(
+    assert len(counted.statements) <= (14 if ON_POSTGRES else 11), "\n".join(
         s.split("\n")[0][:90] for s in counted.statements
     )
     assert not [s for s in counted.writes if "invoices" in s.split("SET")[0]], counted.writes

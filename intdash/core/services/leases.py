@@ -13,7 +13,7 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     Connection,
@@ -27,6 +27,8 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
@@ -43,12 +45,25 @@ _LEASES = Lease.__table__  # type: ignore[attr-defined]
 # built once: a sync takes, extends and gives back its claim in every run
 BY_NAME = select(_LEASES).where(_LEASES.c.name == bindparam("b_name"))
 BY_NAME_LOCKED = BY_NAME.with_for_update()
-INSERT = insert(_LEASES).values(
-    name=bindparam("b_name"),
-    holder=bindparam("b_holder"),
-    acquired_at=bindparam("b_at"),
-    expires_at=bindparam("b_until"),
-)
+_VALUES: dict[str, Any] = {
+    "name": bindparam("b_name"),
+    "holder": bindparam("b_holder"),
+    "acquired_at": bindparam("b_at"),
+    "expires_at": bindparam("b_until"),
+}
+INSERT = insert(_LEASES).values(_VALUES)
+# a claim nobody holds, in one statement (its name returned when it was taken); when another
+# holds it, nothing is written and claim_in reads who
+INSERT_FREE = {
+    "sqlite": sqlite_insert(_LEASES)
+    .values(_VALUES)
+    .on_conflict_do_nothing()
+    .returning(_LEASES.c.name),
+    "postgresql": pg_insert(_LEASES)
+    .values(_VALUES)
+    .on_conflict_do_nothing()
+    .returning(_LEASES.c.name),
+}
 EXTEND = (
     update(_LEASES)
     .where(_LEASES.c.name == bindparam("b_name"), _LEASES.c.holder == bindparam("b_holder"))
@@ -149,12 +164,13 @@ class LeaseService:
         """:meth:`claim` in the caller's write transaction (which a concurrent insert of the
         same lease fails with IntegrityError, on PostgreSQL)."""
         now = self._ws.clock()
+        values = {"b_name": name, "b_holder": holder, "b_at": now, "b_until": now + ttl}
+        if conn.execute(INSERT_FREE[conn.dialect.name], values).first() is not None:
+            return Claim(True, None)  # nobody held it
         query = BY_NAME if self._ws.db.is_sqlite else BY_NAME_LOCKED
         row = conn.execute(query, {"b_name": name}).first()
-        if row is None:
-            conn.execute(
-                INSERT, {"b_name": name, "b_holder": holder, "b_at": now, "b_until": now + ttl}
-            )
+        if row is None:  # given back since (PostgreSQL: another transaction held it a moment)
+            conn.execute(INSERT, values)
             return Claim(True, None)
         if row.holder == holder:
             conn.execute(EXTEND, {"b_name": name, "b_holder": holder, "b_until": now + ttl})
