@@ -44,9 +44,10 @@ class SandboxProcess:
     """``intdash sandbox`` in a process of its own, as a platform would be: its work does not
     share this process's interpreter."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, *, credit_notes: bool = True) -> None:
+        notes = "--credit-notes" if credit_notes else "--no-credit-notes"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "intdash", "sandbox", "--port", "0", "--size", str(size)],
+            [sys.executable, "-m", "intdash", "sandbox", "--port", "0", "--size", str(size), notes],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,

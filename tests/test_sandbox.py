@@ -53,10 +53,11 @@ def test_touched_invoices_move_to_the_end_and_page_exactly() -> None:
     assert touched.revision == 1 and touched.updated > EPOCH_END
 
 
-def test_sandbox_command_prints_settings_that_work() -> None:
+@pytest.mark.parametrize("notes", ["--credit-notes", "--no-credit-notes"])
+def test_sandbox_command_prints_settings_that_work(notes: str) -> None:
     script = Path(sys.executable).with_name("intdash")
     proc = subprocess.Popen(
-        [str(script), "sandbox", "--port", "0", "--size", "30"],
+        [str(script), "sandbox", "--port", "0", "--size", "30", notes],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -64,6 +65,10 @@ def test_sandbox_command_prints_settings_that_work() -> None:
     )
     try:
         assert proc.stdout is not None
+        heading = proc.stdout.readline()
+        assert heading.rstrip().endswith(
+            "with 30 invoices each and credit notes" if notes == "--credit-notes" else "each"
+        ), heading
         settings: dict[str, str] = {}
         while len(settings) < 17:
             line = proc.stdout.readline()

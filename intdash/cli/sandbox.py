@@ -17,6 +17,9 @@ from intdash.core.config import DEFAULT_REDIRECT_URI, DEFAULT_SERVER_PORT
               help="Port on 127.0.0.1 (0: any free port).")  # fmt: skip
 @click.option("--size", type=click.IntRange(0, 1_000_000), default=2500, show_default=True,
               help="Invoices in each emulated company.")  # fmt: skip
+@click.option("--credit-notes/--no-credit-notes", default=True, show_default=True,
+              help="Credit notes among each company's invoices (--no-credit-notes: invoices "
+                   "only, as a tool that reads invoices alone sees them).")  # fmt: skip
 @click.option("--xero-webhook", metavar="URL",
               help="Post signed Xero events of invoice changes to URL, an intdash serve's "
                    "/v1/webhooks/xero (the webhook key to set is printed).")  # fmt: skip
@@ -28,7 +31,12 @@ from intdash.core.config import DEFAULT_REDIRECT_URI, DEFAULT_SERVER_PORT
                    "and what it signed) in DIR between runs (default: a temporary folder and "
                    "memory, gone on exit).")  # fmt: skip
 def sandbox(
-    port: int, size: int, xero_webhook: str | None, vsdc_port: int | None, vsdc_dir: Path | None
+    port: int,
+    size: int,
+    credit_notes: bool,
+    xero_webhook: str | None,
+    vsdc_port: int | None,
+    vsdc_dir: Path | None,
 ) -> None:
     """Run the emulators and print the settings that point intdash at them."""
     from intdash.sandbox.myob import MyobEmulator
@@ -45,9 +53,9 @@ def sandbox(
             size=size,
             port=port,
             # credit notes among the invoices (against some of them: none without invoices)
-            xero=XeroEmulator(size=size, credit_notes=size > 0),
-            myob=MyobEmulator(size=size, credit_every=50),
-            zoho=ZohoEmulator(size=size, credit_notes=6 if size else 0),
+            xero=XeroEmulator(size=size, credit_notes=credit_notes and size > 0),
+            myob=MyobEmulator(size=size, credit_every=50 if credit_notes else 0),
+            zoho=ZohoEmulator(size=size, credit_notes=6 if credit_notes and size else 0),
             vsdc=True,
             vsdc_port=vsdc_port,
             vsdc_directory=vsdc_dir,
@@ -56,7 +64,7 @@ def sandbox(
         raise click.ClickException(f"the sandbox could not start: {exc}") from exc
     click.echo(
         f"# intdash sandbox on {box.url}: Xero, MYOB and Zoho Books with {size:,} invoices each"
-        " and credit notes"
+        + (" and credit notes" if credit_notes else "")
     )
     for name, value in box.settings(DEFAULT_REDIRECT_URI).items():
         click.echo(f"export {name}={value}")
