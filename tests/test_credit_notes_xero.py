@@ -493,3 +493,20 @@ async def test_a_quiet_sync_asks_once_for_each_and_counts_nothing_twice(
     edited = await engine.run(uid)
     assert (edited.fetched, edited.created, edited.updated) == (1, 0, 1)
     assert sandbox.xero.api_calls == calls + 4
+
+
+def test_small_organisations_get_their_example_credit_notes() -> None:
+    """An organisation added with credit notes seeds its examples whatever its invoices: a note
+    is never allocated to an invoice an earlier example credited in full (small organisations
+    have few open invoices, and their picks overlapped)."""
+    import uuid
+
+    from intdash.sandbox.xero import XeroEmulator
+
+    xero = XeroEmulator(size=20, credit_notes=True)
+    seeded = 0
+    for n in range(1, 101):  # (three of these raised, naming a note and an invoice with 0 due)
+        added = xero.add_organisation(f"Org {n}", str(uuid.UUID(int=n)), size=20)
+        assert all(note.remaining >= 0 for note in added.credit_notes.notes)
+        seeded += len(added.credit_notes.notes)
+    assert seeded > 100

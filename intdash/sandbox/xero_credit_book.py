@@ -337,7 +337,9 @@ class CreditNoteBook:
             note = against(part, 11)
             half = (note.total / 2).quantize(_CENT)
             made.append(self.allocate(note, part.index, half, on=part.issue_date, at=at(part, 12)))
-            pair = self._two_of_one_contact(sales[len(sales) // 2 :])
+            # (not those credited above: in a small organisation they may be among these)
+            rest = [i for i in sales[len(sales) // 2 :] if i.index not in (whole.index, part.index)]
+            pair = self._two_of_one_contact(rest)
             if pair is not None:
                 first, second = pair
                 note = against(first, 11, whole=True)
