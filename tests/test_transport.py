@@ -282,3 +282,26 @@ async def test_the_shared_platform_client_uses_it() -> None:
     http = shared_client("xero-transport-test", httpx.Timeout(5.0))
     assert isinstance(http._transport, PlatformTransport)
     await http.aclose()
+
+
+async def test_bytes_beyond_an_answer_are_not_taken_for_it_nor_the_next() -> None:
+    """A server that writes more than its answer (another answer unasked): the first is what
+    the request gets, and the connection is not used again (that surplus would answer the next
+    request)."""
+
+    async def too_much(reader: Reader, writer: Writer, n: int) -> None:
+        while True:
+            await server.request(reader)
+            surplus = answer(b"surplus", "500 Internal Server Error") if n == 1 else b""
+            writer.write(answer(f"answer {n}".encode()) + surplus)
+            await writer.drain()
+
+    async with serving(too_much) as server:
+        transport = plain()
+        async with client(transport) as http:
+            first = await http.get(f"http://127.0.0.1:{server.port}/")
+            assert (first.status_code, first.text) == (200, "answer 1")
+            assert "surplus" not in first.text and len(first.headers) == 1
+            second = await http.get(f"http://127.0.0.1:{server.port}/")
+            assert (second.status_code, second.text) == (200, "answer 2")
+    assert transport.connections_made == 2

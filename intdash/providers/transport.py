@@ -43,6 +43,7 @@ class _Answer:
         self.parser = httptools.HttpResponseParser(self)
         self.head_only = head_only
         self.keep_alive = False
+        self.status = 0
         self.headers: list[tuple[bytes, bytes]] = []
         self.head_size = 0
         self.body: list[bytes] = []
@@ -55,6 +56,8 @@ class _Answer:
         self.more = self.done
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self.more:
+            return
         self.head_size += len(name) + len(value)
         self.too_large = self.head_size > MAX_HEAD
         if self.too_large:
@@ -62,13 +65,17 @@ class _Answer:
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
-        self.headers_done = True
+        if not self.done:  # (bytes beyond the answer may begin another: its status is not this)
+            self.status = self.parser.get_status_code()
+            self.headers_done = True
 
     def on_body(self, body: bytes) -> None:
-        self.body.append(body)
+        if not self.more:
+            self.body.append(body)
 
     def on_message_complete(self) -> None:
-        self.keep_alive = self.parser.should_keep_alive()  # (the parser forgets it after this)
+        if not self.done:
+            self.keep_alive = self.parser.should_keep_alive()  # (the parser forgets it after)
         self.done = True
 
 
@@ -138,7 +145,7 @@ class _Connection:
                     f"the answer is not valid HTTP/1.1: {exc}", request=request
                 ) from None
             if answer.headers_done:
-                status = parser.get_status_code()
+                status = answer.status
                 if 100 <= status < 200:
                     raise httpx.RemoteProtocolError(
                         f"an interim answer ({status}) was not asked for", request=request
@@ -147,9 +154,8 @@ class _Connection:
                     break  # no body follows, whatever its headers say
             elif received > MAX_HEAD:
                 raise _too_large(request)
-        status = parser.get_status_code()
         again = answer.done and not answer.more and answer.keep_alive
-        return status, answer, again
+        return answer.status, answer, again
 
 
 def _too_large(request: httpx.Request) -> httpx.RemoteProtocolError:
