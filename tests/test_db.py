@@ -344,3 +344,14 @@ def test_a_bulk_batch_is_written_several_rows_a_statement(ws: Workspace) -> None
         rows = session.exec(found).all()
     assert [e for _, e in rows] == [f"ext-{n}" for n in range(1000)]
     assert ws.invoices.verify().records == 1000
+
+
+def test_a_sqlite_without_returning_is_refused_by_name() -> None:
+    from intdash.core.db import SQLITE_NEEDED, sqlite_refused
+
+    assert sqlite_refused((3, 31, 1)) == (
+        "intdash needs SQLite 3.35 or later; this Python's is 3.31.1: use a Python built with "
+        "a newer SQLite, or PostgreSQL"
+    )
+    assert sqlite_refused(SQLITE_NEEDED) is None
+    assert sqlite_refused((3, 46, 0)) is None

@@ -15,6 +15,7 @@ import pytest
 from intdash.providers.http import httpx, shared_client
 from intdash.providers.transport import MAX_HEAD, PlatformTransport
 from intdash.sandbox.vsdc_pki import VsdcPki
+from tests.waiting import wait_for_async
 
 Reader = asyncio.StreamReader
 Writer = asyncio.StreamWriter
@@ -231,7 +232,7 @@ async def test_a_request_body_arrives_whole() -> None:
         (b"SMTP ready\r\n\r\n", httpx.RemoteProtocolError, "not valid HTTP/1.1"),
         (b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * (MAX_HEAD + 10) + b"\r\n\r\n",
          httpx.RemoteProtocolError, "larger than"),
-        (b"HTTP/1.1 100 Continue\r\n\r\n", httpx.RemoteProtocolError, "interim answer"),
+        (b"HTTP/1.1 100 Continue\r\n\r\n", httpx.RemoteProtocolError, "in the middle"),
         (b"", httpx.RemoteProtocolError, "without answering"),
     ],
     ids=["cut short", "not http", "huge head", "interim", "nothing"],
@@ -278,10 +279,152 @@ async def test_a_header_with_a_line_break_is_never_sent() -> None:
     assert server.heads == []
 
 
-async def test_the_shared_platform_client_uses_it() -> None:
-    http = shared_client("xero-transport-test", httpx.Timeout(5.0))
-    assert isinstance(http._transport, PlatformTransport)
-    await http.aclose()
+async def test_the_shared_platform_client_uses_it_unless_a_proxy_is_named(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without a proxy in the environment, platform calls go through this transport; with
+    one (an operator behind a company's proxy), through httpx's own, which takes it."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    direct = shared_client("xero-transport-test", httpx.Timeout(5.0))
+    assert isinstance(direct._transport, PlatformTransport)
+    assert not direct._mounts
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:3128")
+    proxied = shared_client("xero-proxied-test", httpx.Timeout(5.0))
+    assert not isinstance(proxied._transport, PlatformTransport)
+    assert any(t is not None for t in proxied._mounts.values())
+    await direct.aclose()
+    await proxied.aclose()
+
+
+def idle_unread(transport: PlatformTransport) -> bool:
+    """Whether a kept connection has received bytes nobody read (the test's view inside)."""
+    return any(c.reader.arrived > c.consumed for conns in transport._idle.values() for c in conns)
+
+
+@pytest.mark.parametrize(
+    "late",
+    [
+        answer(b"surplus", "500 Internal Server Error"),
+        answer(b"", "408 Request Timeout", "Connection: close"),
+    ],
+    ids=["a surplus answer", "408 before letting go"],
+)
+async def test_a_kept_connection_that_received_anything_while_idle_is_not_used(
+    late: bytes,
+) -> None:
+    """Bytes that arrive on a kept connection after its answer (a surplus answer a moment
+    later, a server's 408 as it lets an idle connection go) would be read as the next
+    request's answer: such a connection is closed, and the next request gets its own."""
+    go = asyncio.Event()
+
+    async def late_bytes(reader: Reader, writer: Writer, n: int) -> None:
+        while True:
+            await server.request(reader)
+            writer.write(answer(f"answer {n}".encode()))
+            await writer.drain()
+            if n == 1:
+                await go.wait()
+                writer.write(late)
+                await writer.drain()
+
+    async with serving(late_bytes) as server:
+        transport = plain()
+        async with client(transport) as http:
+            assert (await http.get(f"http://127.0.0.1:{server.port}/")).text == "answer 1"
+            go.set()
+            await wait_for_async(lambda: idle_unread(transport), 10, "the late bytes never came")
+            second = await http.get(f"http://127.0.0.1:{server.port}/")
+            assert (second.status_code, second.text) == (200, "answer 2")
+    assert transport.connections_made == 2
+
+
+async def test_a_request_is_sent_again_on_a_new_connection_not_another_kept_one() -> None:
+    """Two kept connections the server has let go: a GET that finds the first gone is sent
+    again on a new connection, not on the second (which is gone too)."""
+    both = asyncio.Barrier(2)
+
+    async def twice_then_gone(reader: Reader, writer: Writer, n: int) -> None:
+        await server.request(reader)
+        if n <= 2:
+            await both.wait()  # two requests at once: two connections kept
+        writer.write(answer(f"answer {n}".encode()))
+        await writer.drain()
+        if n <= 2:
+            await read_request(reader)  # a next request on it: let go without an answer
+            return
+        while True:
+            await server.request(reader)
+            writer.write(answer(b"again"))
+            await writer.drain()
+
+    async with serving(twice_then_gone) as server:
+        transport = plain()
+        url = f"http://127.0.0.1:{server.port}/"
+        async with client(transport) as http:
+            await asyncio.gather(http.get(url), http.get(url))
+            assert (await http.get(url)).text == "answer 3"
+    assert transport.connections_made == 3
+
+
+async def test_interim_answers_are_passed_over_and_garbage_after_an_answer_is_left() -> None:
+    async def informational(reader: Reader, writer: Writer, n: int) -> None:
+        await server.request(reader)
+        if n == 1:  # Early Hints, then the answer
+            writer.write(b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n")
+            writer.write(answer(b"final", "200 OK", "X-Final: yes"))
+            await writer.drain()
+            return  # and let go
+        writer.write(answer(b"whole") + b"\x00\x01 not http\r\n\r\n")  # then bytes of no HTTP
+        await writer.drain()
+        await reader.read()
+
+    async with serving(informational) as server:
+        transport = plain()
+        url = f"http://127.0.0.1:{server.port}/"
+        async with client(transport) as http:
+            first = await http.get(url)
+            assert (first.status_code, first.text, first.headers.get("x-final")) == (
+                200, "final", "yes",
+            )  # fmt: skip
+            assert "link" not in first.headers
+            second = await http.get(url)
+            assert (second.status_code, second.text) == (200, "whole")
+            third = await http.get(url)  # the second's connection was not kept
+            assert third.status_code == 200
+    assert transport.connections_made == 3
+
+
+async def test_a_connection_whose_request_ends_after_the_transport_closed_is_closed() -> None:
+    release = asyncio.Event()
+
+    async def held(reader: Reader, writer: Writer, _n: int) -> None:
+        await server.request(reader)
+        await release.wait()
+        writer.write(answer())
+        await writer.drain()
+        assert await reader.read() == b""  # the client let it go
+        server.bodies.append(b"closed")
+
+    async with serving(held) as server:
+        transport = plain()
+        http = client(transport)
+        pending = asyncio.ensure_future(http.get(f"http://127.0.0.1:{server.port}/"))
+        await wait_for_async(lambda: server.heads, 10)
+        await transport.aclose()
+        release.set()
+        assert (await pending).text == "ok"
+        await wait_for_async(lambda: b"closed" in server.bodies, 10, "kept after aclose")
+        assert not transport._idle
+
+
+def test_a_calls_url_keeps_its_own_query() -> None:
+    from intdash.providers.api import _url
+
+    assert str(_url("https://api.example/x?skip=400", ())) == "https://api.example/x?skip=400"
+    assert str(_url("https://api.example/x", (("page", "2"), ("order", "A B")))) == (
+        "https://api.example/x?page=2&order=A+B"
+    )
 
 
 async def test_bytes_beyond_an_answer_are_not_taken_for_it_nor_the_next() -> None:

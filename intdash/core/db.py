@@ -81,6 +81,20 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+# RETURNING (a sync's start and end), ON CONFLICT DO NOTHING with it
+SQLITE_NEEDED = (3, 35)
+
+
+def sqlite_refused(version: tuple[int, ...]) -> str | None:
+    """Why a SQLite library of ``version`` cannot hold intdash's data, or None."""
+    if version >= SQLITE_NEEDED:
+        return None
+    return (
+        f"intdash needs SQLite {'.'.join(map(str, SQLITE_NEEDED))} or later; this Python's is "
+        f"{'.'.join(map(str, version))}: use a Python built with a newer SQLite, or PostgreSQL"
+    )
+
+
 # values one statement of a multi-row insert binds: under SQLite's smallest limit (999)
 MULTI_ROW_VALUES = 960
 
@@ -238,6 +252,9 @@ class Database:
         #: a SQLite file on a read-only file system: opened for reading only
         self.read_only_media = False
         if self.is_sqlite:
+            refused = sqlite_refused(sqlite3.sqlite_version_info)
+            if refused:
+                raise ConfigError(refused)
             path = self.sqlite_path
             if path is not None:
                 _open_sqlite_file(path)

@@ -37,7 +37,7 @@ def _url(url: str, params: tuple[tuple[str, str], ...]) -> httpx.URL:
     """The URL of a call, parsed once: a schedule makes the same listing call (page one, the
     same order) for an integration again and again, and httpx parses a URL given as text more
     than once a request, each time costing more than the exchange itself."""
-    return httpx.URL(url, params=params)
+    return httpx.URL(url, params=params) if params else httpx.URL(url)  # (its own query kept)
 
 
 def pacer_for(connector: Connector, tenant_id: str) -> Pacer:

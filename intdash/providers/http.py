@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import ssl
+import urllib.request
 import weakref
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 
@@ -40,21 +41,28 @@ def _no_cookies() -> CookieJar:
     return CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
 
 
+def _proxied() -> bool:
+    """Whether the environment names a proxy (``HTTPS_PROXY`` and the like): httpx's own
+    transports then carry the calls, through it (or not, as ``NO_PROXY`` says); httpx reads
+    those settings only for a client given no transport."""
+    return any(scheme in urllib.request.getproxies() for scheme in ("http", "https", "all"))
+
+
 def shared_client(
     platform: str, timeout: httpx.Timeout, transport: httpx.AsyncBaseTransport | None = None
 ) -> httpx.AsyncClient:
     """The process's one client (its connection pool kept alive between calls) for a platform,
     on the running loop: a sync that changes nothing costs one request, not a new client, a
-    TLS handshake and a connection. ``transport`` (a test's) gets a client of its own."""
+    TLS handshake and a connection. ``transport`` (a test's) gets a client of its own. Its calls
+    go through :class:`PlatformTransport`, unless the environment names a proxy."""
     per_loop = _clients.setdefault(asyncio.get_running_loop(), {})
     key = (platform, id(transport) if transport is not None else 0)
     client = per_loop.get(key)
     if client is None or client.is_closed:
+        if transport is None and not _proxied():
+            transport = PlatformTransport(shared_tls())
         client = per_loop[key] = httpx.AsyncClient(
-            timeout=timeout,
-            transport=transport or PlatformTransport(shared_tls()),
-            verify=shared_tls(),  # (a proxy's transport, from the environment, is httpx's own)
-            cookies=_no_cookies(),
+            timeout=timeout, transport=transport, verify=shared_tls(), cookies=_no_cookies()
         )
     return client
 

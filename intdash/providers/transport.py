@@ -15,8 +15,8 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, SupportsIndex
 
 import httptools
 import httpx2 as httpx  # (the module intdash.providers.http hands out)
@@ -55,6 +55,11 @@ class _Answer:
     def on_message_begin(self) -> None:
         self.more = self.done
 
+    def _interim(self) -> bool:
+        """An informational answer (1xx) before the final one: passed over (101, a switch of
+        protocols, is refused by the parser)."""
+        return 100 <= self.status < 200
+
     def on_header(self, name: bytes, value: bytes) -> None:
         if self.more:
             return
@@ -74,22 +79,42 @@ class _Answer:
             self.body.append(body)
 
     def on_message_complete(self) -> None:
-        if not self.done:
-            self.keep_alive = self.parser.should_keep_alive()  # (the parser forgets it after)
+        if self.done:
+            return
+        if self._interim():  # what it said is not the answer: the final one follows
+            self.headers, self.head_size, self.headers_done, self.status = [], 0, False, 0
+            return
+        self.keep_alive = self.parser.should_keep_alive()  # (the parser forgets it after)
         self.done = True
 
 
+class _Reader(asyncio.StreamReader):
+    """A stream reader that counts what arrived: on a kept connection, anything beyond what
+    was read as answers came while it was idle (a late surplus, a server's 408 before it lets
+    go) and would be taken for the next request's answer."""
+
+    arrived = 0
+
+    def feed_data(self, data: Iterable[SupportsIndex]) -> None:
+        self.arrived += len(bytes(data)) if not isinstance(data, bytes | bytearray) else len(data)
+        super().feed_data(data)
+
+
 class _Connection:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(self, reader: _Reader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
         self.idle_since = 0.0
+        self.consumed = 0  # bytes read as answers
 
     def usable(self, now: float) -> bool:
-        """Idle, open, and not past the keep-alive time (a server closes such connections)."""
+        """Open, nothing arrived since its last answer, and not past the keep-alive time (a
+        server closes such connections)."""
         return (
             now - self.idle_since < KEEPALIVE_SECONDS
+            and self.reader.arrived == self.consumed
             and not self.reader.at_eof()
+            and self.reader.exception() is None
             and not self.writer.is_closing()
         )
 
@@ -132,6 +157,7 @@ class _Connection:
                     request=request,
                 )
             received += len(chunk)
+            self.consumed += len(chunk)
             try:
                 parser.feed_data(chunk)
             except httptools.HttpParserUpgrade:
@@ -141,16 +167,14 @@ class _Connection:
             except httptools.HttpParserError as exc:
                 if answer.too_large:
                     raise _too_large(request) from None
+                if answer.done:  # bytes beyond a whole answer: it stands, the connection not
+                    answer.more = True
+                    break
                 raise httpx.RemoteProtocolError(
                     f"the answer is not valid HTTP/1.1: {exc}", request=request
                 ) from None
-            if answer.headers_done:
-                status = answer.status
-                if 100 <= status < 200:
-                    raise httpx.RemoteProtocolError(
-                        f"an interim answer ({status}) was not asked for", request=request
-                    )
-                if not answer.done and (answer.head_only or status in _NO_BODY):
+            if answer.headers_done and not answer.done and not answer._interim():
+                if answer.head_only or answer.status in _NO_BODY:
                     break  # no body follows, whatever its headers say
             elif received > MAX_HEAD:
                 raise _too_large(request)
@@ -198,6 +222,7 @@ class PlatformTransport(httpx.AsyncBaseTransport):
         self._ssl = ssl_context
         self._clock = clock
         self._idle: dict[Origin, list[_Connection]] = {}
+        self._closed = False
         self.connections_made = 0
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -211,7 +236,7 @@ class PlatformTransport(httpx.AsyncBaseTransport):
         timeouts: dict[str, float | None] = dict(request.extensions.get("timeout", {}))
         data = _request_bytes(request, await request.aread())
         for attempt in (1, 2):
-            conn = self._take(origin)
+            conn = self._take(origin) if attempt == 1 else None  # again: on a new one
             reused = conn is not None
             if conn is None:
                 conn = await self._connect(origin, request, timeouts)
@@ -250,6 +275,9 @@ class PlatformTransport(httpx.AsyncBaseTransport):
         return None
 
     def _give_back(self, origin: Origin, conn: _Connection) -> None:
+        if self._closed:  # (closed while its request was under way)
+            conn.close()
+            return
         conn.idle_since = self._clock()
         idle = self._idle.setdefault(origin, [])
         idle.append(conn)
@@ -263,9 +291,12 @@ class PlatformTransport(httpx.AsyncBaseTransport):
         tls: dict[str, Any] = (
             {"ssl": self._ssl, "server_hostname": host} if scheme == "https" else {}
         )
+        loop = asyncio.get_running_loop()
+        reader = _Reader(limit=READ_SIZE, loop=loop)
+        protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
         try:
             async with asyncio.timeout(timeouts.get("connect")):
-                reader, writer = await asyncio.open_connection(host, port, limit=READ_SIZE, **tls)
+                stream, _ = await loop.create_connection(lambda: protocol, host, port, **tls)
         except TimeoutError:
             what = f"connecting to {host}:{port} timed out"
             raise httpx.ConnectTimeout(what, request=request) from None
@@ -273,9 +304,10 @@ class PlatformTransport(httpx.AsyncBaseTransport):
             what = f"cannot connect to {host}:{port}: {exc}"
             raise httpx.ConnectError(what, request=request) from None
         self.connections_made += 1
-        return _Connection(reader, writer)
+        return _Connection(reader, asyncio.StreamWriter(stream, protocol, reader, loop))
 
     async def aclose(self) -> None:
+        self._closed = True
         idle, self._idle = self._idle, {}
         for conns in idle.values():
             for conn in conns:
