@@ -448,3 +448,22 @@ async def test_bytes_beyond_an_answer_are_not_taken_for_it_nor_the_next() -> Non
             second = await http.get(f"http://127.0.0.1:{server.port}/")
             assert (second.status_code, second.text) == (200, "answer 2")
     assert transport.connections_made == 2
+
+
+async def test_a_large_answer_comes_whole() -> None:
+    """A page of a thousand invoices is megabytes: read across many reads, whole."""
+    big = b"".join(b'{"InvoiceID": "%08d"},' % n for n in range(60_000))
+
+    async def large(reader: Reader, writer: Writer, _n: int) -> None:
+        while True:
+            await server.request(reader)
+            writer.write(answer(big))
+            await writer.drain()
+
+    async with serving(large) as server:
+        transport = plain()
+        async with client(transport) as http:
+            for _ in range(2):
+                got = await http.get(f"http://127.0.0.1:{server.port}/")
+                assert got.content == big
+    assert len(big) > 1_000_000 and transport.connections_made == 1

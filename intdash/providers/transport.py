@@ -176,7 +176,7 @@ class _Connection:
             if answer.headers_done and not answer.done and not answer._interim():
                 if answer.head_only or answer.status in _NO_BODY:
                     break  # no body follows, whatever its headers say
-            elif received > MAX_HEAD:
+            elif not answer.headers_done and received > MAX_HEAD:
                 raise _too_large(request)
         again = answer.done and not answer.more and answer.keep_alive
         return answer.status, answer, again
