@@ -4,7 +4,7 @@ httpx's client stays what intdash calls (its URLs, headers, content decoding, ex
 the environment names a proxy, httpx's own transport is used instead); underneath, a request is
 written to an asyncio stream and its answer parsed by httptools, the parser uvicorn serves with.
 A no-change sync is two small requests, and on the general-purpose stack (httpcore, h11, anyio)
-each cost about six times the CPU of the exchange itself. Connections are kept alive per
+each cost about ten times the CPU of the bare exchange. Connections are kept alive per
 origin, as httpx's own pool keeps them.
 
 What an API call needs and nothing more: HTTP/1.1 only, the request body read whole before it
