@@ -467,3 +467,42 @@ async def test_a_large_answer_comes_whole() -> None:
                 got = await http.get(f"http://127.0.0.1:{server.port}/")
                 assert got.content == big
     assert len(big) > 1_000_000 and transport.connections_made == 1
+
+
+async def test_a_connection_idle_past_the_keep_alive_time_is_not_used() -> None:
+    now = [1000.0]
+
+    async def keep_answering(reader: Reader, writer: Writer, n: int) -> None:
+        while True:
+            await server.request(reader)
+            writer.write(answer(f"answer {n}".encode()))
+            await writer.drain()
+
+    async with serving(keep_answering) as server:
+        transport = PlatformTransport(ssl.create_default_context(), clock=lambda: now[0])
+        url = f"http://127.0.0.1:{server.port}/"
+        async with client(transport) as http:
+            assert (await http.get(url)).text == "answer 1"
+            now[0] += 4.9  # within the keep-alive time: the same connection
+            assert (await http.get(url)).text == "answer 1"
+            now[0] += 5.1  # past it (a server lets such a connection go): a new one
+            assert (await http.get(url)).text == "answer 2"
+    assert transport.connections_made == 2
+
+
+async def test_a_request_cancelled_midway_leaves_no_connection_behind() -> None:
+    async def silent(reader: Reader, writer: Writer, _n: int) -> None:
+        await server.request(reader)
+        assert await reader.read() == b""  # the client let go
+        server.bodies.append(b"let go")
+
+    async with serving(silent) as server:
+        transport = plain()
+        async with client(transport) as http:
+            pending = asyncio.ensure_future(http.get(f"http://127.0.0.1:{server.port}/"))
+            await wait_for_async(lambda: server.heads, 10)
+            pending.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await pending
+            await wait_for_async(lambda: b"let go" in server.bodies, 10, "kept after a cancel")
+            assert not transport._idle
