@@ -174,11 +174,6 @@ def load() -> str:
     return f"load average {one:.2f} {five:.2f} {fifteen:.2f}"
 
 
-def rate_window(box: Any, per_minute: int, per_day: int) -> None:
-    box.control("xero/limits", {"window": "minute", "limit": per_minute, "seconds": 60})
-    box.control("xero/limits", {"window": "day", "limit": per_day, "seconds": 86400})
-
-
 def refresh_token(box: Any) -> str:
     """A consent at the emulator, as tap-xero's user would give one: its refresh token."""
     from intdash.providers.http import httpx
@@ -324,7 +319,7 @@ async def unthrottled(
     tap: list[Run] = []
     ours: list[Run] = []
     try:
-        rate_window(box, 10**9, 10**9)
+        box.xero_limits()
         unlimited = {"xero": RateLimits(100_000, 1.0, 5)}
         print(f"{size:,} invoices, {rounds} rounds ({load()})", flush=True)
         for n in range(rounds):
@@ -408,11 +403,11 @@ async def throttled(
 
     box = SandboxProcess(size, credit_notes=False)  # tap-xero's invoices stream alone
     try:
-        rate_window(box, 10**9, 10**9)
+        box.xero_limits()
         unlimited = {"xero": RateLimits(100_000, 1.0, 5)}
         # twice, the faster kept: a new emulator's first listing is slower than its next
         alone, alone_calls, _ = min([await sync(unlimited), await sync(unlimited)], key=first)
-        rate_window(box, PER_MINUTE, 5000)  # Xero's own: 60 a minute, 5,000 a day (anew)
+        box.xero_limits(PER_MINUTE, 5000)  # Xero's own: 60 a minute, 5,000 a day (anew)
         run, calls, refused = await sync(None)  # intdash's own pacing
     finally:
         box.close()

@@ -68,6 +68,11 @@ class SandboxProcess:
             return httpx.get(f"{self.url}/_sandbox/{path}").json()
         return httpx.post(f"{self.url}/_sandbox/{path}", json=body).json()
 
+    def xero_limits(self, per_minute: int = 10**9, per_day: int = 10**9) -> None:
+        """Xero's call windows, a minute's and a day's (by default out of the way)."""
+        self.control("xero/limits", {"window": "minute", "limit": per_minute, "seconds": 60})
+        self.control("xero/limits", {"window": "day", "limit": per_day, "seconds": 86400})
+
     def close(self) -> None:
         self.proc.terminate()
         self.proc.wait(timeout=10)
@@ -116,8 +121,7 @@ async def measure_stalls(work: Callable[[], Awaitable[Any]]) -> tuple[Any, float
 async def throughput(size: int) -> None:
     box = SandboxProcess(size)
     try:
-        box.control("xero/limits", {"window": "minute", "limit": 10**9, "seconds": 60})
-        box.control("xero/limits", {"window": "day", "limit": 10**9, "seconds": 86400})
+        box.xero_limits()
         ws = fresh_workspace(box)
         service = ConnectService(ws, limits={"xero": RateLimits(100_000, 1.0, 5)})
         uid = await connected(ws, "xero", service)
@@ -186,8 +190,7 @@ async def dashboard_stall(size: int) -> None:
     unlimited = RateLimits(100_000, 1.0, 5)
     XeroConnector.default_limits = unlimited  # the emulator is unthrottled for this figure
     try:
-        box.control("xero/limits", {"window": "minute", "limit": 10**9, "seconds": 60})
-        box.control("xero/limits", {"window": "day", "limit": 10**9, "seconds": 86400})
+        box.xero_limits()
         ws = fresh_workspace(box)
         uid = await connected(ws, "xero", ConnectService(ws))
         app = IntdashApp(
