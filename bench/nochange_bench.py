@@ -3,7 +3,9 @@
 This is what the scheduler does thousands of times an hour. ``--count`` Xero integrations, one
 organisation each, are synced once in full; then every one of them is synced again, rounds in
 a row, ``--workers`` at a time, as a serve's workers would. Each of those syncs is two listing
-calls (invoices, then credit notes) that answer nothing new.
+calls (invoices, then credit notes) that answer nothing new. Before those rounds each
+integration is given ``--history`` past runs (a month of five-minute syncs by default): the
+history a schedule leaves, which a sync's statements must not read through.
 
 The sandbox runs in a process of its own (``intdash sandbox``), as a platform would be: its work
 does not share this process's interpreter (in one process, the emulator's thread and intdash's
@@ -14,7 +16,8 @@ Printed, per round and as medians: syncs a second, intdash's CPU per sync (this 
 beside it the emulator's own CPU per call (its process's CPU over the calls it answered): the
 cost of the same HTTP exchange on the other side.
 
-    python bench/nochange_bench.py [--count 300] [--rounds 5] [--workers 4] [--database URL]
+    python bench/nochange_bench.py [--count 300] [--rounds 5] [--workers 4] [--history 8640]
+                                   [--database URL]
     python bench/nochange_bench.py --profile out.txt   # yappi, this process's threads, a round
 """
 
@@ -30,6 +33,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +41,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from scheduling_bench import connect, consent, cpu_seconds, use_env
+from sqlalchemy import insert
 from sync_bench import SandboxProcess
 
 from intdash.core.config import load_settings
-from intdash.core.models import RunOutcome
+from intdash.core.models import RunOutcome, SyncRun
 from intdash.core.workspace import Workspace
 from intdash.sync.engine import SyncEngine, Trigger
 from tests.providers import clone
@@ -132,6 +137,9 @@ async def bench(args: argparse.Namespace) -> None:
             platform = Platform(box)
             first = await one_round(engine, uids, args.workers, platform)
             print(f"full syncs of {len(uids)} integrations (20 invoices each): {first.rate:.0f}/s")
+            if args.history:
+                past(ws, uids, args.history)
+                print(f"each integration given {args.history:,} past runs")
             if args.profile:
                 await profiled(engine, uids, args.workers, platform, Path(args.profile))
                 return
@@ -144,6 +152,31 @@ async def bench(args: argparse.Namespace) -> None:
     finally:
         box.close()
         shutil.rmtree(home, ignore_errors=True)
+
+
+def past(ws: Workspace, uids: Sequence[str], runs: int) -> None:
+    """Give each integration ``runs`` ended runs, five minutes apart, before those it had: the
+    history a schedule leaves (8,640 runs is a month of five-minute syncs)."""
+    ended = ws.clock() - timedelta(days=1)
+    with ws.db.read() as session:
+        ids = [ws.integrations.find(session, uid).id for uid in uids]
+    for integration_id in ids:
+        rows = [
+            {
+                "integration_id": integration_id,
+                "trigger": "schedule",
+                "started_at": ended - timedelta(minutes=5 * n),
+                "ended_at": ended - timedelta(minutes=5 * n) + timedelta(seconds=1),
+                "fetched": 0,
+                "created": 0,
+                "updated": 0,
+                "held": 0,
+                "outcome": RunOutcome.OK.value,
+            }
+            for n in range(runs)
+        ]
+        with ws.db.write_connection() as conn:
+            conn.execute(insert(SyncRun), rows)
 
 
 async def profiled(
@@ -198,6 +231,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--database", help="a PostgreSQL URL (default: SQLite in a temp home)")
     parser.add_argument("--profile", metavar="FILE", help="profile one round with yappi")
+    parser.add_argument(
+        "--history",
+        type=int,
+        default=8640,
+        help="past runs given each integration first (default 8,640: a month of five-minute "
+        "syncs; 0 for none)",
+    )
     asyncio.run(bench(parser.parse_args(argv)))
 
 

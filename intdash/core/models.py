@@ -218,6 +218,14 @@ class SyncRun(SQLModel, table=True):
     __table_args__ = (
         Index(None, "integration_id", "started_at"),
         Index(None, "ended_at"),  # the dashboard's change check: a look-up, not a scan
+        # the runs going on now, apart: a sync's start looks for one of its integration left
+        # running among these few, not among all its runs
+        Index(
+            "ix_sync_runs_running",
+            "integration_id",
+            sqlite_where=text("outcome = 'running'"),
+            postgresql_where=text("outcome = 'running'"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -14,7 +14,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BindParameter, Connection, Update, bindparam, case, insert, or_, update
+from sqlalchemy import (
+    BindParameter,
+    Connection,
+    Update,
+    bindparam,
+    case,
+    insert,
+    or_,
+    text,
+    update,
+)
 
 from intdash.core.budget import DailyBudget
 from intdash.core.models import Integration, RunOutcome, SyncRun
@@ -26,10 +36,11 @@ _RUNS = SyncRun.__table__  # type: ignore[attr-defined]
 _INTEGRATIONS = Integration.__table__  # type: ignore[attr-defined]
 _ID: BindParameter[int] = bindparam("b_id")
 
-# a run left 'running' holds no claim any more: its process stopped
+# a run left 'running' holds no claim any more: its process stopped (the outcome written out,
+# not bound, so that the index of the running runs serves it: ix_sync_runs_running)
 INTERRUPT = (
     update(_RUNS)
-    .where(_RUNS.c.integration_id == _ID, _RUNS.c.outcome == RunOutcome.RUNNING.value)
+    .where(_RUNS.c.integration_id == _ID, text(f"outcome = '{RunOutcome.RUNNING.value}'"))
     .values(
         outcome=RunOutcome.INTERRUPTED.value, ended_at=bindparam("b_now"), error=bindparam("b_why")
     )
