@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
+import threading
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
@@ -355,3 +357,63 @@ def test_a_sqlite_without_returning_is_refused_by_name() -> None:
     )
     assert sqlite_refused(SQLITE_NEEDED) is None
     assert sqlite_refused((3, 46, 0)) is None
+
+
+@pytest.mark.skipif(ON_POSTGRES, reason="SQLite's write lock")
+def test_a_write_that_must_not_wait_is_refused_while_another_connection_writes(
+    ws: Workspace,
+) -> None:
+    from intdash.core.db import BUSY_TIMEOUT_MS, WouldWait
+
+    ws.plans.set("starter")
+    db = ws.db
+    assert db.sqlite_path is not None
+    other = sqlite3.connect(db.sqlite_path, isolation_level=None)  # another process's
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with db.without_waiting():
+            assert not db.may_wait
+            with pytest.raises(WouldWait), db.write_connection() as conn:
+                conn.execute(text("UPDATE plan SET monthly_limit = 7"))
+            with pytest.raises(WouldWait), db.write() as session:
+                session.execute(text("UPDATE plan SET monthly_limit = 7"))
+            with db.read() as session:  # reading never waits for a writer (WAL)
+                session.execute(text("SELECT count(*) FROM integrations")).one()
+    finally:
+        other.execute("COMMIT")
+        other.close()
+    assert db.may_wait
+    with db.engine.connect() as conn:  # each connection waits for a lock as before
+        timeouts = {conn.exec_driver_sql("PRAGMA busy_timeout").scalar()}
+    assert timeouts == {BUSY_TIMEOUT_MS}
+    with db.without_waiting(), db.write_connection() as conn:  # free now: written at once
+        conn.execute(text("UPDATE plan SET monthly_limit = 7"))
+    with db.read() as session:
+        assert session.execute(text("SELECT monthly_limit FROM plan")).scalar() == 7
+
+
+@pytest.mark.skipif(ON_POSTGRES, reason="this process's SQLite writers")
+def test_a_write_that_must_not_wait_is_refused_while_another_thread_writes(
+    ws: Workspace,
+) -> None:
+    from intdash.core.db import WouldWait
+
+    db = ws.db
+    writing, done = threading.Event(), threading.Event()
+
+    def long_write() -> None:
+        with db.write_connection():
+            writing.set()
+            done.wait(30)
+
+    writer = threading.Thread(target=long_write)
+    writer.start()
+    try:
+        assert writing.wait(30)
+        with db.without_waiting(), pytest.raises(WouldWait), db.write_connection():
+            pass
+    finally:
+        done.set()
+        writer.join(30)
+    with db.without_waiting(), db.write_connection() as conn:  # the turn is free again
+        conn.execute(text("SELECT 1"))

@@ -22,9 +22,9 @@ import os
 import sqlite3
 import threading
 import urllib.parse
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, make_url, text
 from sqlalchemy.dialects import registry
@@ -40,6 +40,9 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 log = logging.getLogger(__name__)
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 _BEGIN_KEY = "intdash_begin"
@@ -66,6 +69,17 @@ def normalise_url(raw: str) -> URL:
     return url
 
 
+# how long a SQLite statement waits for another connection's lock before it fails
+BUSY_TIMEOUT_MS = 10_000
+# the BEGIN mode of a write that must not wait (:meth:`Database.without_waiting`)
+_NOWAIT = "IMMEDIATE NOWAIT"
+
+
+class WouldWait(Exception):
+    """A step run by :meth:`Database.without_waiting` would have waited for another writer
+    (or has long work to do): nothing of it was committed; run it again where it may wait."""
+
+
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     # the dialect below emits BEGIN, not the sqlite3 module
     dbapi_connection.isolation_level = None
@@ -73,7 +87,7 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     for pragma in (
         "PRAGMA journal_mode=WAL",
         "PRAGMA foreign_keys=ON",
-        "PRAGMA busy_timeout=10000",
+        f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}",
         "PRAGMA synchronous=NORMAL",
         "PRAGMA secure_delete=ON",
     ):
@@ -146,9 +160,25 @@ class SQLiteDialect(SQLiteDialect_pysqlite):
         mode = dbapi_connection.info.pop(_BEGIN_KEY, "DEFERRED")
         cursor = dbapi_connection.cursor()
         try:
-            cursor.execute(f"BEGIN {mode}")
+            if mode == _NOWAIT:
+                _begin_now(cursor)
+            else:
+                cursor.execute(f"BEGIN {mode}")
         finally:
             cursor.close()
+
+
+def _begin_now(cursor: sqlite3.Cursor) -> None:
+    """BEGIN IMMEDIATE, or WouldWait where another connection holds the write lock."""
+    cursor.execute("PRAGMA busy_timeout=0")
+    try:
+        cursor.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        if getattr(exc, "sqlite_errorname", None) == "SQLITE_BUSY":
+            raise WouldWait("another connection is writing") from None
+        raise
+    finally:
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
 
 
 registry.register("sqlite.intdash", __name__, "SQLiteDialect")
@@ -245,9 +275,8 @@ class Database:
         five."""
         self.url = normalise_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
-        self._writers: contextlib.AbstractContextManager[Any] = (
-            threading.RLock() if self.is_sqlite else contextlib.nullcontext()
-        )
+        self._writers = threading.RLock()  # SQLite's writers in this process, in turn
+        self._now_only = threading.local()  # without_waiting() on this thread
         kwargs: dict[str, Any] = {"echo": echo, "future": True}
         #: a SQLite file on a read-only file system: opened for reading only
         self.read_only_media = False
@@ -317,13 +346,63 @@ class Database:
             yield session
 
     @contextlib.contextmanager
+    def without_waiting(self) -> Iterator[None]:
+        """Within it, on this thread, a write that would wait for another writer (of this
+        process or another) raises :class:`WouldWait` as it begins, instead of waiting.
+
+        For the short steps of a sync run on the event loop (SQLite): a hop to a thread and
+        back cost a no-change sync more than its statements. A step that meets a writer, or
+        has long work to do (:meth:`may_wait` is then False), runs again in a thread."""
+        self._now_only.on = True
+        try:
+            yield
+        finally:
+            self._now_only.on = False
+
+    def at_once(
+        self, step: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs
+    ) -> tuple[_T] | None:
+        """``step`` run here and now, :meth:`without_waiting` (SQLite): its result, in a
+        1-tuple. None where it would have waited for another writer, or had long work to do:
+        it committed nothing, and is for a thread (and always on PostgreSQL)."""
+        if not self.is_sqlite:
+            return None
+        try:
+            with self.without_waiting():
+                return (step(*args, **kwargs),)
+        except WouldWait:
+            return None
+
+    @property
+    def may_wait(self) -> bool:
+        """False within :meth:`without_waiting`: long work is to raise :class:`WouldWait`."""
+        return not getattr(self._now_only, "on", False)
+
+    @contextlib.contextmanager
+    def _turn(self) -> Iterator[str | None]:
+        """This process's turn to write, on SQLite: the BEGIN mode its transaction takes (None
+        on PostgreSQL, whose writers do not queue here)."""
+        if not self.is_sqlite:
+            yield None
+        elif self.may_wait:
+            # SQLite has one writer at a time: this process's writers queue here, in turn,
+            # rather than in SQLite's busy handler, whose growing sleeps make long waits
+            with self._writers:
+                yield "IMMEDIATE"
+        elif self._writers.acquire(blocking=False):
+            try:
+                yield _NOWAIT
+            finally:
+                self._writers.release()
+        else:
+            raise WouldWait("another thread of this process is writing")
+
+    @contextlib.contextmanager
     def write(self) -> Iterator[Session]:
         """A session whose transaction takes the write lock at once and commits at the end."""
-        # SQLite has one writer at a time: this process's writers queue here, in turn, rather
-        # than in SQLite's busy handler, whose growing sleeps make the slowest waits long
-        with self._writers, Session(self.engine, expire_on_commit=False) as session:
-            if self.is_sqlite:
-                session.connection(execution_options={_BEGIN_KEY: "IMMEDIATE"})
+        with self._turn() as begin, Session(self.engine, expire_on_commit=False) as session:
+            if begin is not None:
+                session.connection(execution_options={_BEGIN_KEY: begin})
             try:
                 yield session
                 session.commit()
@@ -336,9 +415,9 @@ class Database:
         """:meth:`write` without the ORM session: a connection in a transaction that takes the
         write lock at once and commits at the end (the hottest writers, which run Core
         statements only)."""
-        with self._writers, self.engine.connect() as conn:
-            if self.is_sqlite:
-                conn.execution_options(**{_BEGIN_KEY: "IMMEDIATE"})
+        with self._turn() as begin, self.engine.connect() as conn:
+            if begin is not None:
+                conn.execution_options(**{_BEGIN_KEY: begin})
             with conn.begin():
                 yield conn
 

@@ -38,6 +38,7 @@ from intdash.server.formats import (
 from intdash.server.invoice_in import BatchIn, InvoiceIn
 
 if TYPE_CHECKING:
+    from intdash.core.db import Database
     from intdash.core.workspace import Workspace
 
 log = logging.getLogger("intdash.server")
@@ -122,9 +123,16 @@ class GroupWriter:
     #: in with the first one's reach :meth:`submit` in them, and go in the same group (taken
     #: at once, about half the groups were of one push, the dearest a push)
     GATHER_TURNS = 2
+    #: a group of at most this many invoices is written on the event loop, where the database
+    #: need not wait for it (SQLite): a hop to a thread and back, and the interpreter's lock
+    #: passed between the threads at each statement, cost such a group more than its writing
+    AT_ONCE_INVOICES = 64
 
-    def __init__(self, write: Callable[[Sequence[Push]], list[Pushed]]) -> None:
+    def __init__(
+        self, write: Callable[[Sequence[Push]], list[Pushed]], db: Database | None = None
+    ) -> None:
         self._write = write
+        self._db = db
         self._waiting: list[tuple[Push, asyncio.Future[Pushed]]] = []
         self._writer: asyncio.Task[None] | None = None
 
@@ -141,8 +149,11 @@ class GroupWriter:
                 await asyncio.sleep(0)
             group = self._waiting[: self.MAX_GROUP]
             del self._waiting[: self.MAX_GROUP]
+            pushes = [push for push, _ in group]
             try:
-                outcomes = await asyncio.to_thread(self._write, [push for push, _ in group])
+                outcomes = self._at_once(pushes)
+                if outcomes is None:
+                    outcomes = await asyncio.to_thread(self._write, pushes)
             except BaseException as exc:  # the whole transaction failed: every push with it
                 for _, future in group:
                     if not future.done():
@@ -155,13 +166,21 @@ class GroupWriter:
                     future.set_result(outcome)
 
 
+    def _at_once(self, pushes: list[Push]) -> list[Pushed] | None:
+        """A small group written here and now, where that needs no wait; else None."""
+        if self._db is None or sum(len(p.invoices) for p in pushes) > self.AT_ONCE_INVOICES:
+            return None
+        done = self._db.at_once(self._write, pushes)
+        return None if done is None else done[0]
+
+
 class IngestApi:
     def __init__(self, workspace: Workspace) -> None:
         self.ws = workspace
         server = workspace.settings.server
         self.limit = server.max_body_bytes
         self.rates = RateLimiter(server.rate_per_second, server.rate_burst)
-        self.writer = GroupWriter(workspace.ingest.accept_group)
+        self.writer = GroupWriter(workspace.ingest.accept_group, workspace.db)
 
     async def _authorise(
         self, request: Request, *, writing: bool = False

@@ -33,6 +33,7 @@ from sqlmodel import col
 
 from intdash.core.budget import DailyBudget, daily_reserve
 from intdash.core.catalog import type_spec
+from intdash.core.db import WouldWait
 from intdash.core.errors import ConflictError, IntdashError
 from intdash.core.liveness import holder_dead
 from intdash.core.models import Integration, RunOutcome
@@ -281,6 +282,9 @@ class SyncEngine:
                     released = ws.invoices.release_due(conn, integration_id, now)
             except IntegrityError:  # another process inserted the claim first
                 raise AlreadyRunning.held(uid, ws.leases.current(name)) from None
+        except WouldWait:  # nothing was written: the claim is taken again in a thread
+            self._let_go(integration_id, lease=False)
+            raise
         except BaseException:
             self._let_go(integration_id)
             raise
@@ -373,7 +377,7 @@ class SyncEngine:
         empty last page, kept while the claim is still this run's."""
         ws = self._ws
         now = ws.clock()
-        lease_given = False
+        lease_given = again = False
         try:
             with ws.db.write_connection() as conn:
                 # (lost: any request to stop is the run's that has the claim now)
@@ -393,8 +397,12 @@ class SyncEngine:
                     daily=daily,
                 )
             lease_given = True
+        except WouldWait:  # nothing was written: the run still holds its claim
+            again = True
+            raise
         finally:
-            self._let_go(integration_id, lease=not lease_given)
+            if not again:
+                self._let_go(integration_id, lease=not lease_given)
 
     # -- running -----------------------------------------------------------------------------
 
@@ -409,12 +417,19 @@ class SyncEngine:
     ) -> RunResult:
         """One sync; failures are recorded and returned, not raised (but for refusals).
         ``progress`` is told the run's totals so far after each page is committed."""
-        begin = asyncio.ensure_future(asyncio.to_thread(self._begin, uid, trigger))
-        try:
-            begun = await asyncio.shield(begin)
-        except asyncio.CancelledError:
-            begin.add_done_callback(self._abandoned)  # the claim may be taken all the same
-            raise
+        # on the event loop where that needs no wait: a step's hop to a thread and back, and the
+        # interpreter's lock passed between the two threads at each of its statements, cost a
+        # sync that finds nothing more than its statements
+        done = self._ws.db.at_once(self._begin, uid, trigger)
+        if done is not None:
+            begun = done[0]
+        else:
+            begin = asyncio.ensure_future(asyncio.to_thread(self._begin, uid, trigger))
+            try:
+                begun = await asyncio.shield(begin)
+            except asyncio.CancelledError:
+                begin.add_done_callback(self._abandoned)  # the claim may be taken all the same
+                raise
         row, run_id = begun.row, begun.run_id
         assert row.id is not None
         integration_id = row.id
@@ -490,9 +505,9 @@ class SyncEngine:
         resumes_at = daily.resets_at if stopped_for_the_day and daily is not None else None
         # a stop for the day is shown by the status (daily API limit), not as a failure
         show = show_failure and resumes_at is None and not lost and not quiet
-        await asyncio.to_thread(
-            self._finish, integration_id, run_id, outcome, error, show, daily, lost, pending
-        )
+        end = (integration_id, run_id, outcome, error, show, daily, lost, pending)
+        if self._ws.db.at_once(self._finish, *end) is None:
+            await asyncio.to_thread(self._finish, *end)
         log.info(
             "sync %s (%s): %s, fetched %d, created %d, updated %d, held %d%s",
             row.uid, trigger.value, outcome.value, totals.fetched, totals.created,

@@ -24,10 +24,10 @@ if TYPE_CHECKING:
 _CREDENTIALS = Credential.__table__  # type: ignore[attr-defined]
 NAMES = sa_select(_CREDENTIALS.c.integration_id, _CREDENTIALS.c.name)  # built once
 NAMES_OF = NAMES.where(_CREDENTIALS.c.integration_id.in_(bindparam("ids", expanding=True)))
-# an integration's secrets of some names: every sync reads its token and tenant so
-_MANY = select(Credential).where(
-    Credential.integration_id == bindparam("b_integration"),
-    col(Credential.name).in_(bindparam("b_names", expanding=True)),
+# an integration's secrets (a few), of which every sync reads its token and tenant: the
+# columns alone, without the ORM's objects, and no list of names rendered into the statement
+_OF_ONE = sa_select(_CREDENTIALS.c.name, _CREDENTIALS.c.ciphertext, _CREDENTIALS.c.version).where(
+    _CREDENTIALS.c.integration_id == bindparam("b_integration")
 )
 
 OAUTH_TOKEN = "oauth_token"  # noqa: S105 - credential names
@@ -81,16 +81,15 @@ class CredentialStore:
         self, session: Session, integration_id: int, names: Iterable[str]
     ) -> dict[str, StoredSecret]:
         """Those of ``names`` the integration has, in one read."""
-        wanted = sorted(set(names))
+        wanted = set(names)
         if not wanted:
             return {}
-        rows = session.exec(_MANY, params={"b_integration": integration_id, "b_names": wanted})
-        vault = self._ws.vault
+        rows = session.connection().execute(_OF_ONE, {"b_integration": integration_id})
+        decrypt = self._ws.vault.decrypt
         return {
-            row.name: StoredSecret(
-                vault.decrypt(row.ciphertext, _context(integration_id, row.name)), row.version
-            )
-            for row in rows
+            name: StoredSecret(decrypt(ciphertext, _context(integration_id, name)), version)
+            for name, ciphertext, version in rows
+            if name in wanted
         }
 
     def put(self, session: Session, integration_id: int, name: str, value: str) -> int:

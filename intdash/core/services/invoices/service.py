@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, bindparam, func, select, update
 
 from intdash.core.clock import month_start
+from intdash.core.db import WouldWait
 from intdash.core.fiscal import (
     FiscalRegister,
     HashChainRegister,
@@ -432,6 +433,8 @@ class InvoiceService:
         ).all()
         if not rows:
             return 0
+        if not self._ws.db.may_wait:  # fiscalizing them is long work, not for the event loop
+            raise WouldWait("held invoices to release")
         conn.execute(
             update(INVOICES)
             .where(INVOICES.c.id.in_([r.id for r in rows]))
