@@ -62,8 +62,13 @@ class RunOutcome(StrEnum):
 
 class Integration(SQLModel, table=True):
     __tablename__: ClassVar[str] = "integrations"
-    # the dashboard's change check reads the latest of these: index look-ups, not scans
-    __table_args__ = (Index(None, "invoices_changed_at"), Index(None, "last_attempted_sync"))
+    # the dashboard's change check reads the latest of these: index look-ups, not scans; and
+    # every fiscalizing transaction (a push, a sync's page) looks up the webhooks by type
+    __table_args__ = (
+        Index(None, "invoices_changed_at"),
+        Index(None, "last_attempted_sync"),
+        Index(None, "type"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     uid: str = Field(max_length=32, unique=True)
