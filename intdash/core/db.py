@@ -174,7 +174,8 @@ def _begin_now(cursor: sqlite3.Cursor) -> None:
     try:
         cursor.execute("BEGIN IMMEDIATE")
     except sqlite3.OperationalError as exc:
-        if getattr(exc, "sqlite_errorname", None) == "SQLITE_BUSY":
+        # (SQLITE_BUSY_RECOVERY, SQLITE_BUSY_SNAPSHOT...: the extended codes of a busy file)
+        if getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY:
             raise WouldWait("another connection is writing") from None
         raise
     finally:
@@ -353,11 +354,12 @@ class Database:
         For the short steps of a sync run on the event loop (SQLite): a hop to a thread and
         back cost a no-change sync more than its statements. A step that meets a writer, or
         has long work to do (:meth:`may_wait` is then False), runs again in a thread."""
+        before = getattr(self._now_only, "on", False)
         self._now_only.on = True
         try:
             yield
         finally:
-            self._now_only.on = False
+            self._now_only.on = before
 
     def at_once(
         self, step: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs

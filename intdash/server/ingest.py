@@ -114,9 +114,10 @@ class RateLimiter:
 
 
 class GroupWriter:
-    """Writes concurrent pushes together: while one group is being written (in a thread),
-    the pushes that arrive wait, and go as the next group, in one transaction and one commit.
-    Each is answered once its group is committed, so an acknowledged invoice is durable."""
+    """Writes concurrent pushes together: while one group is being written (in a thread, or
+    on the event loop where it is small and SQLite need not wait), the pushes that arrive wait,
+    and go as the next group, in one transaction and one commit. Each is answered once its
+    group is committed, so an acknowledged invoice is durable."""
 
     MAX_GROUP = 256
     #: turns of the event loop a group waits before it is taken: the requests whose bytes came
@@ -164,7 +165,6 @@ class GroupWriter:
             for (_, future), outcome in zip(group, outcomes, strict=True):
                 if not future.done():
                     future.set_result(outcome)
-
 
     def _at_once(self, pushes: list[Push]) -> list[Pushed] | None:
         """A small group written here and now, where that needs no wait; else None."""

@@ -400,6 +400,14 @@ class SyncEngine:
         except WouldWait:  # nothing was written: the run still holds its claim
             again = True
             raise
+        except Exception:
+            if ws.db.may_wait:
+                raise
+            # on the event loop: giving the claim back is a write that may have to wait, so
+            # the end is made again in a thread (it committed nothing), and fails there as it
+            # must, the claim given back where a write may wait
+            again = True
+            raise WouldWait("the run's end failed on the event loop") from None
         finally:
             if not again:
                 self._let_go(integration_id, lease=not lease_given)
