@@ -1,6 +1,7 @@
 """Ingest throughput of the Custom Integration API on loopback.
 
     python bench/ingest_bench.py [--chunks 10] [--singles 500] [--batches 20] [--clients 8]
+                                 [--fleet 10000]
 
 ``intdash serve`` runs in a process of its own (SQLite in a throwaway home), and beside it, in
 another, the baseline: a bare Starlette app served by the same uvicorn that stores each pushed
@@ -12,6 +13,10 @@ the ratio of the two rates (over the whole run, and the median of the chunks').
 
 Before them, once: batches of 1,000 to intdash, invoices per second and latency per batch,
 beside ``GET /v1/health`` (the HTTP stack, the key-less route and one database round trip).
+
+The workspace holds ``--fleet`` other integrations (10,000 Xero ones, not yet connected, by
+default: the dashboard's scale), so that a push's cost is measured where it is paid, not in a
+workspace of one integration.
 """
 
 from __future__ import annotations
@@ -31,7 +36,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from sqlalchemy import insert
+
 from intdash.core.config import load_settings
+from intdash.core.models import Integration
 from intdash.core.workspace import Workspace
 from intdash.providers.http import httpx
 from tests.waiting import wait_for
@@ -131,6 +139,19 @@ async def singles(
     return await run(clients, count, single)
 
 
+def fleet(ws: Workspace, count: int) -> None:
+    """``count`` Xero integrations, not yet connected, written at once."""
+    now = ws.clock()
+    rows = [
+        {"uid": f"ITG-FLEET{n:06d}", "type": "xero", "name": f"Company {n:05d}",
+         "created_at": now, "settings": {}, "sync_enabled": True, "delivery_failures": 0}
+        for n in range(count)
+    ]  # fmt: skip
+    with ws.db.write_connection() as conn:
+        if rows:
+            conn.execute(insert(Integration), rows)
+
+
 async def measure(args: argparse.Namespace, url: str, key: str) -> None:
     headers = {"Authorization": f"Bearer {key}"}
 
@@ -157,6 +178,9 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=10)
     parser.add_argument("--batches", type=int, default=20)
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument(
+        "--fleet", type=int, default=10_000, help="other integrations in the workspace"
+    )
     args = parser.parse_args()
 
     home = tempfile.mkdtemp(prefix="intdash-ingest-")
@@ -171,6 +195,8 @@ def main() -> None:
     os.environ.update(env)
     ws = Workspace.open(load_settings(), actor="bench")
     ws.plans.set("scale", monthly_limit=100_000_000)
+    fleet(ws, args.fleet)
+    print(f"the workspace holds {args.fleet:,} other integrations")
     uid = ws.integrations.create("custom", name="Bench").integration.uid
     key = ws.keys.create(uid, "bench").key
     bare_uid = ws.integrations.create("custom", name="Bare").integration.uid
