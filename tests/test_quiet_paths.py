@@ -349,6 +349,16 @@ async def test_a_run_starts_from_the_cursor_as_its_claim_stands(
     assert begun.row.cursor == "2099-01-01T00:00:00+00:00"
 
 
+async def synced_once(pws: Workspace) -> tuple[str, SyncEngine]:
+    """A Xero integration on Scale, synced once in full: its UID and the engine."""
+    pws.plans.set("scale")
+    uid = pws.integrations.create("xero").integration.uid
+    await connect(pws, uid)
+    engine = SyncEngine(pws)
+    assert (await engine.run(uid)).outcome is RunOutcome.OK
+    return uid, engine
+
+
 class Threads(ThreadPoolExecutor):
     """The event loop's default executor, naming each function sent to a thread."""
 
@@ -383,11 +393,7 @@ async def test_a_sync_that_finds_nothing_takes_no_thread_on_sqlite(
 ) -> None:
     """Its two writes and its read are short, and need not wait: run on the event loop, where
     a hop to a thread and back cost more than the statements."""
-    pws.plans.set("scale")
-    uid = pws.integrations.create("xero").integration.uid
-    await connect(pws, uid)
-    engine = SyncEngine(pws)
-    assert (await engine.run(uid)).outcome is RunOutcome.OK
+    uid, engine = await synced_once(pws)
     with threads_watched() as threads:
         result = await engine.run(uid)
     assert (result.outcome, result.fetched) == (RunOutcome.OK, 0)
@@ -400,11 +406,7 @@ async def test_a_step_that_would_wait_for_another_writer_waits_in_a_thread(
 ) -> None:
     """Another process holds SQLite's write lock: the sync's start waits for it in a thread,
     not on the event loop, and the sync goes on once it is let go."""
-    pws.plans.set("scale")
-    uid = pws.integrations.create("xero").integration.uid
-    await connect(pws, uid)
-    engine = SyncEngine(pws)
-    assert (await engine.run(uid)).outcome is RunOutcome.OK
+    uid, engine = await synced_once(pws)
     path = pws.db.sqlite_path
     assert path is not None
     other = sqlite3.connect(path, isolation_level=None)  # as another process would
@@ -430,11 +432,7 @@ async def test_a_step_that_would_wait_for_another_writer_waits_in_a_thread(
 async def test_a_step_goes_to_a_thread_while_another_thread_of_the_process_writes(
     pws: Workspace, sandbox: Sandbox
 ) -> None:
-    pws.plans.set("scale")
-    uid = pws.integrations.create("xero").integration.uid
-    await connect(pws, uid)
-    engine = SyncEngine(pws)
-    assert (await engine.run(uid)).outcome is RunOutcome.OK
+    uid, engine = await synced_once(pws)
     writing, done = threading.Event(), threading.Event()
 
     def long_write() -> None:  # a page of a bulk sync, say
@@ -497,11 +495,7 @@ def test_a_syncs_start_finds_a_run_left_running_by_index_not_among_all_runs(
 async def test_a_runs_end_that_would_wait_keeps_its_claim_until_made_in_a_thread(
     pws: Workspace, sandbox: Sandbox
 ) -> None:
-    pws.plans.set("scale")
-    uid = pws.integrations.create("xero").integration.uid
-    await connect(pws, uid)
-    engine = SyncEngine(pws)
-    assert (await engine.run(uid)).outcome is RunOutcome.OK
+    uid, engine = await synced_once(pws)
     path = pws.db.sqlite_path
     assert path is not None
     other = sqlite3.connect(path, isolation_level=None)  # another process, writing
@@ -532,11 +526,7 @@ async def test_a_runs_end_that_fails_on_the_event_loop_fails_in_a_thread_and_let
     pws: Workspace, sandbox: Sandbox, monkeypatch: Any
 ) -> None:
     """Giving the claim back after a failed end is a write that may wait: not on the loop."""
-    pws.plans.set("scale")
-    uid = pws.integrations.create("xero").integration.uid
-    await connect(pws, uid)
-    engine = SyncEngine(pws)
-    assert (await engine.run(uid)).outcome is RunOutcome.OK
+    uid, engine = await synced_once(pws)
     integration_id = ident(pws, uid)
     failed: list[bool] = []
 
