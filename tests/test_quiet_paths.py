@@ -22,6 +22,7 @@ from sqlmodel import col, select
 from intdash.core.models import RunOutcome, SyncRun
 from intdash.core.services.ingest import Push, Pushed
 from intdash.core.workspace import Workspace
+from intdash.providers import xero
 from intdash.providers.http import httpx, shared_client
 from intdash.providers.transport import PlatformTransport
 from intdash.sandbox.server import Sandbox
@@ -565,3 +566,25 @@ async def test_a_small_group_that_would_wait_for_another_writer_is_written_in_a_
     assert pushed.error is None
     assert [i.external_id for i in pushed.stored or []] == ["ext-1"]
     assert ws.invoices.verify().records == 1
+
+
+async def test_a_large_page_is_made_into_invoices_off_the_event_loop(
+    pws: Workspace, sandbox: Sandbox, monkeypatch: Any
+) -> None:
+    """A page of Xero's invoices is its JSON and then an invoice from each document: tens of
+    milliseconds for a large page, all of it in a thread (the dashboard shares the loop)."""
+    pws.plans.set("scale")
+    uid = pws.integrations.create("xero").integration.uid
+    await connect(pws, uid)
+    on_loop: list[bool] = []
+    real = xero.parse_invoice
+
+    def noted(raw: Any) -> Any:
+        on_loop.append(threading.current_thread() is threading.main_thread())
+        return real(raw)
+
+    monkeypatch.setattr(xero, "parse_invoice", noted)
+    result = await SyncEngine(pws).run(uid)
+    assert result.outcome is RunOutcome.OK
+    assert len(on_loop) >= result.fetched > 0
+    assert not any(on_loop)

@@ -7,7 +7,7 @@ import functools
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from intdash.core.budget import DailyBudget
 from intdash.core.clock import Clock, system_clock
@@ -29,6 +29,7 @@ MAX_RATE_RETRIES = 5
 MAX_SERVER_RETRIES = 2
 LARGE_BODY = 64 * 1024
 
+_T = TypeVar("_T")
 _pacers: dict[tuple[int, str, str], Pacer] = {}
 
 
@@ -186,11 +187,33 @@ class ApiClient:
         headers: Mapping[str, str] | None = None,
         what: str = "",
     ) -> Any:
+        return await self.get_parsed(url, _as_is, params=params, headers=headers, what=what)
+
+    async def get_parsed(
+        self,
+        url: str,
+        parse: Callable[[Any], _T],
+        *,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        what: str = "",
+    ) -> _T:
+        """The JSON answer, made into what ``parse`` makes of it: both in a thread when the
+        answer is large (a page of a thousand invoices is tens of milliseconds of work, and the
+        dashboard shares the event loop), here otherwise."""
         response = await self.get(url, params=params, headers=headers)
         what = what or f"{self.connector.label} {url}"
-        if len(response.content) > LARGE_BODY:  # off the loop: the dashboard shares it
-            return await asyncio.to_thread(parse_json, response, what)
-        return parse_json(response, what)
+
+        def work() -> _T:
+            return parse(parse_json(response, what))
+
+        if len(response.content) > LARGE_BODY:
+            return await asyncio.to_thread(work)
+        return work()
+
+
+def _as_is(data: Any) -> Any:
+    return data
 
 
 def require(data: Any, key: str, kind: type, what: str) -> Any:

@@ -357,18 +357,23 @@ class XeroConnector(Connector):
                 headers = (
                     {"If-Modified-Since": _http_time(modified_since)} if modified_since else {}
                 )
-                data = await api.get_json(
+                what = f"{label} page {page}"
+
+                def listing(data: Any) -> Listing:  # with the JSON, off the loop when large
+                    raw = require(data, resource, list, what)
+                    return Listing([parse(item) for item in raw], more=len(raw) >= size)
+
+                return await api.get_parsed(
                     f"{self.api}/api.xro/2.0/{resource}",
+                    listing,
                     params={
                         "page": str(page),
                         "pageSize": str(size),
                         "order": "UpdatedDateUTC ASC",
                     },
                     headers=headers,
-                    what=f"{label} page {page}",
+                    what=what,
                 )
-                raw = require(data, resource, list, f"{label} page {page}")
-                return Listing([parse(item) for item in raw], more=len(raw) >= size)
 
             return lambda at: walk(fetch, start_cursor(at, since), label=label)
 
