@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from common import sample_invoice
 
 from intdash.core.config import load_settings
+from intdash.core.heap import freeze_long_lived
 from intdash.core.workspace import Workspace
 from intdash.providers.connect import ConnectService
 from intdash.providers.http import httpx
@@ -136,6 +137,7 @@ async def throughput(size: int) -> None:
         async def sync() -> Any:
             return await engine.run(uid)
 
+        freeze_long_lived()  # as `intdash serve` and the dashboard do once started
         idle_stall = (await measure_stalls(lambda: asyncio.sleep(2.0)))[1]
         started = time.perf_counter()
         result, stall = await measure_stalls(sync)
