@@ -202,18 +202,23 @@ class ApiClient:
         answer is large (a page of a thousand invoices is tens of milliseconds of work, and the
         dashboard shares the event loop), here otherwise."""
         response = await self.get(url, params=params, headers=headers)
-        what = what or f"{self.connector.label} {url}"
-
-        def work() -> _T:
-            return parse(parse_json(response, what))
-
-        if len(response.content) > LARGE_BODY:
-            return await asyncio.to_thread(work)
-        return work()
+        return await parsed(response, what or f"{self.connector.label} {url}", parse)
 
 
 def _as_is(data: Any) -> Any:
     return data
+
+
+async def parsed(response: httpx.Response, what: str, parse: Callable[[Any], _T] = _as_is) -> _T:
+    """``response``'s JSON made into what ``parse`` makes of it: in a thread when the answer is
+    large (the dashboard shares the event loop), here otherwise."""
+
+    def work() -> _T:
+        return parse(parse_json(response, what))
+
+    if len(response.content) > LARGE_BODY:
+        return await asyncio.to_thread(work)
+    return work()
 
 
 def require(data: Any, key: str, kind: type, what: str) -> Any:

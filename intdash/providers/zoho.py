@@ -4,7 +4,6 @@ read from the document itself as the rate limits allow (:mod:`intdash.providers.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import replace
@@ -17,9 +16,9 @@ from authlib.integrations.httpx_client import AsyncOAuth2Client
 from intdash.core.catalog import IntegrationType
 from intdash.core.config import ZohoSettings
 from intdash.core.invoices import InvoiceData, InvoiceKind
-from intdash.providers.api import LARGE_BODY, require
+from intdash.providers.api import parsed, require
 from intdash.providers.base import InvoicePage, Tenant, TokenSet
-from intdash.providers.connector import Connector, RateProblem, parse_json
+from intdash.providers.connector import Connector, RateProblem
 from intdash.providers.errors import AuthorisationFailed, MalformedResponse, RateLimited
 from intdash.providers.headers import seconds_from_now
 from intdash.providers.http import httpx
@@ -217,9 +216,7 @@ class ZohoConnector(Connector):
         allowance."""
         response = await api.get(url, params=params)
         budget.note(response, self.clock())
-        if len(response.content) > LARGE_BODY:
-            return await asyncio.to_thread(parse_json, response, what)
-        return parse_json(response, what)
+        return await parsed(response, what)
 
     async def _read(
         self,
