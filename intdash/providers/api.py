@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from intdash.core.budget import DailyBudget
 from intdash.core.clock import Clock, system_clock
+from intdash.core.heap import collections_paused
 from intdash.providers.base import Tenant, TokenSet
 from intdash.providers.connector import Connector, parse_json
 from intdash.providers.errors import (
@@ -216,8 +217,12 @@ async def parsed(response: httpx.Response, what: str, parse: Callable[[Any], _T]
     def work() -> _T:
         return parse(parse_json(response, what))
 
+    def large() -> _T:
+        with collections_paused():  # the decoded JSON is made and dropped here, cycle-free
+            return work()
+
     if len(response.content) > LARGE_BODY:
-        return await asyncio.to_thread(work)
+        return await asyncio.to_thread(large)
     return work()
 
 

@@ -25,6 +25,7 @@ from intdash.core.fiscal import (
     Verification,
     next_step,
 )
+from intdash.core.heap import collections_paused
 from intdash.core.invoices import InvoiceData, InvoiceKind, items_from_json, payments_from_json
 from intdash.core.models import (
     FiscalRecord,
@@ -256,7 +257,23 @@ class InvoiceService:
         (:func:`_without_tax`). Within a batch the last copy of an invoice wins.
         ``result.room`` is what is left of the room afterwards; with ``track``,
         ``result.outcomes`` says what became of each invoice.
+
+        No collection of cyclic garbage runs meanwhile: a batch's rows and records are made and
+        dropped here, cycle-free (:func:`~intdash.core.heap.collections_paused`).
         """
+        with collections_paused():
+            return self._upsert(conn, integration_id, batch, now, room, limit, track)
+
+    def _upsert(
+        self,
+        conn: Connection,
+        integration_id: int,
+        batch: Sequence[InvoiceData],
+        now: datetime,
+        room: int | None,
+        limit: int | None,
+        track: bool,
+    ) -> BatchResult:
         latest: dict[str, InvoiceData] = {}
         credit_notes: list[InvoiceData] = []
         for data in batch:
