@@ -8,10 +8,10 @@ process, so they are moved out of the collector's reach; what is made later is c
 A page of a thousand invoices is tens of thousands of containers (the answer's JSON, then the
 invoices made of it, then their rows): made and dropped within one step, and none of them part
 of a cycle. Collections during that step walk every one of them, once or twice in the young
-generations, and promote the survivors until a full collection walks them again: a third of a
-sync's CPU, and the longest pauses of the event loop. So collections wait while such a step runs
-(:func:`collections_paused`); what it leaves alive is collected as usual afterwards, and so is any
-cyclic garbage made meanwhile, by any thread.
+generations, and promote the survivors until a full collection walks them again: a fifth to a
+third of a sync's CPU, and the longest pauses of the event loop. So collections wait while such
+a step runs (:func:`collections_paused`); what it leaves alive is collected as usual afterwards,
+and so is any cyclic garbage made meanwhile, by any thread.
 """
 
 from __future__ import annotations
