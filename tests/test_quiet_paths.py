@@ -588,3 +588,19 @@ async def test_a_large_page_is_made_into_invoices_off_the_event_loop(
     assert result.outcome is RunOutcome.OK
     assert len(on_loop) >= result.fetched > 0
     assert not any(on_loop)
+
+
+async def test_a_myob_pages_lines_are_made_in_a_thread_a_layouts_answer_not_one_an_invoice(
+    pws: Workspace, sandbox: Sandbox
+) -> None:
+    """MYOB's lines come from each layout's list: the lines of all the invoices of one answer
+    are made in one hop to a thread (a hop an invoice was thousands a sync, each a turn of the
+    loop and two handovers of the interpreter's lock)."""
+    pws.plans.set("scale")
+    uid = pws.integrations.create("myob").integration.uid
+    await connect(pws, uid)
+    with threads_watched() as threads:
+        result = await SyncEngine(pws).run(uid)
+    assert result.outcome is RunOutcome.OK
+    assert result.fetched > 1000
+    assert len(threads.sent) < result.fetched / 20, threads.sent[:20]
