@@ -200,12 +200,15 @@ _SQLITE_REFUNDS = (
 _HEAD = select(_records.c.seq, _records.c.hash).order_by(_records.c.seq.desc()).limit(1)
 
 
+REGISTER_LOCK = 4772002  # PostgreSQL's advisory lock of the register, held to its commit
+
+
 class HashChainRegister:
     """A local, tamper-evident register: a SHA-256 chain over the records."""
 
     def _lock(self, conn: Connection) -> None:
         if conn.dialect.name == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(4772002)"))
+            conn.execute(text(f"SELECT pg_advisory_xact_lock({REGISTER_LOCK})"))
         # SQLite: the caller's write transaction already holds the only write lock
 
     def fiscalize(

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import gc
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+import time
+from collections.abc import Callable
 
 
 def freeze_long_lived() -> None:
@@ -28,27 +28,66 @@ def freeze_long_lived() -> None:
     gc.freeze()
 
 
-_pausing = threading.Lock()
-_paused = 0  # steps within collections_paused(), in every thread
-_resume = False  # whether the collector was on when the first of them began
+LONGEST_OFF = 1.0  # seconds the collector may stay off while pauses overlap without a gap
 
 
-@contextmanager
-def collections_paused() -> Iterator[None]:
-    """No automatic collection while the block runs (in any thread: the collector is the
-    process's). Blocks may overlap across threads: the collector is back on when the last one
-    ends, and only if it was on when the first began. For short steps that make and drop many
-    objects; garbage made meanwhile waits for the next collection."""
-    global _paused, _resume
-    with _pausing:
-        if _paused == 0:
-            _resume = gc.isenabled()
-            gc.disable()
-        _paused += 1
-    try:
-        yield
-    finally:
-        with _pausing:
-            _paused -= 1
-            if _paused == 0 and _resume:
-                gc.enable()
+class CollectorPause:
+    """Steps during which no automatic collection runs (in any thread: the collector is the
+    process's). Steps may overlap across threads: the collector is back on when the last one
+    ends, and only if it was on when the first began. Where they overlap without a gap for
+    longer than ``longest_off`` (``clock``'s seconds), the young generations are collected as a
+    step begins or ends, so that cyclic garbage never waits long. Only for steps that wait on
+    nothing (no lock, no other process, no network): one that waited would hold the collector
+    off as long as it did."""
+
+    def __init__(
+        self, *, clock: Callable[[], float] = time.monotonic, longest_off: float = LONGEST_OFF
+    ) -> None:
+        self._clock, self._longest_off = clock, longest_off
+        self._lock = threading.Lock()
+        self._steps = 0  # steps running now, in every thread
+        self._resume = False  # whether the collector was on when the first of them began
+        self._off_since = 0.0
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._steps == 0:
+                self._resume = gc.isenabled()
+                gc.disable()
+                self._off_since = self._clock()
+                due = False
+            else:
+                due = self._due()
+            self._steps += 1
+        if due:  # (outside the lock: a finalizer the collection runs may pause a step)
+            gc.collect(1)
+
+    def __exit__(self, *_exc: object) -> None:
+        with self._lock:
+            self._steps -= 1
+            if self._steps == 0:
+                if self._resume:
+                    gc.enable()  # (the next allocation collects, if one is due)
+                due = False
+            else:
+                due = self._due()
+        if due:
+            gc.collect(1)
+
+    def _due(self) -> bool:
+        """Whether the collector, on before these steps, has been off too long (then it is
+        taken as collected from now on)."""
+        now = self._clock()
+        if self._resume and now - self._off_since > self._longest_off:
+            self._off_since = now
+            return True
+        return False
+
+
+_PAUSE = CollectorPause()
+
+
+def collections_paused() -> CollectorPause:
+    """The process's :class:`CollectorPause`: ``with collections_paused(): ...`` runs a step
+    that makes and drops many objects, and waits on nothing, with the collector off."""
+    return _PAUSE

@@ -258,9 +258,13 @@ class InvoiceService:
         ``result.room`` is what is left of the room afterwards; with ``track``,
         ``result.outcomes`` says what became of each invoice.
 
-        No collection of cyclic garbage runs meanwhile: a batch's rows and records are made and
-        dropped here, cycle-free (:func:`~intdash.core.heap.collections_paused`).
+        On SQLite no collection of cyclic garbage runs meanwhile: a batch's rows and records
+        are made and dropped here, cycle-free, and nothing here waits (the caller's transaction
+        holds the write lock: :func:`~intdash.core.heap.collections_paused`). PostgreSQL's
+        statements are round trips, and may wait for the register's lock or a row's.
         """
+        if conn.dialect.name != "sqlite":
+            return self._upsert(conn, integration_id, batch, now, room, limit, track)
         with collections_paused():
             return self._upsert(conn, integration_id, batch, now, room, limit, track)
 
