@@ -22,7 +22,7 @@ from sqlmodel import col, select
 from intdash.core.models import RunOutcome, SyncRun
 from intdash.core.services.ingest import Push, Pushed
 from intdash.core.workspace import Workspace
-from intdash.providers import xero
+from intdash.providers import xero, zoho
 from intdash.providers.http import httpx, shared_client
 from intdash.providers.transport import PlatformTransport
 from intdash.sandbox.server import Sandbox
@@ -604,3 +604,26 @@ async def test_a_myob_pages_lines_are_made_in_a_thread_a_layouts_answer_not_one_
     assert result.outcome is RunOutcome.OK
     assert result.fetched > 1000
     assert len(threads.sent) < result.fetched / 20, threads.sent[:20]
+
+
+async def test_a_zoho_page_is_made_into_invoices_off_the_event_loop(
+    pws: Workspace, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page of Zoho's documents (200) is made into invoices in the thread that decodes its
+    JSON, as Xero's are; a document read alone for its tax is a small answer, read here."""
+    pws.plans.set("scale")
+    uid = pws.integrations.create("zoho").integration.uid
+    await connect(pws, uid)
+    off_loop: list[bool] = []
+    real = zoho.INVOICES.parse
+
+    def noted(raw: Any) -> Any:
+        off_loop.append(threading.current_thread() is not threading.main_thread())
+        return real(raw)
+
+    monkeypatch.setattr(zoho, "INVOICES", replace(zoho.INVOICES, parse=noted))
+    result = await SyncEngine(pws).run(uid)
+    assert result.outcome is RunOutcome.OK
+    assert result.fetched > 200
+    # every full page's (a short last page may be a small answer, read on the loop)
+    assert off_loop.count(True) >= result.fetched // 200 * 200

@@ -5,7 +5,7 @@ read from the document itself as the rate limits allow (:mod:`intdash.providers.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -210,13 +210,19 @@ class ZohoConnector(Connector):
         return f"Zoho Books answered with {len(names)} organization(s): {', '.join(names)}"
 
     async def _get(
-        self, api: ApiClient, url: str, params: Mapping[str, str], what: str, budget: TaxBudget
+        self,
+        api: ApiClient,
+        url: str,
+        params: Mapping[str, str],
+        what: str,
+        budget: TaxBudget,
+        parse: Callable[[Any], Any] | None = None,
     ) -> Any:
-        """GET and parse (off the loop when large), noting what the answer says of the
-        allowance."""
+        """GET, decode and ``parse`` (off the loop when large), noting what the answer says of
+        the allowance."""
         response = await api.get(url, params=params)
         budget.note(response, self.clock())
-        return await parsed(response, what)
+        return await (parsed(response, what, parse) if parse else parsed(response, what))
 
     async def _read(
         self,
@@ -326,12 +332,18 @@ class ZohoConnector(Connector):
             if modified_since is not None:
                 params["last_modified_time"] = modified_since.astimezone(UTC).strftime(TIME_FORMAT)
             what = f"{docs.label} page {page}"
-            data = await self._get(api, f"{base}/{docs.path}", params, what, budget)
-            raw = require(data, docs.path, list, what)
-            context = data.get("page_context") if isinstance(data, dict) else None
-            more = isinstance(context, dict) and bool(context.get("has_more_page"))
-            ended[0] = not more
-            return Listing([docs.parse(item) for item in raw], more=more)
+
+            def listing(data: Any) -> Listing:  # with the JSON, off the loop when large
+                raw = require(data, docs.path, list, what)
+                context = data.get("page_context")
+                more = isinstance(context, dict) and bool(context.get("has_more_page"))
+                return Listing([docs.parse(item) for item in raw], more=more)
+
+            found: Listing = await self._get(
+                api, f"{base}/{docs.path}", params, what, budget, listing
+            )
+            ended[0] = not found.more
+            return found
 
         async def read(listed: InvoiceData) -> InvoiceData:
             return await self._read(api, base, tenant, docs, listed, budget)
