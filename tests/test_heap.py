@@ -191,7 +191,7 @@ async def test_no_collection_runs_while_a_large_answer_is_decoded_and_read() -> 
     body = xero_page(1000)
     assert len(body) > LARGE_BODY
     response = httpx.Response(
-        200, content=body, request=httpx.Request("GET", "https://api.xero.com/api.xro/2.0/Invoices")
+        200, content=body, request=httpx.Request("GET", "http://127.0.0.1/api.xro/2.0/Invoices")
     )
     during: list[int] = []
 

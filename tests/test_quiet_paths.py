@@ -609,8 +609,9 @@ async def test_a_myob_pages_lines_are_made_in_a_thread_a_layouts_answer_not_one_
 async def test_a_zoho_page_is_made_into_invoices_off_the_event_loop(
     pws: Workspace, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A page of Zoho's documents (200) is made into invoices in the thread that decodes its
-    JSON, as Xero's are; a document read alone for its tax is a small answer, read here."""
+    """A page of Zoho's documents (200 by default) is made into invoices in the thread that
+    decodes its JSON, as Xero's are; a document read alone for its tax is a small answer, read
+    here."""
     pws.plans.set("scale")
     uid = pws.integrations.create("zoho").integration.uid
     await connect(pws, uid)
@@ -626,4 +627,5 @@ async def test_a_zoho_page_is_made_into_invoices_off_the_event_loop(
     assert result.outcome is RunOutcome.OK
     assert result.fetched > 200
     # every full page's (a short last page may be a small answer, read on the loop)
-    assert off_loop.count(True) >= result.fetched // 200 * 200
+    page = pws.settings.zoho.page_size
+    assert off_loop.count(True) >= result.fetched // page * page

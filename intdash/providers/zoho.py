@@ -222,7 +222,9 @@ class ZohoConnector(Connector):
         the allowance."""
         response = await api.get(url, params=params)
         budget.note(response, self.clock())
-        return await (parsed(response, what, parse) if parse else parsed(response, what))
+        if parse is None:
+            return await parsed(response, what)
+        return await parsed(response, what, parse)
 
     async def _read(
         self,
